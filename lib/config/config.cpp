@@ -1,0 +1,395 @@
+#include "config/config.hpp"
+
+#include <cmath>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <toml++/toml.h>
+
+namespace vae {
+
+namespace {
+
+OptionSpec opt(std::string key, ValueKind kind, Value def, std::string help,
+               std::vector<std::string> choices = {}, std::optional<double> min = {},
+               std::optional<double> max = {}, bool identity = true) {
+  return OptionSpec{std::move(key), kind, std::move(def), std::move(help), std::move(choices),
+                    min, max, identity};
+}
+
+using K = ValueKind;
+using I = int64_t;
+
+std::vector<OptionSpec> make_options() {
+  return {
+      // data
+      opt("dataset", K::String, std::string("mnist"), "data set",
+          {"mnist", "fashion-mnist", "binarized-mnist", "frey-face"}),
+      opt("data-dir", K::String, std::string(""),
+          "folder of the data files (default: $VAE_DATA_DIR, else ../shared/data/<set> "
+          "beside the repository; Fashion-MNIST: /usr/share/datasets/fashion-mnist)",
+          {}, {}, {}, false),
+      opt("binarize", K::String, std::string("auto"),
+          "dynamic: fresh Bernoulli draw each epoch (test set once, fixed seed); none: "
+          "intensities in [0,1]; fixed: the Larochelle binarization; auto: dynamic for a "
+          "Bernoulli likelihood, none for a Gaussian, fixed for binarized-mnist",
+          {"auto", "dynamic", "none", "fixed"}),
+      opt("train-size", K::Int, I(0), "use the first N training images (0: all)", {}, 0.0),
+      opt("valid-size", K::Int, I(0),
+          "hold out the last N training images for validation (binarized-mnist uses its "
+          "own split when 0)", {}, 0.0),
+      opt("test-size", K::Int, I(0), "use the first N test images (0: all)", {}, 0.0),
+      // model
+      opt("model", K::String, std::string("vae"), "model", {"vae"}),
+      opt("latent", K::Int, I(20), "latent dimension", {}, 1.0, 4096.0),
+      opt("hidden", K::IntList, std::vector<I>{400},
+          "hidden layer sizes of encoder and decoder (decoder mirrored), e.g. 500,500", {}, 1.0,
+          65536.0),
+      opt("activation", K::String, std::string("relu"), "hidden activation",
+          {"relu", "tanh", "softplus", "sigmoid", "elu"}),
+      opt("posterior", K::String, std::string("gaussian"), "approximate posterior",
+          {"gaussian"}),
+      opt("likelihood", K::String, std::string("bernoulli"), "decoder distribution p(x|z)",
+          {"bernoulli", "gaussian"}),
+      opt("sigma", K::String, std::string("fixed"),
+          "Gaussian decoder sigma: fixed (--sigma-value), learned (one shared), optimal "
+          "(sigma* = sqrt(minibatch MSE)), per-pixel (decoder output)",
+          {"fixed", "learned", "optimal", "per-pixel"}),
+      opt("sigma-value", K::Float, 1.0, "sigma for --sigma fixed", {}, 1e-6),
+      opt("min-log-sigma", K::Float, -6.0,
+          "soft lower bound of log sigma: s = b + softplus(s - b) (learned, optimal, per-pixel)",
+          {}, -20.0, 0.0),
+      opt("gaussian-mean", K::String, std::string("sigmoid"),
+          "Gaussian decoder mean: sigmoid of the output (data in [0,1]) or identity",
+          {"sigmoid", "identity"}),
+      opt("init", K::String, std::string("uniform"),
+          "weight init: uniform U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as PyTorch's Linear, or "
+          "normal N(0, init-std^2) with zero biases as Kingma & Welling",
+          {"uniform", "normal"}),
+      opt("init-std", K::Float, 0.01, "standard deviation for --init normal", {}, 0.0),
+      // objective
+      opt("beta", K::Float, 1.0, "weight of the KL term (beta-VAE)", {}, 0.0),
+      opt("warmup", K::Int, I(0), "linear KL warm-up from 0 to beta over N epochs", {}, 0.0),
+      opt("free-bits", K::Float, 0.0,
+          "free bits: minimum KL in nats per latent dimension (batch average), 0: off", {}, 0.0),
+      // optimisation
+      opt("optimizer", K::String, std::string("adam"), "optimizer", {"adam", "adagrad"}),
+      opt("lr", K::Float, 1e-3, "learning rate", {}, 0.0),
+      opt("lr-schedule", K::String, std::string("constant"),
+          "constant, or exponential: lr * lr-decay^epoch", {"constant", "exponential"}),
+      opt("lr-decay", K::Float, 1.0, "learning-rate factor per epoch (exponential schedule)", {},
+          0.0, 1.0),
+      opt("adam-beta1", K::Float, 0.9, "Adam beta1", {}, 0.0, 1.0),
+      opt("adam-beta2", K::Float, 0.999, "Adam beta2", {}, 0.0, 1.0),
+      opt("adam-eps", K::Float, 1e-8, "Adam epsilon", {}, 0.0),
+      opt("adagrad-eps", K::Float, 1e-10, "Adagrad epsilon", {}, 0.0),
+      opt("batch", K::Int, I(128), "minibatch size", {}, 1.0, 1e6),
+      opt("epochs", K::Int, I(10), "training epochs", {}, 0.0, 1e6),
+      opt("seed", K::Int, I(0), "random seed (initialisation, batches, noise)", {}, 0.0),
+      opt("threads", K::Int, I(1), "OpenBLAS threads", {}, 1.0, 256.0, false),
+      // evaluation
+      opt("iw-samples", K::Int, I(5000),
+          "importance samples K for the test log-likelihood (0: skip)", {}, 0.0),
+      opt("iw-examples", K::Int, I(1000),
+          "test examples for the importance-weighted estimate (0: the whole test set)", {}, 0.0),
+      opt("iw-chunk", K::Int, I(500), "importance samples decoded at once", {}, 1.0, 1e6, false),
+      opt("eval-every", K::Int, I(0), "test ELBO every N epochs (0: only at the end)", {}, 0.0),
+  };
+}
+
+const char* kind_name(ValueKind k) {
+  switch (k) {
+    case K::Int: return "an integer";
+    case K::Float: return "a number";
+    case K::String: return "a string";
+    case K::IntList: return "a list of integers";
+    case K::Bool: return "true or false";
+  }
+  return "?";
+}
+
+void check_range(const OptionSpec& s, double x) {
+  if (!std::isfinite(x)) throw ConfigError("key '" + s.key + "': value is not finite");
+  if (s.min && x < *s.min) {
+    std::ostringstream m;
+    m << "key '" << s.key << "': " << x << " is below the minimum " << *s.min;
+    throw ConfigError(m.str());
+  }
+  if (s.max && x > *s.max) {
+    std::ostringstream m;
+    m << "key '" << s.key << "': " << x << " is above the maximum " << *s.max;
+    throw ConfigError(m.str());
+  }
+}
+
+}  // namespace
+
+const std::vector<OptionSpec>& train_options() {
+  static const std::vector<OptionSpec> options = make_options();
+  return options;
+}
+
+const OptionSpec* find_option(const std::string& key) {
+  for (const auto& o : train_options())
+    if (o.key == key) return &o;
+  return nullptr;
+}
+
+std::string value_to_string(const Value& v) {
+  struct Visitor {
+    std::string operator()(int64_t x) const { return std::to_string(x); }
+    std::string operator()(double x) const {
+      std::ostringstream s;
+      s.precision(17);
+      s << x;
+      return s.str();
+    }
+    std::string operator()(const std::string& x) const { return x; }
+    std::string operator()(const std::vector<int64_t>& x) const {
+      std::string s;
+      for (size_t i = 0; i < x.size(); ++i) s += (i ? "," : "") + std::to_string(x[i]);
+      return s;
+    }
+    std::string operator()(bool x) const { return x ? "true" : "false"; }
+  };
+  return std::visit(Visitor{}, v);
+}
+
+Value check_value(const OptionSpec& s, const Value& v) {
+  auto wrong = [&]() {
+    return ConfigError("key '" + s.key + "': expected " + kind_name(s.kind) + ", got '" +
+                       value_to_string(v) + "'");
+  };
+  switch (s.kind) {
+    case K::Int: {
+      if (auto p = std::get_if<int64_t>(&v)) {
+        check_range(s, double(*p));
+        return *p;
+      }
+      throw wrong();
+    }
+    case K::Float: {
+      double x;
+      if (auto p = std::get_if<double>(&v)) x = *p;
+      else if (auto q = std::get_if<int64_t>(&v)) x = double(*q);
+      else throw wrong();
+      check_range(s, x);
+      return x;
+    }
+    case K::String: {
+      auto p = std::get_if<std::string>(&v);
+      if (!p) throw wrong();
+      if (!s.choices.empty()) {
+        bool ok = false;
+        for (const auto& c : s.choices) ok = ok || c == *p;
+        if (!ok) {
+          std::string all;
+          for (const auto& c : s.choices) all += (all.empty() ? "" : ", ") + c;
+          throw ConfigError("key '" + s.key + "': '" + *p + "' is not one of " + all);
+        }
+      }
+      return *p;
+    }
+    case K::IntList: {
+      std::vector<int64_t> list;
+      if (auto p = std::get_if<std::vector<int64_t>>(&v)) list = *p;
+      else if (auto q = std::get_if<int64_t>(&v)) list = {*q};
+      else throw wrong();
+      for (auto x : list) check_range(s, double(x));
+      return list;
+    }
+    case K::Bool: {
+      if (auto p = std::get_if<bool>(&v)) return *p;
+      throw wrong();
+    }
+  }
+  throw wrong();
+}
+
+Value parse_value(const OptionSpec& s, const std::string& text) {
+  auto bad = [&]() {
+    return ConfigError("option --" + s.key + ": '" + text + "' is not " + kind_name(s.kind));
+  };
+  auto parse_int = [&](const std::string& t) -> int64_t {
+    size_t pos = 0;
+    int64_t x;
+    try {
+      x = std::stoll(t, &pos);
+    } catch (const std::exception&) {
+      throw bad();
+    }
+    if (pos != t.size()) throw bad();
+    return x;
+  };
+  switch (s.kind) {
+    case K::Int: return check_value(s, parse_int(text));
+    case K::Float: {
+      size_t pos = 0;
+      double x;
+      try {
+        x = std::stod(text, &pos);
+      } catch (const std::exception&) {
+        throw bad();
+      }
+      if (pos != text.size()) throw bad();
+      return check_value(s, x);
+    }
+    case K::String: return check_value(s, text);
+    case K::IntList: {
+      std::vector<int64_t> list;
+      std::stringstream ss(text);
+      std::string item;
+      while (std::getline(ss, item, ',')) list.push_back(parse_int(item));
+      if (list.empty()) throw bad();
+      return check_value(s, list);
+    }
+    case K::Bool:
+      if (text == "true" || text == "1") return true;
+      if (text == "false" || text == "0") return false;
+      throw bad();
+  }
+  throw bad();
+}
+
+ConfigMap default_config() {
+  ConfigMap c;
+  for (const auto& o : train_options()) c[o.key] = o.default_value;
+  return c;
+}
+
+void apply(ConfigMap& config, const std::map<std::string, Value>& settings) {
+  for (const auto& [key, value] : settings) {
+    const OptionSpec* s = find_option(key);
+    if (!s) throw ConfigError("unknown key '" + key + "'");
+    config[key] = check_value(*s, value);
+  }
+}
+
+std::map<std::string, Value> read_settings_toml(const std::string& path) {
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    std::ostringstream m;
+    m << path << ":" << e.source().begin.line << ": " << e.description();
+    throw ConfigError(m.str());
+  }
+  std::map<std::string, Value> out;
+  for (const auto& [k, node] : table) {
+    std::string key(k.str());
+    auto where = [&]() {
+      std::ostringstream m;
+      m << path << ":" << node.source().begin.line << ": ";
+      return m.str();
+    };
+    const OptionSpec* s = find_option(key);
+    if (!s) throw ConfigError(where() + "unknown key '" + key + "'");
+    Value v;
+    if (auto x = node.as_integer()) v = int64_t(x->get());
+    else if (auto d = node.as_floating_point()) v = d->get();
+    else if (auto t = node.as_string()) v = t->get();
+    else if (auto b = node.as_boolean()) v = b->get();
+    else if (auto a = node.as_array()) {
+      std::vector<int64_t> list;
+      for (const auto& e : *a) {
+        if (!e.is_integer())
+          throw ConfigError(where() + "key '" + key + "': expected a list of integers");
+        list.push_back(e.as_integer()->get());
+      }
+      v = list;
+    } else {
+      throw ConfigError(where() + "key '" + key + "': unsupported value type");
+    }
+    try {
+      out[key] = check_value(*s, v);
+    } catch (const ConfigError& e) {
+      throw ConfigError(where() + e.what());
+    }
+  }
+  return out;
+}
+
+void validate(const ConfigMap& c) {
+  auto str = [&](const char* k) { return std::get<std::string>(c.at(k)); };
+  auto num = [&](const char* k) { return std::get<int64_t>(c.at(k)); };
+  const std::string dataset = str("dataset"), binarize = str("binarize"),
+                    likelihood = str("likelihood");
+  if (binarize == "fixed" && dataset != "binarized-mnist")
+    throw ConfigError("key 'binarize': 'fixed' is the Larochelle binarization: use "
+                      "dataset = binarized-mnist");
+  if (dataset == "binarized-mnist" && binarize != "auto" && binarize != "fixed")
+    throw ConfigError("key 'binarize': binarized-mnist is already binary (use auto or fixed)");
+  if (likelihood == "bernoulli" && (binarize == "none" || dataset == "frey-face"))
+    throw ConfigError("key 'likelihood': a Bernoulli decoder needs binary data "
+                      "(binarize = dynamic, or dataset = binarized-mnist)");
+  if (likelihood == "gaussian" && binarize == "dynamic")
+    throw ConfigError("key 'binarize': a Gaussian decoder models intensities: use binarize = none");
+  if (likelihood != "gaussian" && str("sigma") != "fixed")
+    throw ConfigError("key 'sigma': sigma modes need likelihood = gaussian");
+  if (num("warmup") > 0 && num("warmup") > num("epochs") && num("epochs") > 0) {
+    // allowed: warm-up longer than training is a legitimate (if odd) setting
+  }
+  if (std::get<std::vector<int64_t>>(c.at("hidden")).empty())
+    throw ConfigError("key 'hidden': at least one hidden layer is needed");
+}
+
+TrainConfig to_train_config(const ConfigMap& c) {
+  validate(c);
+  auto s = [&](const char* k) { return std::get<std::string>(c.at(k)); };
+  auto i = [&](const char* k) { return std::get<int64_t>(c.at(k)); };
+  auto f = [&](const char* k) { return std::get<double>(c.at(k)); };
+  TrainConfig t;
+  t.dataset = s("dataset");
+  t.data_dir = s("data-dir");
+  t.likelihood = s("likelihood");
+  t.binarize = s("binarize");
+  if (t.binarize == "auto") {
+    if (t.dataset == "binarized-mnist") t.binarize = "fixed";
+    else t.binarize = t.likelihood == "bernoulli" ? "dynamic" : "none";
+  }
+  t.train_size = i("train-size");
+  t.valid_size = i("valid-size");
+  t.test_size = i("test-size");
+  t.model = s("model");
+  t.latent = i("latent");
+  t.hidden = std::get<std::vector<int64_t>>(c.at("hidden"));
+  t.activation = s("activation");
+  t.posterior = s("posterior");
+  t.sigma = s("sigma");
+  t.sigma_value = f("sigma-value");
+  t.min_log_sigma = f("min-log-sigma");
+  t.gaussian_mean = s("gaussian-mean");
+  t.init = s("init");
+  t.init_std = f("init-std");
+  t.beta = f("beta");
+  t.warmup = i("warmup");
+  t.free_bits = f("free-bits");
+  t.optimizer = s("optimizer");
+  t.lr = f("lr");
+  t.lr_schedule = s("lr-schedule");
+  t.lr_decay = f("lr-decay");
+  t.adam_beta1 = f("adam-beta1");
+  t.adam_beta2 = f("adam-beta2");
+  t.adam_eps = f("adam-eps");
+  t.adagrad_eps = f("adagrad-eps");
+  t.batch = i("batch");
+  t.epochs = i("epochs");
+  t.seed = i("seed");
+  t.threads = i("threads");
+  t.iw_samples = i("iw-samples");
+  t.iw_examples = i("iw-examples");
+  t.iw_chunk = i("iw-chunk");
+  t.eval_every = i("eval-every");
+  return t;
+}
+
+std::string to_json(const ConfigMap& config, bool identity_only) {
+  nlohmann::json j = nlohmann::json::object();  // std::map keeps keys sorted
+  for (const auto& [key, value] : config) {
+    const OptionSpec* s = find_option(key);
+    if (identity_only && s && !s->identity) continue;
+    std::visit([&](const auto& x) { j[key] = x; }, value);
+  }
+  return j.dump();
+}
+
+}  // namespace vae

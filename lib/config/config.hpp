@@ -1,0 +1,103 @@
+// The settings of one training run: one schema read by the command line, by
+// TOML run files and by sweep files, so the three can never disagree.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace vae {
+
+// A bad setting; what() is one line that names the key (and file/line if known).
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+enum class ValueKind { Int, Float, String, IntList, Bool };
+
+// A setting's value as written by the user, before it is checked.
+using Value = std::variant<int64_t, double, std::string, std::vector<int64_t>, bool>;
+
+struct OptionSpec {
+  std::string key;                   // "latent", as in --latent and TOML
+  ValueKind kind;
+  Value default_value;
+  std::string help;
+  std::vector<std::string> choices;  // for strings: the allowed values (empty: any)
+  std::optional<double> min, max;    // for numbers (each element of a list)
+  bool identity = true;              // part of a run's identity hash (false: output paths, verbosity)
+};
+
+// Every `vae train` setting, in the order `--help` lists them.
+const std::vector<OptionSpec>& train_options();
+const OptionSpec* find_option(const std::string& key);
+
+// Checks a value against its spec (type, range, choice) and converts where it is
+// lossless (an integer written for a float). Throws ConfigError naming the key.
+Value check_value(const OptionSpec& spec, const Value& v);
+
+// Parses a command-line string ("500,500", "1e-3", "true") into the spec's kind.
+Value parse_value(const OptionSpec& spec, const std::string& text);
+
+std::string value_to_string(const Value& v);
+
+// A resolved configuration: every key present, every value checked.
+using ConfigMap = std::map<std::string, Value>;
+
+ConfigMap default_config();
+
+// Applies settings onto a config; unknown keys and bad values throw ConfigError.
+void apply(ConfigMap& config, const std::map<std::string, Value>& settings);
+
+// Reads a run TOML file (flat table of settings). Errors name file, line and key.
+std::map<std::string, Value> read_settings_toml(const std::string& path);
+
+// Checks relations between settings (e.g. sigma only with a Gaussian likelihood).
+void validate(const ConfigMap& config);
+
+// The typed view the library uses.
+struct TrainConfig {
+  // data
+  std::string dataset;      // mnist | fashion-mnist | binarized-mnist | frey-face
+  std::string data_dir;     // "" = the dataset's default folder
+  std::string binarize;     // dynamic | none | fixed (resolved from "auto")
+  int64_t train_size, valid_size, test_size;
+  // model
+  std::string model;        // vae
+  int64_t latent;
+  std::vector<int64_t> hidden;
+  std::string activation;   // relu | tanh | softplus | sigmoid | elu
+  std::string posterior;    // gaussian
+  std::string likelihood;   // bernoulli | gaussian
+  std::string sigma;        // fixed | learned | optimal | per-pixel
+  double sigma_value;       // sigma for --sigma fixed
+  double min_log_sigma;     // soft lower bound of log sigma
+  std::string gaussian_mean;// sigmoid | identity
+  std::string init;         // uniform (PyTorch's default) | normal
+  double init_std;
+  // objective
+  double beta;
+  int64_t warmup;           // epochs of linear KL warm-up (0: none)
+  double free_bits;         // nats per latent dimension (0: off)
+  // optimisation
+  std::string optimizer;    // adam | adagrad
+  double lr;
+  std::string lr_schedule;  // constant | exponential
+  double lr_decay;          // factor per epoch for exponential
+  double adam_beta1, adam_beta2, adam_eps, adagrad_eps;
+  int64_t batch, epochs, seed, threads;
+  // evaluation
+  int64_t iw_samples, iw_examples, iw_chunk, eval_every;
+};
+
+TrainConfig to_train_config(const ConfigMap& config);
+
+// The configuration as canonical JSON (sorted keys), identity keys only or all.
+std::string to_json(const ConfigMap& config, bool identity_only);
+
+}  // namespace vae

@@ -1,0 +1,157 @@
+// Decoder distributions p(x|z): Bernoulli on logits, and the Gaussian with the
+// sigma modes of Rybkin et al. (2020), "Simple and Effective VAE Training with
+// Calibrated Decoders". Per pixel, with s = log sigma:
+//   -log N(x; m, sigma^2) = (x - m)^2 / (2 exp(2 s)) + s + log(2 pi) / 2
+// (DESIGN.md: the poster's exp((s*)^2) is a typo for exp(s*)^2.)
+#pragma once
+
+#include <cmath>
+#include <string>
+#include <xtensor-blas/xblas.hpp>
+
+#include "prob/gaussian.hpp"
+#include "tensor/activation.hpp"
+
+namespace vae {
+
+enum class LikelihoodKind { Bernoulli, Gaussian };
+enum class SigmaMode { Fixed, Learned, Optimal, PerPixel };
+
+inline SigmaMode parse_sigma_mode(const std::string& s) {
+  if (s == "fixed") return SigmaMode::Fixed;
+  if (s == "learned") return SigmaMode::Learned;
+  if (s == "optimal") return SigmaMode::Optimal;
+  if (s == "per-pixel") return SigmaMode::PerPixel;
+  throw std::invalid_argument("unknown sigma mode '" + s + "'");
+}
+
+// Soft lower bound used by the sigma-VAE reference code: s -> lb + softplus(s - lb),
+// so sigma never collapses to 0 while staying smooth.
+template <class T>
+T softclip(T s, T lb) {
+  T u = s - lb;
+  return lb + (std::log1p(std::exp(-std::abs(u))) + std::max(u, T(0)));
+}
+template <class T>
+T sigmoid(T x) {
+  return T(1) / (T(1) + std::exp(-x));
+}
+
+template <class T>
+struct Likelihood {
+  LikelihoodKind kind = LikelihoodKind::Bernoulli;
+  SigmaMode sigma = SigmaMode::Fixed;
+  T fixed_log_sigma = 0;       // --sigma fixed: log(sigma-value)
+  T min_log_sigma = -6;        // soft lower bound (learned, optimal, per-pixel)
+  bool sigmoid_mean = true;    // Gaussian mean = sigmoid(decoder output)
+  std::size_t shared_offset = 0;  // learned: the raw log sigma in the flat parameter buffer
+  // At evaluation the optimal mode uses the sigma* measured on the training set.
+  bool eval_sigma_set = false;
+  T eval_log_sigma = 0;
+
+  bool per_pixel() const { return kind == LikelihoodKind::Gaussian && sigma == SigmaMode::PerPixel; }
+  bool has_shared_param() const { return kind == LikelihoodKind::Gaussian && sigma == SigmaMode::Learned; }
+};
+
+// Buffers of one batch; all [B,D] except where noted.
+template <class T>
+struct LikelihoodWork {
+  Activation2<T> mean, logsig, elem;  // Gaussian mean, log sigma per pixel, -log p per pixel
+  std::vector<T> ones_d;              // [D], for row sums by gemv
+  T shared_log_sigma = 0;             // the shared s of this batch
+  void reserve(std::size_t B, std::size_t D) {
+    mean.reserve(B, D);
+    logsig.reserve(B, D);
+    elem.reserve(B, D);
+    ones_d.assign(D, T(1));
+  }
+};
+
+// nll[b] = -log p(x_b | z_b). out: logits (Bernoulli) or pre-mean (Gaussian);
+// raw_logsig: per-pixel decoder output (ignored otherwise). params: flat buffer.
+template <class T>
+void likelihood_forward(VecView<T>& nll, LikelihoodWork<T>& w, const Likelihood<T>& lik,
+                        const MatView<T>& out, const MatView<T>& raw_logsig, const MatView<T>& x,
+                        const T* params) {
+  const std::size_t B = out.shape()[0], D = out.shape()[1];
+  auto elem = w.elem.view(B);
+  auto ones = vec(w.ones_d.data(), D);
+  if (lik.kind == LikelihoodKind::Bernoulli) {
+    // -log p = softplus(a) - x a
+    xt::noalias(elem) = softplus_expr(out) - x * out;
+  } else {
+    auto mean = w.mean.view(B);
+    if (lik.sigmoid_mean) xt::noalias(mean) = sigmoid_expr(out);
+    else xt::noalias(mean) = out;
+    const T half_log2pi = T(0.5 * kLog2Pi);
+    if (lik.sigma == SigmaMode::PerPixel && !lik.eval_sigma_set) {
+      auto ls = w.logsig.view(B);
+      const T lb = lik.min_log_sigma;
+      xt::noalias(ls) = lb + softplus_expr(raw_logsig - lb);
+      xt::noalias(elem) = T(0.5) * xt::square(x - mean) * xt::exp(T(-2) * ls) + ls + half_log2pi;
+    } else {
+      T s;
+      if (lik.eval_sigma_set) s = lik.eval_log_sigma;
+      else if (lik.sigma == SigmaMode::Fixed) s = lik.fixed_log_sigma;
+      else if (lik.sigma == SigmaMode::Learned) s = softclip(params[lik.shared_offset], lik.min_log_sigma);
+      else {
+        // sigma*^2 = MSE over the minibatch (Rybkin et al. 2020); no gradient flows
+        // through it: it minimises the loss, so the envelope theorem makes that exact.
+        double sse = 0;
+        for (std::size_t b = 0; b < B; ++b)
+          for (std::size_t i = 0; i < D; ++i) {
+            double r = double(x(b, i)) - double(mean(b, i));
+            sse += r * r;
+          }
+        s = softclip(T(0.5 * std::log(sse / double(B * D))), lik.min_log_sigma);
+      }
+      w.shared_log_sigma = s;
+      const T inv_var = std::exp(T(-2) * s);
+      xt::noalias(elem) = T(0.5) * inv_var * xt::square(x - mean) + (s + half_log2pi);
+    }
+  }
+  xt::blas::gemv(elem, ones, nll, false, T(1), T(0));
+}
+
+// d(scale * sum_b nll[b]) w.r.t. out, raw_logsig and the shared log sigma parameter.
+template <class T>
+void likelihood_backward(MatView<T>& dout, MatView<T>& draw_logsig, LikelihoodWork<T>& w,
+                         const Likelihood<T>& lik, const MatView<T>& out,
+                         const MatView<T>& raw_logsig, const MatView<T>& x, const T* params,
+                         T* grads, T scale) {
+  const std::size_t B = out.shape()[0];
+  if (lik.kind == LikelihoodKind::Bernoulli) {
+    xt::noalias(dout) = scale * (sigmoid_expr(out) - x);
+    return;
+  }
+  auto mean = w.mean.view(B);
+  auto elem = w.elem.view(B);  // reused as a scratch buffer below
+  if (lik.sigma == SigmaMode::PerPixel) {
+    auto ls = w.logsig.view(B);
+    // elem <- (x - m)^2 / sigma^2
+    xt::noalias(elem) = xt::square(x - mean) * xt::exp(T(-2) * ls);
+    xt::noalias(draw_logsig) =
+        scale * (T(1) - elem) * sigmoid_expr(raw_logsig - lik.min_log_sigma);
+    xt::noalias(dout) = scale * (mean - x) * xt::exp(T(-2) * ls);
+  } else {
+    const T s = w.shared_log_sigma;
+    const T inv_var = std::exp(T(-2) * s);
+    xt::noalias(dout) = (scale * inv_var) * (mean - x);
+    if (lik.sigma == SigmaMode::Learned) {
+      // d/ds sum (r^2 e^{-2s}/2 + s) = sum (1 - r^2 e^{-2s}); chain through the soft clip.
+      double sum_r2 = 0;
+      for (std::size_t b = 0; b < B; ++b)
+        for (std::size_t i = 0; i < mean.shape()[1]; ++i) {
+          double r = double(x(b, i)) - double(mean(b, i));
+          sum_r2 += r * r;
+        }
+      const double n = double(B * mean.shape()[1]);
+      const T raw = params[lik.shared_offset];
+      grads[lik.shared_offset] +=
+          T(double(scale) * (n - sum_r2 * double(inv_var)) * double(sigmoid(raw - lik.min_log_sigma)));
+    }
+  }
+  if (lik.sigmoid_mean) xt::noalias(dout) = dout * mean * (T(1) - mean);
+}
+
+}  // namespace vae

@@ -1,0 +1,59 @@
+// One training run from a resolved configuration to its final metrics: the
+// function `vae train` and every sweep worker call.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace vae {
+
+// Observers of a run (the terminal, the results database). All optional.
+class RunHooks {
+ public:
+  virtual ~RunHooks() = default;
+  // After each epoch: train_loss, valid_elbo (if a validation split), test_elbo (on
+  // eval epochs), lr, beta_eff, samples_per_s, epoch_s.
+  virtual void on_epoch(int64_t /*epoch*/, const std::map<std::string, double>& /*metrics*/) {}
+  // After a checkpoint was written atomically (kind: "last" or "best").
+  virtual void on_checkpoint(const std::string& /*path*/, const std::string& /*kind*/,
+                             int64_t /*epoch*/) {}
+};
+
+struct RunOptions {
+  std::string out_dir;   // checkpoints (last.ckpt, best.ckpt) go here; "" = none
+  bool resume = false;   // continue from out_dir/last.ckpt if it exists
+  bool quiet = false;    // no progress on stderr
+  // Set (e.g. by a SIGTERM handler) to stop after the current epoch's checkpoint.
+  const std::atomic<bool>* stop = nullptr;
+};
+
+struct DataFile {
+  std::string path, sha256;
+};
+
+struct RunResult {
+  std::string status;   // done | diverged | stopped
+  std::string message;  // why it diverged or stopped
+  int64_t epochs_done = 0;
+  // test_elbo, test_rec, test_kl, test_nll, test_bpd (Gaussian), active_units,
+  // samples_per_s, train_s, eval_s, sigma_eval (optimal sigma), ...
+  std::map<std::string, double> metrics;
+  std::vector<double> kl_per_dim;
+  std::vector<DataFile> data_files;
+  std::string binarize;  // resolved protocol
+};
+
+// The data files a configuration reads, with their checksums (for run identity).
+std::vector<DataFile> data_files_for(const ConfigMap& config);
+
+// Trains and evaluates. Throws ConfigError on bad settings, std::runtime_error on
+// data or I/O problems; a NaN/Inf loss returns status "diverged".
+RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
+                             RunHooks* hooks);
+
+}  // namespace vae

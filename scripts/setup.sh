@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs the Debian packages vae-suite needs. Idempotent; run as root.
+set -euo pipefail
+packages=(
+  build-essential cmake git pkg-config
+  xtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev
+  libboost-program-options-dev libsqlite3-dev sqlite3 catch2
+  libtomlplusplus-dev nlohmann-json3-dev libstb-dev libbenchmark-dev
+  zlib1g-dev libssl-dev dataset-fashion-mnist
+  python3-matplotlib python3-numpy
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+echo "setup: all ${#packages[@]} packages present"

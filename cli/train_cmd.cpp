@@ -1,0 +1,166 @@
+// vae train: one training run from options and/or a TOML file, then its test metrics.
+#include <boost/program_options.hpp>
+#include <cmath>
+#include <csignal>
+#include <cstdio>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "command.hpp"
+#include "config/config.hpp"
+#include "data/dataset.hpp"
+#include "train/run.hpp"
+
+namespace po = boost::program_options;
+
+namespace vae::cli {
+namespace {
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop.store(true); }
+
+std::string default_text(const OptionSpec& o) {
+  std::string d = value_to_string(o.default_value);
+  return d.empty() ? "\"\"" : d;
+}
+
+po::options_description train_options_description() {
+  po::options_description desc("vae train options (every setting is also a key of --config TOML files)");
+  desc.add_options()
+      ("help,h", "show this help")
+      ("config", po::value<std::string>(), "TOML file of settings (flat table); options given here override it")
+      ("out", po::value<std::string>()->default_value(""),
+       "folder for checkpoints: last.ckpt after each epoch, best.ckpt at the best validation ELBO")
+      ("resume", po::bool_switch(), "continue from --out/last.ckpt when it exists")
+      ("json", po::bool_switch(), "print the final metrics and resolved configuration as one JSON line on stdout")
+      ("quiet,q", po::bool_switch(), "no progress output");
+  for (const auto& o : train_options()) {
+    std::string help = o.help + " [default: " + default_text(o) + "]";
+    desc.add_options()(o.key.c_str(), po::value<std::string>(), help.c_str());
+  }
+  return desc;
+}
+
+void print_summary(std::ostream& out, const RunResult& r, const TrainConfig& tc) {
+  auto get = [&](const char* k) { return r.metrics.count(k) ? r.metrics.at(k) : NAN; };
+  char line[256];
+  out << "\n" << tc.dataset << " (" << tc.binarize << "), " << tc.likelihood
+      << (tc.likelihood == "gaussian" ? " sigma=" + tc.sigma : "") << ", latent " << tc.latent
+      << ", beta " << tc.beta << ", " << r.epochs_done << " epochs: test set, nats per example\n";
+  std::snprintf(line, sizeof line, "  %-22s %12.3f\n", "ELBO", get("test_elbo"));
+  out << line;
+  std::snprintf(line, sizeof line, "  %-22s %12.3f\n", "  reconstruction", -get("test_rec"));
+  out << line;
+  std::snprintf(line, sizeof line, "  %-22s %12.3f\n", "  KL", get("test_kl"));
+  out << line;
+  if (r.metrics.count("test_nll")) {
+    std::snprintf(line, sizeof line, "  %-22s %12.3f   (K = %.0f, %.0f examples)\n", "log p(x) (IWAE)",
+                  -get("test_nll"), get("iw_samples"), get("iw_examples"));
+    out << line;
+  }
+  if (r.metrics.count("test_bpd")) {
+    std::snprintf(line, sizeof line, "  %-22s %12.4f\n", "bits/dim (NLL)", get("test_bpd"));
+    out << line;
+  }
+  std::snprintf(line, sizeof line, "  %-22s %12.0f of %lld\n", "active units", get("active_units"), (long long)tc.latent);
+  out << line;
+  if (r.metrics.count("sigma_eval")) {
+    std::snprintf(line, sizeof line, "  %-22s %12.5f\n", "sigma* (train MSE)", get("sigma_eval"));
+    out << line;
+  }
+  if (r.metrics.count("sigma_learned")) {
+    std::snprintf(line, sizeof line, "  %-22s %12.5f\n", "sigma (learned)", get("sigma_learned"));
+    out << line;
+  }
+  std::snprintf(line, sizeof line, "  %-22s %12.0f\n", "train samples/s", get("samples_per_s"));
+  out << line;
+  out << "  KL per dimension:";
+  for (double k : r.kl_per_dim) {
+    std::snprintf(line, sizeof line, " %.2f", k);
+    out << line;
+  }
+  out << "\n";
+}
+
+int run_train(const std::vector<std::string>& args) {
+  auto desc = train_options_description();
+  po::variables_map vm;
+  try {
+    po::store(po::command_line_parser(args).options(desc).run(), vm);
+    po::notify(vm);
+  } catch (const po::error& e) {
+    std::cerr << "vae train: " << e.what() << " (vae train --help lists the options)\n";
+    return kExitUsage;
+  }
+  if (vm.count("help")) {
+    std::cout << "usage: vae train [options]\n\n" << desc << "\n";
+    return kExitOk;
+  }
+  ConfigMap config = default_config();
+  TrainConfig tc;
+  try {
+    if (vm.count("config")) vae::apply(config, read_settings_toml(vm["config"].as<std::string>()));
+    std::map<std::string, Value> given;
+    for (const auto& o : train_options())
+      if (vm.count(o.key)) given[o.key] = parse_value(o, vm[o.key].as<std::string>());
+    vae::apply(config, given);
+    tc = to_train_config(config);
+  } catch (const ConfigError& e) {
+    std::cerr << "vae train: " << e.what() << "\n";
+    return kExitUsage;
+  }
+  RunOptions ro;
+  ro.out_dir = vm["out"].as<std::string>();
+  ro.resume = vm["resume"].as<bool>();
+  ro.quiet = vm["quiet"].as<bool>();
+  ro.stop = &g_stop;
+  std::signal(SIGTERM, on_signal);
+  std::signal(SIGINT, on_signal);
+  const bool json = vm["json"].as<bool>();
+
+  RunResult r;
+  try {
+    r = train_and_evaluate(config, ro, nullptr);
+  } catch (const data::DataError& e) {
+    std::cerr << "vae train: " << e.what() << "\n";
+    return kExitError;
+  } catch (const ConfigError& e) {
+    std::cerr << "vae train: " << e.what() << "\n";
+    return kExitUsage;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "vae train: " << e.what() << "\n";
+    return kExitUsage;
+  }
+  if (r.status == "diverged") {
+    std::cerr << "vae train: run diverged: " << r.message << "\n";
+    if (json) {
+      nlohmann::json j = {{"status", r.status}, {"message", r.message}, {"epochs", r.epochs_done}};
+      std::cout << j.dump() << std::endl;
+    }
+    return kExitDiverged;
+  }
+  if (r.status == "stopped") {
+    std::cerr << "vae train: " << r.message << "\n";
+    return kExitError;
+  }
+  if (json) {
+    nlohmann::json j = nlohmann::json::object();
+    j["status"] = r.status;
+    for (const auto& [k, v] : r.metrics) j[k] = v;
+    j["kl_per_dim"] = r.kl_per_dim;
+    j["binarize"] = r.binarize;
+    j["config"] = nlohmann::json::parse(to_json(config, false));
+    j["config"]["binarize"] = r.binarize;
+    nlohmann::json files = nlohmann::json::array();
+    for (const auto& f : r.data_files) files.push_back({{"path", f.path}, {"sha256", f.sha256}});
+    j["data_files"] = files;
+    std::cout << j.dump() << std::endl;
+  }
+  if (!ro.quiet || !json) print_summary(json ? std::cerr : std::cout, r, tc);
+  return kExitOk;
+}
+
+Register reg{{"train", "train and evaluate one VAE (Gaussian, beta-VAE, sigma-VAE)", run_train}};
+
+}  // namespace
+}  // namespace vae::cli

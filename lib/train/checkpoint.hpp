@@ -1,0 +1,28 @@
+// Checkpoints: everything needed to continue a run exactly where it stopped
+// (parameters, optimizer state, RNG state, epoch), written atomically.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace vae {
+
+struct Checkpoint {
+  std::string identity;  // the run's configuration hash: a checkpoint of another run is refused
+  int64_t epoch = 0;     // epochs completed
+  std::vector<float> params;
+  std::vector<float> opt_a, opt_b;  // Adam m and v, or Adagrad's sum of squares in opt_a
+  int64_t opt_t = 0;
+  std::string rng_state;            // std::mt19937_64 as text
+  double best_valid_elbo = -1e300;
+  int64_t best_epoch = -1;
+  double last_loss = 0;
+};
+
+// Writes to path.tmp, fsyncs, then renames over path: a crash leaves the old file or the new.
+void save_checkpoint(const std::string& path, const Checkpoint& c);
+// Throws std::runtime_error naming the file when it is missing, truncated or not a checkpoint.
+Checkpoint load_checkpoint(const std::string& path);
+
+}  // namespace vae

@@ -148,6 +148,7 @@ int run_train(const std::vector<std::string>& args) {
     j["status"] = r.status;
     for (const auto& [k, v] : r.metrics) j[k] = v;
     j["kl_per_dim"] = r.kl_per_dim;
+    j["train_loss_curve"] = r.train_loss_curve;
     j["binarize"] = r.binarize;
     j["config"] = nlohmann::json::parse(to_json(config, false));
     j["config"]["binarize"] = r.binarize;

@@ -22,8 +22,8 @@ struct Group {
   std::size_t offset, size;
 };
 
-inline std::vector<double> numeric_gradient(std::vector<double>& x, const std::function<double()>& f,
-                                            double h = 1e-4) {
+template <class Vec>
+std::vector<double> numeric_gradient(Vec& x, const std::function<double()>& f, double h = 1e-4) {
   std::vector<double> g(x.size());
   for (std::size_t i = 0; i < x.size(); ++i) {
     const double x0 = x[i];
@@ -62,8 +62,9 @@ inline double max_group_error(const std::vector<double>& analytic, const std::ve
   return worst;
 }
 
-inline double max_rel_error(std::vector<double>& x, const std::vector<double>& analytic,
-                            const std::function<double()>& f, std::vector<Group> groups = {}) {
+template <class Vec>
+double max_rel_error(Vec& x, const std::vector<double>& analytic, const std::function<double()>& f,
+                     std::vector<Group> groups = {}) {
   if (groups.empty()) groups.push_back({"all", 0, x.size()});
   return max_group_error(analytic, numeric_gradient(x, f), groups);
 }

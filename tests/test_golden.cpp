@@ -17,7 +17,8 @@ json load_golden() {
   return json::parse(in);
 }
 
-void put(std::vector<double>& buf, std::size_t off, const json& values) {
+template <class Vec>
+void put(Vec& buf, std::size_t off, const json& values) {
   for (std::size_t i = 0; i < values.size(); ++i) buf[off + i] = values[i].get<double>();
 }
 

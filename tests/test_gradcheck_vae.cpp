@@ -70,7 +70,7 @@ TEST_CASE("whole VAE gradient matches finite differences for every activation an
         std::fill(model.grads.begin(), model.grads.end(), 0.0);
         BatchLoss l = loss_and_grad(model, w, B, p);
         REQUIRE(std::isfinite(l.loss));
-        std::vector<double> analytic = model.grads;
+        std::vector<double> analytic(model.grads.begin(), model.grads.end());
         auto f = [&]() {
           model.forward(w, B);
           return objective(model, w, B, p).loss;

@@ -28,7 +28,7 @@ class Vae {
   Mlp<T> encoder, decoder;
   Linear enc_mu, enc_logvar, dec_out, dec_logsig;  // dec_logsig: per-pixel sigma only
   Likelihood<T> lik;
-  std::vector<T> params, grads;
+  Buffer<T> params, grads;
 
   Vae(const VaeShape& s, const Likelihood<T>& likelihood) : shape(s), lik(likelihood) {
     ParamLayout layout;
@@ -72,7 +72,7 @@ class Vae {
     Activation2<T> out, raw_logsig, dout, draw_logsig;
     typename Mlp<T>::Work enc, dec;
     LikelihoodWork<T> lw;
-    std::vector<T> rec, ones_b, kl_weight;  // [B], [B], [L]
+    Buffer<T> rec, ones_b, kl_weight;  // [B], [B], [L]
   };
 
   void reserve(Work& w, std::size_t max_batch) const {

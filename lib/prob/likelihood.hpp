@@ -57,7 +57,7 @@ struct Likelihood {
 template <class T>
 struct LikelihoodWork {
   Activation2<T> mean, logsig, elem;  // Gaussian mean, log sigma per pixel, -log p per pixel
-  std::vector<T> ones_d;              // [D], for row sums by gemv
+  Buffer<T> ones_d;              // [D], for row sums by gemv
   T shared_log_sigma = 0;             // the shared s of this batch
   void reserve(std::size_t B, std::size_t D) {
     mean.reserve(B, D);

@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <memory>
 #include <vector>
+#include <xsimd/config/xsimd_config.hpp>
+#include <xsimd/memory/xsimd_aligned_allocator.hpp>
 #include <xtensor/xadapt.hpp>
 
 namespace vae {
@@ -30,10 +32,16 @@ VecView<T> vec(T* p, std::size_t n) {
   return xt::adapt(static_cast<T*>(p), n, xt::no_ownership(), std::array<std::size_t, 1>{n});
 }
 
+// Every numeric buffer is 64-byte aligned: OpenBLAS and xsimd take different code paths
+// (and so round differently) for differently aligned data, and a run must give the same
+// numbers bit for bit whatever malloc returns.
+template <class T>
+using Buffer = std::vector<T, xsimd::aligned_allocator<T, 64>>;
+
 // A preallocated activation buffer: capacity rows x cols, viewed at any rows <= capacity.
 template <class T>
 struct Activation2 {
-  std::vector<T> data;
+  Buffer<T> data;
   std::size_t max_rows = 0, cols = 0;
   void reserve(std::size_t rows, std::size_t c) {
     max_rows = rows;

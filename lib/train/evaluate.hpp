@@ -90,7 +90,7 @@ double iw_nll(Vae<T>& model, typename Vae<T>::Work& w, const data::Images& image
   const std::size_t N = n_examples == 0 ? images.n : std::min(n_examples, images.n);
   chunk = std::min(chunk, w.max_batch);
   std::vector<double> log_w(K), log_pz(chunk), log_qz(chunk);
-  std::vector<T> x_row(D), mu(L), logvar(L);
+  Buffer<T> x_row(D), mu(L), logvar(L);
   double total = 0;
   for (std::size_t i = 0; i < N; ++i) {
     const uint32_t index = uint32_t(i);

@@ -18,13 +18,13 @@ template <class T>
 struct Adam {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   int64_t t = 0;
-  std::vector<T> m, v;
+  Buffer<T> m, v;
   void reset(std::size_t n) {
     m.assign(n, T(0));
     v.assign(n, T(0));
     t = 0;
   }
-  void step(std::vector<T>& params, const std::vector<T>& grads, double lr) {
+  void step(Buffer<T>& params, const Buffer<T>& grads, double lr) {
     ++t;
     const std::size_t n = params.size();
     auto p = vec(params.data(), n);
@@ -43,9 +43,9 @@ struct Adam {
 template <class T>
 struct Adagrad {
   double eps = 1e-10;
-  std::vector<T> sum_sq;
+  Buffer<T> sum_sq;
   void reset(std::size_t n) { sum_sq.assign(n, T(0)); }
-  void step(std::vector<T>& params, const std::vector<T>& grads, double lr) {
+  void step(Buffer<T>& params, const Buffer<T>& grads, double lr) {
     const std::size_t n = params.size();
     auto p = vec(params.data(), n);
     auto g = vec(const_cast<T*>(grads.data()), n);

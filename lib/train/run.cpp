@@ -85,13 +85,19 @@ struct Optimizer {
     if (kind == "adam") adam.reset(n);
     else adagrad.reset(n);
   }
-  void step(std::vector<float>& p, const std::vector<float>& g, double lr) {
+  void step(Buffer<float>& p, const Buffer<float>& g, double lr) {
     if (kind == "adam") adam.step(p, g, lr);
     else adagrad.step(p, g, lr);
   }
 };
 
 }  // namespace
+
+std::string training_identity(const ConfigMap& config) {
+  ConfigMap c = config;
+  for (const char* k : {"epochs", "iw-samples", "iw-examples", "iw-chunk", "eval-every"}) c.erase(k);
+  return sha256_hex(to_json(c, true));
+}
 
 std::vector<DataFile> data_files_for(const ConfigMap& config) {
   const TrainConfig tc = to_train_config(config);
@@ -104,7 +110,7 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
   const TrainConfig tc = to_train_config(config);
   set_blas_threads(int(tc.threads));
   const bool progress = !options.quiet;
-  const std::string identity = sha256_hex(to_json(config, true));
+  const std::string identity = training_identity(config);
 
   RunResult result;
   result.binarize = tc.binarize;
@@ -150,13 +156,13 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
       throw std::runtime_error(last_path + ": checkpoint of a different configuration");
     if (c.params.size() != model.params.size())
       throw std::runtime_error(last_path + ": parameter count does not match the model");
-    model.params = c.params;
+    model.params.assign(c.params.begin(), c.params.end());
     if (opt.kind == "adam") {
-      opt.adam.m = c.opt_a;
-      opt.adam.v = c.opt_b;
+      opt.adam.m.assign(c.opt_a.begin(), c.opt_a.end());
+      opt.adam.v.assign(c.opt_b.begin(), c.opt_b.end());
       opt.adam.t = c.opt_t;
     } else {
-      opt.adagrad.sum_sq = c.opt_a;
+      opt.adagrad.sum_sq.assign(c.opt_a.begin(), c.opt_a.end());
     }
     rng_from_string(train_rng, c.rng_state);
     start_epoch = c.epoch;
@@ -170,13 +176,13 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
     Checkpoint c;
     c.identity = identity;
     c.epoch = epochs_done;
-    c.params = model.params;
+    c.params.assign(model.params.begin(), model.params.end());
     if (opt.kind == "adam") {
-      c.opt_a = opt.adam.m;
-      c.opt_b = opt.adam.v;
+      c.opt_a.assign(opt.adam.m.begin(), opt.adam.m.end());
+      c.opt_b.assign(opt.adam.v.begin(), opt.adam.v.end());
       c.opt_t = opt.adam.t;
     } else {
-      c.opt_a = opt.adagrad.sum_sq;
+      c.opt_a.assign(opt.adagrad.sum_sq.begin(), opt.adagrad.sum_sq.end());
     }
     c.rng_state = rng_to_string(train_rng);
     c.best_valid_elbo = best_valid;
@@ -193,6 +199,8 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
 
   for (int64_t epoch = start_epoch; epoch < tc.epochs; ++epoch) {
     const double lr = tc.lr_schedule == "exponential" ? tc.lr * std::pow(tc.lr_decay, double(epoch)) : tc.lr;
+    // Each epoch's order is a function of the RNG state alone, so a resumed run sees the same.
+    std::iota(order.begin(), order.end(), 0u);
     std::shuffle(order.begin(), order.end(), train_rng);
     const auto t_epoch = Clock::now();
     auto t_report = t_epoch;
@@ -206,7 +214,8 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
       const double progress_epochs = double(epoch) + double(step + 1) / double(steps_per_epoch);
       beta_eff = tc.warmup > 0 ? tc.beta * std::min(1.0, progress_epochs / double(tc.warmup)) : tc.beta;
       std::fill(model.grads.begin(), model.grads.end(), 0.0f);
-      const BatchLoss l = loss_and_grad(model, work, rows, ObjectiveParams{beta_eff, tc.free_bits});
+      BatchLoss l = loss_and_grad(model, work, rows, ObjectiveParams{beta_eff, tc.free_bits});
+      if (epoch + 1 == options.fault_nan_epoch && step == 0) l.loss = std::nan("");
       if (!std::isfinite(l.loss)) {
         std::ostringstream m;
         m << "loss is " << l.loss << " at epoch " << epoch + 1 << ", step " << step + 1
@@ -234,6 +243,7 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
     train_seconds += epoch_s;
     samples_done += double(N);
     last_loss = loss_sum / double(N);
+    result.train_loss_curve.push_back(last_loss);
 
     std::map<std::string, double> m{{"train_loss", last_loss},
                                     {"train_rec", rec_sum / double(N)},

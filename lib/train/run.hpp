@@ -30,6 +30,8 @@ struct RunOptions {
   bool quiet = false;    // no progress on stderr
   // Set (e.g. by a SIGTERM handler) to stop after the current epoch's checkpoint.
   const std::atomic<bool>* stop = nullptr;
+  // Fault injection for tests: the loss of this epoch's first step (1-based) is NaN.
+  int64_t fault_nan_epoch = 0;
 };
 
 struct DataFile {
@@ -44,9 +46,14 @@ struct RunResult {
   // samples_per_s, train_s, eval_s, sigma_eval (optimal sigma), ...
   std::map<std::string, double> metrics;
   std::vector<double> kl_per_dim;
+  std::vector<double> train_loss_curve;  // mean training loss of each epoch (this process's)
   std::vector<DataFile> data_files;
   std::string binarize;  // resolved protocol
 };
+
+// The part of a configuration that determines the training trajectory: a checkpoint
+// is resumed only under the same one (epochs and evaluation settings may change).
+std::string training_identity(const ConfigMap& config);
 
 // The data files a configuration reads, with their checksums (for run identity).
 std::vector<DataFile> data_files_for(const ConfigMap& config);

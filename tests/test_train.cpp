@@ -1,0 +1,187 @@
+// Training runs end to end: determinism, resume, divergence, and the `vae train` program.
+#include <sys/wait.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "train/checkpoint.hpp"
+#include "train/run.hpp"
+
+using namespace vae;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A run small enough for a unit test: 1000 MNIST images, a tiny MLP.
+ConfigMap small_config(int64_t epochs) {
+  ConfigMap c = default_config();
+  apply(c, {{"train-size", int64_t(1000)}, {"test-size", int64_t(200)}, {"hidden", std::vector<int64_t>{32}},
+            {"latent", int64_t(4)}, {"batch", int64_t(50)}, {"epochs", epochs}, {"iw-samples", int64_t(20)},
+            {"iw-examples", int64_t(30)}, {"valid-size", int64_t(100)}});
+  return c;
+}
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    path = fs::temp_directory_path() / ("vae_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  static int& counter() {
+    static int c = 0;
+    return c;
+  }
+};
+
+std::vector<float> params_of(const fs::path& ckpt) { return load_checkpoint(ckpt.string()).params; }
+
+struct Shell {
+  int status;
+  std::string out;
+};
+Shell shell(const std::string& cmd) {
+  Shell r{0, ""};
+  FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+const std::string kVae = VAE_BINARY;
+
+}  // namespace
+
+TEST_CASE("same configuration and seed give the same numbers, bit for bit", "[train][determinism]") {
+  TempDir a, b;
+  RunOptions oa{a.path.string(), false, true, nullptr}, ob{b.path.string(), false, true, nullptr};
+  const ConfigMap c = small_config(2);
+  const RunResult ra = train_and_evaluate(c, oa, nullptr);
+  const RunResult rb = train_and_evaluate(c, ob, nullptr);
+  REQUIRE(ra.status == "done");
+  CHECK(params_of(a.path / "last.ckpt") == params_of(b.path / "last.ckpt"));
+  CHECK(ra.metrics.at("test_elbo") == rb.metrics.at("test_elbo"));
+  CHECK(ra.metrics.at("test_nll") == rb.metrics.at("test_nll"));
+  CHECK(ra.train_loss_curve == rb.train_loss_curve);
+  // and a different seed gives different numbers
+  ConfigMap c2 = c;
+  apply(c2, {{"seed", int64_t(1)}});
+  TempDir d;
+  const RunResult rd = train_and_evaluate(c2, RunOptions{d.path.string(), false, true, nullptr}, nullptr);
+  CHECK(rd.metrics.at("test_elbo") != ra.metrics.at("test_elbo"));
+}
+
+TEST_CASE("a stopped and resumed run ends with the numbers of an uninterrupted one", "[train][resume]") {
+  const ConfigMap c = small_config(3);
+  TempDir whole, parts;
+  const RunResult full = train_and_evaluate(c, RunOptions{whole.path.string(), false, true, nullptr}, nullptr);
+  REQUIRE(full.status == "done");
+
+  std::atomic<bool> stop{true};  // stop after the first epoch's checkpoint
+  const RunResult first = train_and_evaluate(c, RunOptions{parts.path.string(), false, true, &stop}, nullptr);
+  REQUIRE(first.status == "stopped");
+  REQUIRE(first.epochs_done == 1);
+  REQUIRE(load_checkpoint((parts.path / "last.ckpt").string()).epoch == 1);
+  const RunResult rest = train_and_evaluate(c, RunOptions{parts.path.string(), true, true, nullptr}, nullptr);
+  REQUIRE(rest.status == "done");
+  CHECK(rest.train_loss_curve.size() == 2);  // epochs 2 and 3 only
+  CHECK(params_of(whole.path / "last.ckpt") == params_of(parts.path / "last.ckpt"));
+  CHECK(rest.metrics.at("test_elbo") == full.metrics.at("test_elbo"));
+  CHECK(rest.metrics.at("test_nll") == full.metrics.at("test_nll"));
+  CHECK(rest.metrics.at("best_valid_elbo") == full.metrics.at("best_valid_elbo"));
+  CHECK(fs::exists(parts.path / "best.ckpt"));
+}
+
+TEST_CASE("a checkpoint of another configuration is refused", "[train][resume]") {
+  TempDir dir;
+  REQUIRE(train_and_evaluate(small_config(1), RunOptions{dir.path.string(), false, true, nullptr}, nullptr).status == "done");
+  ConfigMap other = small_config(2);
+  apply(other, {{"latent", int64_t(5)}});
+  CHECK_THROWS_WITH(train_and_evaluate(other, RunOptions{dir.path.string(), true, true, nullptr}, nullptr),
+                    Catch::Contains("checkpoint of a different configuration"));
+}
+
+TEST_CASE("vae train on 2,000 MNIST images lowers the loss and prints one JSON line", "[e2e][train]") {
+  const Shell r = shell(kVae + " train --train-size 2000 --test-size 500 --epochs 2 --iw-samples 50 "
+                               "--iw-examples 100 --json --quiet 2>/dev/null");
+  REQUIRE(r.status == 0);
+  REQUIRE(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+  const auto j = nlohmann::json::parse(r.out);
+  REQUIRE(j["train_loss_curve"].size() == 2);
+  CHECK(j["train_loss_curve"][1].get<double>() < j["train_loss_curve"][0].get<double>());
+  CHECK(j["test_elbo"].get<double>() < 0);
+  CHECK(j["test_nll"].get<double>() > 0);
+  CHECK(-j["test_nll"].get<double>() > j["test_elbo"].get<double>() - 5);  // IW bound near or above the ELBO
+  CHECK(j["samples_per_s"].get<double>() > 0);
+  CHECK(j["config"]["binarize"] == "dynamic");
+  CHECK(j["data_files"].size() == 4);  // train and test images and labels
+}
+
+TEST_CASE("vae train rejects bad options with one line and exit 2", "[e2e][cli]") {
+  for (const char* args : {"--no-such-option 1", "--latent zero", "--latent 0", "--sigma sideways",
+                           "--hidden 10,x", "--likelihood gaussian --binarize dynamic"}) {
+    INFO(args);
+    const Shell r = shell(kVae + " train " + args + " 2>&1 >/dev/null");
+    CHECK(r.status == 2);
+    CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+  }
+}
+
+TEST_CASE("vae train names a missing data file and exits 1", "[e2e][cli]") {
+  TempDir empty;
+  const Shell r = shell(kVae + " train --data-dir " + empty.path.string() + " --quiet 2>&1 >/dev/null");
+  CHECK(r.status == 1);
+  CHECK(std::count(r.out.begin(), r.out.end(), '\n') == 1);
+  CHECK_THAT(r.out, Catch::Contains(empty.path.string()) && Catch::Contains("train-images-idx3-ubyte"));
+}
+
+TEST_CASE("vae train reads a TOML file and options override it", "[e2e][cli]") {
+  TempDir dir;
+  const auto toml = dir.path / "run.toml";
+  std::ofstream(toml) << "latent = 3\nhidden = [16]\ntrain-size = 500\ntest-size = 100\nepochs = 1\n"
+                         "iw-samples = 0\nbeta = 4.0\n";
+  const Shell r = shell(kVae + " train --config " + toml.string() + " --latent 2 --json --quiet 2>/dev/null");
+  REQUIRE(r.status == 0);
+  const auto j = nlohmann::json::parse(r.out);
+  CHECK(j["config"]["latent"] == 2);
+  CHECK(j["config"]["beta"] == 4.0);
+  CHECK(j["kl_per_dim"].size() == 2);
+  std::ofstream(toml) << "latent = 3\nlatnet = 4\n";
+  const Shell bad = shell(kVae + " train --config " + toml.string() + " 2>&1 >/dev/null");
+  CHECK(bad.status == 2);
+  CHECK_THAT(bad.out, Catch::Contains("run.toml:2") && Catch::Contains("latnet"));
+}
+
+TEST_CASE("a NaN loss stops the run as diverged and keeps the last good checkpoint", "[train][diverge]") {
+  TempDir dir;
+  const ConfigMap c = small_config(4);
+  RunOptions o{dir.path.string(), false, true, nullptr};
+  o.fault_nan_epoch = 3;
+  const RunResult r = train_and_evaluate(c, o, nullptr);
+  CHECK(r.status == "diverged");
+  CHECK(r.epochs_done == 2);
+  CHECK_THAT(r.message, Catch::Contains("epoch 3") && Catch::Contains("last finite epoch loss"));
+  const Checkpoint kept = load_checkpoint((dir.path / "last.ckpt").string());
+  CHECK(kept.epoch == 2);
+  CHECK(std::isfinite(kept.last_loss));
+  CHECK(std::all_of(kept.params.begin(), kept.params.end(), [](float p) { return std::isfinite(p); }));
+  // and it is the checkpoint an undisturbed 2-epoch run writes
+  TempDir ref;
+  REQUIRE(train_and_evaluate(small_config(2), RunOptions{ref.path.string(), false, true, nullptr}, nullptr).status == "done");
+  CHECK(params_of(ref.path / "last.ckpt") == kept.params);
+}
+
+TEST_CASE("vae train exits 3 when the run diverges", "[e2e][cli]") {
+  const Shell r = shell(kVae + " train --train-size 1000 --test-size 100 --hidden 32 --latent 4 --batch 50 "
+                               "--epochs 2 --iw-samples 0 --lr 10 --quiet 2>&1 >/dev/null");
+  CHECK(r.status == 3);
+  CHECK_THAT(r.out, Catch::Contains("diverged") && Catch::Contains("epoch 1"));
+}

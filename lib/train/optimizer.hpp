@@ -3,9 +3,8 @@
 
 #include <cmath>
 #include <cstdint>
+#include <string>
 #include <vector>
-#include <xtensor/xmath.hpp>
-#include <xtensor/xnoalias.hpp>
 
 #include "tensor/view.hpp"
 
@@ -24,18 +23,27 @@ struct Adam {
     v.assign(n, T(0));
     t = 0;
   }
+  // One fused pass over the four buffers: the step is memory-bound, and three separate
+  // array expressions would stream them through memory twice as often.
   void step(Buffer<T>& params, const Buffer<T>& grads, double lr) {
     ++t;
     const std::size_t n = params.size();
-    auto p = vec(params.data(), n);
-    auto g = vec(const_cast<T*>(grads.data()), n);
-    auto M = vec(m.data(), n), V = vec(v.data(), n);
-    const T b1 = T(beta1), b2 = T(beta2);
-    xt::noalias(M) = b1 * M + (T(1) - b1) * g;
-    xt::noalias(V) = b2 * V + (T(1) - b2) * g * g;
+    const T b1 = T(beta1), b2 = T(beta2), c1 = T(1) - b1, c2 = T(1) - b2;
     const T step = T(lr / (1.0 - std::pow(beta1, double(t))));
     const T inv_c2 = T(1.0 / std::sqrt(1.0 - std::pow(beta2, double(t))));
-    xt::noalias(p) = p - step * M / (xt::sqrt(V) * inv_c2 + T(eps));
+    const T e = T(eps);
+    T* __restrict p = params.data();
+    const T* __restrict g = grads.data();
+    T* __restrict M = m.data();
+    T* __restrict V = v.data();
+#pragma omp simd
+    for (std::size_t i = 0; i < n; ++i) {
+      const T mi = b1 * M[i] + c1 * g[i];
+      const T vi = b2 * V[i] + c2 * g[i] * g[i];
+      M[i] = mi;
+      V[i] = vi;
+      p[i] -= step * mi / (std::sqrt(vi) * inv_c2 + e);
+    }
   }
 };
 
@@ -47,11 +55,37 @@ struct Adagrad {
   void reset(std::size_t n) { sum_sq.assign(n, T(0)); }
   void step(Buffer<T>& params, const Buffer<T>& grads, double lr) {
     const std::size_t n = params.size();
-    auto p = vec(params.data(), n);
-    auto g = vec(const_cast<T*>(grads.data()), n);
-    auto G = vec(sum_sq.data(), n);
-    xt::noalias(G) += g * g;
-    xt::noalias(p) = p - T(lr) * g / (xt::sqrt(G) + T(eps));
+    const T rate = T(lr), e = T(eps);
+    T* __restrict p = params.data();
+    const T* __restrict g = grads.data();
+    T* __restrict G = sum_sq.data();
+#pragma omp simd
+    for (std::size_t i = 0; i < n; ++i) {
+      G[i] += g[i] * g[i];
+      p[i] -= rate * g[i] / (std::sqrt(G[i]) + e);
+    }
+  }
+};
+
+// The optimizer a run chose, behind one interface.
+template <class T>
+struct Optimizer {
+  std::string kind;  // adam | adagrad
+  Adam<T> adam;
+  Adagrad<T> adagrad;
+  void configure(const std::string& k, double beta1, double beta2, double adam_eps, double adagrad_eps,
+                 std::size_t n) {
+    kind = k;
+    adam.beta1 = beta1;
+    adam.beta2 = beta2;
+    adam.eps = adam_eps;
+    adagrad.eps = adagrad_eps;
+    if (kind == "adam") adam.reset(n);
+    else adagrad.reset(n);
+  }
+  void step(Buffer<T>& p, const Buffer<T>& g, double lr) {
+    if (kind == "adam") adam.step(p, g, lr);
+    else adagrad.step(p, g, lr);
   }
 };
 

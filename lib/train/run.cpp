@@ -14,6 +14,7 @@
 #include "train/evaluate.hpp"
 #include "train/objective.hpp"
 #include "train/optimizer.hpp"
+#include "train/step.hpp"
 #include "util/blas.hpp"
 #include "util/hash.hpp"
 
@@ -71,26 +72,6 @@ std::string format_duration(double s) {
   return buf;
 }
 
-// Optimizer behind one interface; state lives in flat buffers like the parameters.
-struct Optimizer {
-  std::string kind;
-  Adam<float> adam;
-  Adagrad<float> adagrad;
-  void reset(const TrainConfig& tc, std::size_t n) {
-    kind = tc.optimizer;
-    adam.beta1 = tc.adam_beta1;
-    adam.beta2 = tc.adam_beta2;
-    adam.eps = tc.adam_eps;
-    adagrad.eps = tc.adagrad_eps;
-    if (kind == "adam") adam.reset(n);
-    else adagrad.reset(n);
-  }
-  void step(Buffer<float>& p, const Buffer<float>& g, double lr) {
-    if (kind == "adam") adam.step(p, g, lr);
-    else adagrad.step(p, g, lr);
-  }
-};
-
 }  // namespace
 
 std::string training_identity(const ConfigMap& config) {
@@ -138,8 +119,8 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
   Vae<float>::Work eval_work;
   model.reserve(eval_work, std::max<std::size_t>(500, std::size_t(tc.iw_chunk)));
 
-  Optimizer opt;
-  opt.reset(tc, model.num_params());
+  Optimizer<float> opt;
+  opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps, model.num_params());
   auto train_rng = stream(tc.seed, kTrainStream);
   std::vector<uint32_t> order(N);
   std::iota(order.begin(), order.end(), 0u);
@@ -207,14 +188,11 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
     double loss_sum = 0, rec_sum = 0, kl_sum = 0, beta_eff = tc.beta;
     for (std::size_t step = 0; step < steps_per_epoch; ++step) {
       const std::size_t start = step * B, rows = std::min(B, N - start);
-      if (dynamic) gather_batch_binarized(work.x.ptr(), data.train, order.data() + start, rows, train_rng);
-      else gather_batch(work.x.ptr(), data.train, order.data() + start, rows);
-      fill_normal(work.eps.ptr(), rows * shape.latent, train_rng);
       // Linear KL warm-up from 0 to beta over tc.warmup epochs, updated every step.
       const double progress_epochs = double(epoch) + double(step + 1) / double(steps_per_epoch);
       beta_eff = tc.warmup > 0 ? tc.beta * std::min(1.0, progress_epochs / double(tc.warmup)) : tc.beta;
-      std::fill(model.grads.begin(), model.grads.end(), 0.0f);
-      BatchLoss l = loss_and_grad(model, work, rows, ObjectiveParams{beta_eff, tc.free_bits});
+      BatchLoss l = forward_backward(model, work, data.train, order.data() + start, rows, dynamic, train_rng,
+                                     ObjectiveParams{beta_eff, tc.free_bits});
       if (epoch + 1 == options.fault_nan_epoch && step == 0) l.loss = std::nan("");
       if (!std::isfinite(l.loss)) {
         std::ostringstream m;

@@ -12,7 +12,7 @@
 namespace vae {
 
 namespace {
-constexpr char kMagic[8] = {'V', 'A', 'E', 'C', 'K', 'P', 'T', '1'};
+constexpr char kMagic[8] = {'V', 'A', 'E', 'C', 'K', 'P', 'T', '2'};  // 2: with model state
 
 void write_all(int fd, const void* p, size_t n, const std::string& path) {
   const char* c = static_cast<const char*>(p);
@@ -39,8 +39,9 @@ void fsync_dir(const std::string& path) {
 }  // namespace
 
 void save_checkpoint(const std::string& path, const Checkpoint& c) {
-  nlohmann::json h = {{"identity", c.identity},   {"epoch", c.epoch},
-                      {"n_params", c.params.size()}, {"n_opt_a", c.opt_a.size()},
+  nlohmann::json h = {{"identity", c.identity},   {"epoch", c.epoch}, {"config", c.config_json},
+                      {"n_params", c.params.size()}, {"n_state", c.model_state.size()},
+                      {"n_opt_a", c.opt_a.size()},
                       {"n_opt_b", c.opt_b.size()}, {"opt_t", c.opt_t},
                       {"rng_state", c.rng_state}, {"best_valid_elbo", c.best_valid_elbo},
                       {"best_epoch", c.best_epoch}, {"last_loss", c.last_loss}};
@@ -53,7 +54,7 @@ void save_checkpoint(const std::string& path, const Checkpoint& c) {
     write_all(fd, kMagic, sizeof kMagic, tmp);
     write_all(fd, &header_len, sizeof header_len, tmp);
     write_all(fd, header.data(), header.size(), tmp);
-    for (const auto* v : {&c.params, &c.opt_a, &c.opt_b})
+    for (const auto* v : {&c.params, &c.model_state, &c.opt_a, &c.opt_b})
       write_all(fd, v->data(), v->size() * sizeof(float), tmp);
     if (::fsync(fd) != 0) throw std::runtime_error(tmp + ": fsync failed");
   } catch (...) {
@@ -84,7 +85,9 @@ Checkpoint load_checkpoint(const std::string& path) {
     auto h = nlohmann::json::parse(header);
     c.identity = h.at("identity");
     c.epoch = h.at("epoch");
+    c.config_json = h.at("config");
     c.params.resize(h.at("n_params").get<size_t>());
+    c.model_state.resize(h.at("n_state").get<size_t>());
     c.opt_a.resize(h.at("n_opt_a").get<size_t>());
     c.opt_b.resize(h.at("n_opt_b").get<size_t>());
     c.opt_t = h.at("opt_t");
@@ -95,7 +98,7 @@ Checkpoint load_checkpoint(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw std::runtime_error(path + ": bad checkpoint header (" + e.what() + ")");
   }
-  for (auto* v : {&c.params, &c.opt_a, &c.opt_b})
+  for (auto* v : {&c.params, &c.model_state, &c.opt_a, &c.opt_b})
     if (!in.read(reinterpret_cast<char*>(v->data()), std::streamsize(v->size() * sizeof(float))))
       throw std::runtime_error(path + ": truncated checkpoint (parameters missing)");
   return c;

@@ -14,17 +14,11 @@
 #include <vector>
 
 #include "data/dataset.hpp"
+#include "models/model.hpp"
 #include "models/vae.hpp"
 #include "train/batch.hpp"
 
 namespace vae {
-
-struct ElboReport {
-  double elbo = 0, rec = 0, kl = 0;  // means over examples; elbo = -(rec + kl)
-  std::vector<double> kl_per_dim;    // mean KL of each latent dimension
-  std::vector<double> mu_variance;   // Var_x of E_q[z_u|x] per dimension
-  int64_t active_units = 0;
-};
 
 constexpr double kActiveUnitThreshold = 0.01;
 

@@ -7,21 +7,10 @@
 
 #include <algorithm>
 
+#include "models/model.hpp"
 #include "models/vae.hpp"
 
 namespace vae {
-
-struct ObjectiveParams {
-  double beta = 1.0;       // already multiplied by the warm-up factor
-  double free_bits = 0.0;  // lambda in nats per latent dimension, 0: off
-};
-
-struct BatchLoss {
-  double loss = 0;  // the objective (what is minimised)
-  double rec = 0;   // mean -log p(x|z)
-  double kl = 0;    // mean analytic KL (the true one, whatever free bits do)
-  double elbo() const { return -(rec + kl); }
-};
 
 // Reduces the forward pass's rec and kl, and sets the KL weights backward() uses.
 template <class T>

@@ -11,10 +11,8 @@
 
 #include "data/dataset.hpp"
 #include "train/checkpoint.hpp"
-#include "train/evaluate.hpp"
-#include "train/objective.hpp"
 #include "train/optimizer.hpp"
-#include "train/step.hpp"
+#include "models/model.hpp"
 #include "util/blas.hpp"
 #include "util/hash.hpp"
 
@@ -36,16 +34,6 @@ data::DataSpec data_spec(const TrainConfig& tc) {
   spec.valid_size = tc.valid_size;
   spec.test_size = tc.test_size;
   return spec;
-}
-
-Likelihood<float> make_likelihood(const TrainConfig& tc) {
-  Likelihood<float> lik;
-  lik.kind = tc.likelihood == "gaussian" ? LikelihoodKind::Gaussian : LikelihoodKind::Bernoulli;
-  lik.sigma = parse_sigma_mode(tc.sigma);
-  lik.fixed_log_sigma = float(std::log(tc.sigma_value));
-  lik.min_log_sigma = float(tc.min_log_sigma);
-  lik.sigmoid_mean = tc.gaussian_mean == "sigmoid";
-  return lik;
 }
 
 // Independent random streams of a run, each a function of the seed alone.
@@ -92,6 +80,9 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
   set_blas_threads(int(tc.threads));
   const bool progress = !options.quiet;
   const std::string identity = training_identity(config);
+  ConfigMap resolved = config;
+  resolved["binarize"] = tc.binarize;
+  const std::string config_json = to_json(resolved, false);
 
   RunResult result;
   result.binarize = tc.binarize;
@@ -100,27 +91,19 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
   for (const auto& [path, sum] : data.files) result.data_files.push_back({path, sum});
   result.metrics["load_s"] = seconds_since(t_load);
 
-  VaeShape shape;
-  shape.data_dim = data.train.dim();
-  shape.latent = std::size_t(tc.latent);
-  shape.hidden.assign(tc.hidden.begin(), tc.hidden.end());
-  shape.activation = parse_activation(tc.activation);
-  Vae<float> model(shape, make_likelihood(tc));
+  std::unique_ptr<Model> model;
   {
     auto init_rng = stream(tc.seed, kInitStream);
-    model.initialize(tc.init == "normal" ? Init::Normal : Init::Uniform, tc.init_std, init_rng);
+    model = make_model(tc, data.train.rows, data.train.cols, init_rng);
   }
-  result.metrics["n_params"] = double(model.num_params());
+  result.metrics["n_params"] = double(model->num_params());
 
   const std::size_t N = data.train.n, B = std::size_t(tc.batch);
   if (N == 0) throw std::runtime_error("the training set is empty");
-  Vae<float>::Work work;
-  model.reserve(work, std::min(B, N));
-  Vae<float>::Work eval_work;
-  model.reserve(eval_work, std::max<std::size_t>(500, std::size_t(tc.iw_chunk)));
+  model->reserve(std::min(B, N), std::max<std::size_t>(500, std::size_t(tc.iw_chunk)));
 
   Optimizer<float> opt;
-  opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps, model.num_params());
+  opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps, model->num_params());
   auto train_rng = stream(tc.seed, kTrainStream);
   std::vector<uint32_t> order(N);
   std::iota(order.begin(), order.end(), 0u);
@@ -135,9 +118,10 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
     Checkpoint c = load_checkpoint(last_path);
     if (c.identity != identity)
       throw std::runtime_error(last_path + ": checkpoint of a different configuration");
-    if (c.params.size() != model.params.size())
+    if (c.params.size() != model->num_params())
       throw std::runtime_error(last_path + ": parameter count does not match the model");
-    model.params.assign(c.params.begin(), c.params.end());
+    model->params().assign(c.params.begin(), c.params.end());
+    model->load_state(c.model_state);
     if (opt.kind == "adam") {
       opt.adam.m.assign(c.opt_a.begin(), c.opt_a.end());
       opt.adam.v.assign(c.opt_b.begin(), c.opt_b.end());
@@ -156,8 +140,10 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
   auto make_checkpoint = [&](int64_t epochs_done) {
     Checkpoint c;
     c.identity = identity;
+    c.config_json = config_json;
     c.epoch = epochs_done;
-    c.params.assign(model.params.begin(), model.params.end());
+    c.params.assign(model->params().begin(), model->params().end());
+    c.model_state = model->state();
     if (opt.kind == "adam") {
       c.opt_a.assign(opt.adam.m.begin(), opt.adam.m.end());
       c.opt_b.assign(opt.adam.v.begin(), opt.adam.v.end());
@@ -191,8 +177,8 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
       // Linear KL warm-up from 0 to beta over tc.warmup epochs, updated every step.
       const double progress_epochs = double(epoch) + double(step + 1) / double(steps_per_epoch);
       beta_eff = tc.warmup > 0 ? tc.beta * std::min(1.0, progress_epochs / double(tc.warmup)) : tc.beta;
-      BatchLoss l = forward_backward(model, work, data.train, order.data() + start, rows, dynamic, train_rng,
-                                     ObjectiveParams{beta_eff, tc.free_bits});
+      BatchLoss l = model->train_step(data.train, order.data() + start, rows, dynamic, train_rng,
+                                      ObjectiveParams{beta_eff, tc.free_bits});
       if (epoch + 1 == options.fault_nan_epoch && step == 0) l.loss = std::nan("");
       if (!std::isfinite(l.loss)) {
         std::ostringstream m;
@@ -204,7 +190,7 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
         if (progress) std::fprintf(stderr, "%sdiverged: %s\n", tty ? "\n" : "", m.str().c_str());
         return result;
       }
-      opt.step(model.params, model.grads, lr);
+      opt.step(model->params(), model->grads(), lr);
       loss_sum += l.loss * double(rows);
       rec_sum += l.rec * double(rows);
       kl_sum += l.kl * double(rows);
@@ -232,7 +218,7 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
                                     {"samples_per_s", double(N) / epoch_s}};
     if (data.valid.n > 0) {
       auto rng = stream(tc.seed, kEvalStream);
-      const ElboReport v = evaluate_elbo(model, eval_work, data.valid, rng);
+      const ElboReport v = model->evaluate(data.valid, rng);
       m["valid_elbo"] = v.elbo;
       if (v.elbo > best_valid) {
         best_valid = v.elbo;
@@ -243,7 +229,7 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
     const bool eval_now = tc.eval_every > 0 && (epoch + 1) % tc.eval_every == 0;
     if (eval_now) {
       auto rng = stream(tc.seed, kEvalStream);
-      const ElboReport t = evaluate_elbo(model, eval_work, data.test, rng);
+      const ElboReport t = model->evaluate(data.test, rng);
       m["test_elbo"] = t.elbo;
     }
     if (!last_path.empty()) {
@@ -275,36 +261,35 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
 
   // Final evaluation on the test set.
   const auto t_eval = Clock::now();
-  if (model.lik.kind == LikelihoodKind::Gaussian && model.lik.sigma == SigmaMode::Optimal) {
+  {
     auto rng = stream(tc.seed, kSigmaStream);
-    const double s = optimal_log_sigma(model, eval_work, data.train, rng);
-    model.lik.eval_sigma_set = true;
-    model.lik.eval_log_sigma = float(s);
-    result.metrics["sigma_eval"] = std::exp(s);
+    model->finish_training(data.train, rng, result.metrics);
   }
-  if (model.lik.has_shared_param())
-    result.metrics["sigma_learned"] = std::exp(softclip(model.params[model.lik.shared_offset], model.lik.min_log_sigma));
+  model->describe(result.metrics);
   {
     auto rng = stream(tc.seed, kEvalStream);
-    const ElboReport t = evaluate_elbo(model, eval_work, data.test, rng);
+    const ElboReport t = model->evaluate(data.test, rng);
     result.metrics["test_elbo"] = t.elbo;
     result.metrics["test_rec"] = t.rec;
     result.metrics["test_kl"] = t.kl;
     result.metrics["active_units"] = double(t.active_units);
     result.kl_per_dim = t.kl_per_dim;
+    for (const auto& [k, v] : t.extra) result.metrics[k] = v;
   }
-  const double D = double(shape.data_dim);
+  const double D = double(data.train.dim());
   if (tc.iw_samples > 0) {
     auto rng = stream(tc.seed, kIwStream);
-    const double nll = iw_nll(model, eval_work, data.test, std::size_t(tc.iw_examples),
-                              std::size_t(tc.iw_samples), std::size_t(tc.iw_chunk), rng);
+    const auto t_iw = Clock::now();
+    const double nll = model->iw_nll(data.test, std::size_t(tc.iw_examples), std::size_t(tc.iw_samples),
+                                     std::size_t(tc.iw_chunk), rng);
+    result.metrics["iw_s"] = seconds_since(t_iw);
     result.metrics["test_nll"] = nll;
     result.metrics["iw_samples"] = double(tc.iw_samples);
     result.metrics["iw_examples"] = double(tc.iw_examples == 0 ? data.test.n
                                                              : std::min<std::size_t>(tc.iw_examples, data.test.n));
-    if (model.lik.kind == LikelihoodKind::Gaussian) result.metrics["test_bpd"] = nll / (D * std::log(2.0));
+    if (tc.likelihood == "gaussian") result.metrics["test_bpd"] = nll / (D * std::log(2.0));
   }
-  if (model.lik.kind == LikelihoodKind::Gaussian)
+  if (tc.likelihood == "gaussian")
     result.metrics["test_elbo_bpd"] = -result.metrics["test_elbo"] / (D * std::log(2.0));
   result.metrics["eval_s"] = seconds_since(t_eval);
   result.metrics["train_s"] = train_seconds;

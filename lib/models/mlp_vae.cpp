@@ -1,0 +1,107 @@
+// The MLP VAE (Gaussian, beta- and sigma-VAE) behind the Model interface.
+#include "models/mlp_vae.hpp"
+
+#include <cmath>
+
+#include "train/evaluate.hpp"
+#include "train/step.hpp"
+
+namespace vae {
+
+namespace {
+
+class MlpVae final : public Model {
+ public:
+  MlpVae(const VaeShape& shape, const Likelihood<float>& lik) : model_(shape, lik) {}
+
+  Vae<float>& model() { return model_; }
+  Buffer<float>& params() override { return model_.params; }
+  Buffer<float>& grads() override { return model_.grads; }
+
+  void reserve(std::size_t train_batch, std::size_t eval_batch) override {
+    model_.reserve(train_, train_batch);
+    model_.reserve(eval_, eval_batch);
+  }
+  BatchLoss train_step(const data::Images& images, const uint32_t* index, std::size_t rows, bool dynamic,
+                       std::mt19937_64& rng, const ObjectiveParams& p) override {
+    return forward_backward(model_, train_, images, index, rows, dynamic, rng, p);
+  }
+  void finish_training(const data::Images& train, std::mt19937_64& rng,
+                       std::map<std::string, double>& metrics) override {
+    if (model_.lik.kind == LikelihoodKind::Gaussian && model_.lik.sigma == SigmaMode::Optimal) {
+      const double s = optimal_log_sigma(model_, eval_, train, rng);
+      model_.lik.eval_sigma_set = true;
+      model_.lik.eval_log_sigma = float(s);
+      metrics["sigma_eval"] = std::exp(s);
+    }
+  }
+  ElboReport evaluate(const data::Images& images, std::mt19937_64& rng) override {
+    return evaluate_elbo(model_, eval_, images, rng);
+  }
+  double iw_nll(const data::Images& images, std::size_t n, std::size_t K, std::size_t chunk,
+                std::mt19937_64& rng) override {
+    return vae::iw_nll(model_, eval_, images, n, K, chunk, rng);
+  }
+  std::size_t latent_dim() const override { return model_.shape.latent; }
+  std::vector<float> encode_mean(const data::Images& images, std::size_t n) override {
+    const std::size_t L = model_.shape.latent, N = n == 0 ? images.n : std::min(n, images.n);
+    const auto idx = first_indices(images, N);
+    std::vector<float> mu(N * L);
+    for (std::size_t start = 0; start < N; start += eval_.max_batch) {
+      const std::size_t rows = std::min(eval_.max_batch, N - start);
+      gather_batch(eval_.x.ptr(), images, idx.data() + start, rows);
+      model_.encode(eval_, rows);
+      std::copy(eval_.mu.ptr(), eval_.mu.ptr() + rows * L, mu.begin() + std::ptrdiff_t(start * L));
+    }
+    return mu;
+  }
+  std::vector<float> decode_mean(const std::vector<float>& z, std::size_t n) override {
+    const std::size_t L = model_.shape.latent, D = model_.shape.data_dim;
+    std::vector<float> out(n * D);
+    for (std::size_t start = 0; start < n; start += eval_.max_batch) {
+      const std::size_t rows = std::min(eval_.max_batch, n - start);
+      std::copy(z.begin() + std::ptrdiff_t(start * L), z.begin() + std::ptrdiff_t((start + rows) * L), eval_.z.ptr());
+      std::fill(eval_.x.ptr(), eval_.x.ptr() + rows * D, 0.0f);  // decode() also scores x; unused here
+      model_.decode(eval_, rows);
+      const float* o = eval_.out.ptr();
+      const bool sigmoid = model_.lik.kind == LikelihoodKind::Bernoulli || model_.lik.sigmoid_mean;
+      for (std::size_t i = 0; i < rows * D; ++i)
+        out[start * D + i] = sigmoid ? 1.0f / (1.0f + std::exp(-o[i])) : o[i];
+    }
+    return out;
+  }
+  void describe(std::map<std::string, double>& metrics) override {
+    if (model_.lik.has_shared_param())
+      metrics["sigma_learned"] =
+          std::exp(double(softclip(model_.params[model_.lik.shared_offset], model_.lik.min_log_sigma)));
+  }
+
+ private:
+  Vae<float> model_;
+  Vae<float>::Work train_, eval_;
+};
+
+}  // namespace
+
+Likelihood<float> likelihood_from(const TrainConfig& tc) {
+  Likelihood<float> lik;
+  lik.kind = tc.likelihood == "gaussian" ? LikelihoodKind::Gaussian : LikelihoodKind::Bernoulli;
+  lik.sigma = parse_sigma_mode(tc.sigma);
+  lik.fixed_log_sigma = float(std::log(tc.sigma_value));
+  lik.min_log_sigma = float(tc.min_log_sigma);
+  lik.sigmoid_mean = tc.gaussian_mean == "sigmoid";
+  return lik;
+}
+
+std::unique_ptr<Model> make_mlp_vae(const TrainConfig& tc, std::size_t data_dim, std::mt19937_64& init_rng) {
+  VaeShape shape;
+  shape.data_dim = data_dim;
+  shape.latent = std::size_t(tc.latent);
+  shape.hidden.assign(tc.hidden.begin(), tc.hidden.end());
+  shape.activation = parse_activation(tc.activation);
+  auto m = std::make_unique<MlpVae>(shape, likelihood_from(tc));
+  m->model().initialize(tc.init == "normal" ? Init::Normal : Init::Uniform, tc.init_std, init_rng);
+  return m;
+}
+
+}  // namespace vae

@@ -1,0 +1,78 @@
+// What the trainer needs of any model (the MLP VAE, IAF, Ladder VAE, ...): a flat
+// parameter buffer, a training step, and the evaluations. Each model family
+// implements it over its own templated forward/backward code.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+#include "data/dataset.hpp"
+#include "tensor/view.hpp"
+
+namespace vae {
+
+struct ObjectiveParams {
+  double beta = 1.0;       // already multiplied by the warm-up factor
+  double free_bits = 0.0;  // lambda in nats per latent dimension, 0: off
+};
+
+struct BatchLoss {
+  double loss = 0;  // the objective (what is minimised)
+  double rec = 0;   // mean -log p(x|z)
+  double kl = 0;    // mean KL (analytic where it exists), whatever free bits do
+  double elbo() const { return -(rec + kl); }
+};
+
+struct ElboReport {
+  double elbo = 0, rec = 0, kl = 0;  // means over examples; elbo = -(rec + kl)
+  std::vector<double> kl_per_dim;    // mean KL of each latent dimension
+  std::vector<double> mu_variance;   // Var_x of E_q[z_u|x] per dimension
+  int64_t active_units = 0;
+  std::map<std::string, double> extra;  // model-specific (e.g. KL and active units per layer)
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  virtual Buffer<float>& params() = 0;
+  virtual Buffer<float>& grads() = 0;
+  std::size_t num_params() { return params().size(); }
+  // State saved in checkpoints beside the parameters (batch-norm running statistics).
+  virtual std::vector<float> state() const { return {}; }
+  virtual void load_state(const std::vector<float>& /*state*/) {}
+
+  // Preallocates for training batches and evaluation chunks of up to these many rows.
+  virtual void reserve(std::size_t train_batch, std::size_t eval_batch) = 0;
+  // Fills the batch (fresh Bernoulli draw when dynamic) and noise from rng, zeroes the
+  // gradients and accumulates d loss / d params. Allocates nothing.
+  virtual BatchLoss train_step(const data::Images& images, const uint32_t* index, std::size_t rows,
+                               bool dynamic, std::mt19937_64& rng, const ObjectiveParams& p) = 0;
+  // After the last epoch, before evaluation (the optimal sigma is measured here).
+  virtual void finish_training(const data::Images& /*train*/, std::mt19937_64& /*rng*/,
+                               std::map<std::string, double>& /*metrics*/) {}
+  // Single-sample ELBO over a split (stored as it is: test sets are binarized once).
+  virtual ElboReport evaluate(const data::Images& images, std::mt19937_64& rng) = 0;
+  // Mean -log p(x) over the first n images (0: all) by K importance samples.
+  virtual double iw_nll(const data::Images& images, std::size_t n, std::size_t K, std::size_t chunk,
+                        std::mt19937_64& rng) = 0;
+  virtual std::size_t latent_dim() const = 0;
+  // E_q[z|x] of the first n images (0: all), [n, latent_dim] row-major: the
+  // representation that active units and disentanglement metrics read.
+  virtual std::vector<float> encode_mean(const data::Images& images, std::size_t n) = 0;
+  // The decoder's mean for n latent codes z [n, latent_dim]: [n, D] in [0,1]
+  // (Bernoulli probabilities or Gaussian means), for pictures.
+  virtual std::vector<float> decode_mean(const std::vector<float>& z, std::size_t n) = 0;
+  // Final facts worth recording (e.g. the learned sigma).
+  virtual void describe(std::map<std::string, double>& /*metrics*/) {}
+};
+
+// The model a configuration asks for, initialised from init_rng.
+std::unique_ptr<Model> make_model(const TrainConfig& tc, std::size_t rows, std::size_t cols,
+                                  std::mt19937_64& init_rng);
+
+}  // namespace vae

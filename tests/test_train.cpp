@@ -185,3 +185,20 @@ TEST_CASE("vae train exits 3 when the run diverges", "[e2e][cli]") {
   CHECK(r.status == 3);
   CHECK_THAT(r.out, Catch::Contains("diverged") && Catch::Contains("epoch 1"));
 }
+
+TEST_CASE("KL warm-up raises beta linearly over the warm-up epochs", "[train][warmup]") {
+  struct Recorder : RunHooks {
+    std::vector<double> beta;
+    void on_epoch(int64_t, const std::map<std::string, double>& m) override { beta.push_back(m.at("beta_eff")); }
+  } rec;
+  ConfigMap c = small_config(5);
+  apply(c, {{"warmup", int64_t(4)}, {"beta", 2.0}, {"iw-samples", int64_t(0)}});
+  REQUIRE(train_and_evaluate(c, RunOptions{"", false, true, nullptr}, &rec).status == "done");
+  // the value in force at each epoch's last step: beta * min(1, epochs done / warm-up)
+  REQUIRE(rec.beta.size() == 5);
+  CHECK(rec.beta[0] == Approx(0.5));
+  CHECK(rec.beta[1] == Approx(1.0));
+  CHECK(rec.beta[2] == Approx(1.5));
+  CHECK(rec.beta[3] == Approx(2.0));
+  CHECK(rec.beta[4] == Approx(2.0));
+}

@@ -1,0 +1,370 @@
+// vae runs: list runs of the results database, or show one with its provenance
+// and learning curve.
+#include <cmath>
+#include <iostream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "command.hpp"
+#include "config/config.hpp"
+#include "report/render.hpp"
+#include "report/selection.hpp"
+#include "results_common.hpp"
+#include "store/results_store.hpp"
+#include "store/run_identity.hpp"
+#include "sweep/runner.hpp"
+
+namespace vae::cli {
+namespace {
+
+namespace po = boost::program_options;
+using namespace vae::cli::results;
+using store::SqlValue;
+
+const std::vector<report::Format> kListFormats = {
+    report::Format::Text, report::Format::Markdown, report::Format::Csv,
+    report::Format::Tsv,  report::Format::Json,     report::Format::Jsonl};
+
+int runs_list(const std::vector<std::string>& args) {
+  po::options_description desc("vae runs options");
+  desc.add_options()
+      ("help,h", "show this help")
+      ("sweep", po::value<std::string>(), "only the runs of this sweep (in sweep order)")
+      ("status", po::value<std::vector<std::string>>()->composing(),
+       "only runs with this status: queued, running, interrupted, done, failed, diverged (comma list)")
+      ("where", po::value<std::vector<std::string>>()->composing(),
+       "condition on a setting or final metric, e.g. latent=20, 'beta>=2', 'test_nll<90' (repeatable)")
+      ("metrics", po::value<std::string>()->default_value("test_elbo,test_nll"),
+       "final metrics to show (comma list)")
+      ("limit", po::value<int64_t>()->default_value(0), "show at most N runs, the latest (0: all)")
+      ("format", po::value<std::string>()->default_value("text"), "text, markdown, csv, tsv, json or jsonl");
+  add_db_option(desc);
+  po::variables_map vm;
+  if (auto rc = parse("vae runs", "vae runs [options]   |   vae runs show RUN_ID [options]", desc, {}, args, vm))
+    return *rc;
+  report::Format f = report::parse_format(vm["format"].as<std::string>(), kListFormats);
+  report::Selection sel;
+  if (vm.count("sweep")) sel.sweep = vm["sweep"].as<std::string>();
+  sel.statuses = list_option(vm, "status");
+  static const std::set<std::string> statuses = {"queued", "running", "interrupted", "done", "failed", "diverged"};
+  for (const auto& s : sel.statuses)
+    if (!statuses.count(s))
+      throw report::UsageError("--status '" + s + "': expected queued, running, interrupted, done, failed or diverged");
+  if (vm.count("where"))
+    for (const auto& w : vm["where"].as<std::vector<std::string>>()) sel.where.push_back(report::parse_condition(w));
+  std::vector<std::string> metrics;
+  {
+    std::stringstream ss(vm["metrics"].as<std::string>());
+    std::string m;
+    while (std::getline(ss, m, ',')) if (!m.empty()) metrics.push_back(m);
+  }
+
+  auto db = store::open_for_reading(vm["db"].as<std::string>());
+  auto ids = report::select_runs(*db, sel);
+  const int64_t limit = vm["limit"].as<int64_t>();
+  if (limit > 0 && int64_t(ids.size()) > limit) ids.erase(ids.begin(), ids.end() - limit);
+  auto rows = report::load_runs(*db, ids, sel.sweep);
+  auto varying = report::varying_params(rows);
+
+  std::map<std::string, std::string> sweeps_of;
+  if (sel.sweep.empty()) {
+    auto s = db->prepare("SELECT sr.run_id, group_concat(s.name, ',') FROM sweep_runs sr JOIN sweeps s USING (sweep_id) GROUP BY sr.run_id");
+    while (s.step()) sweeps_of[s.get_text(0)] = s.get_text(1);
+  }
+  const bool machine = f != report::Format::Text && f != report::Format::Markdown;
+  report::Frame fr;
+  fr.columns = {"run", "status"};
+  if (sel.sweep.empty()) fr.columns.push_back("sweep");
+  for (const auto& k : varying) fr.columns.push_back(k);
+  for (const auto& m : metrics) fr.columns.push_back(m);
+  for (const char* c : {"epochs", "wall", "message"}) fr.columns.push_back(c);
+  for (const auto& r : rows) {
+    std::vector<SqlValue> line{machine ? r.run_id : r.run_id.substr(0, 12), r.status};
+    if (sel.sweep.empty()) line.push_back(sweeps_of.count(r.run_id) ? sweeps_of[r.run_id] : "");
+    for (const auto& k : varying) line.push_back(r.params.count(k) ? r.params.at(k) : SqlValue{});
+    for (const auto& m : metrics) {
+      auto it = r.metrics.find(m);
+      if (it == r.metrics.end()) line.push_back(SqlValue{});
+      else if (machine) line.push_back(it->second);
+      else {
+        char buf[32];
+        std::snprintf(buf, sizeof buf, "%.3f", it->second);
+        line.push_back(std::string(buf));
+      }
+    }
+    line.push_back(r.epochs_done);
+    if (machine) line.push_back(r.wall_s);
+    else line.push_back(r.wall_s > 0 ? report::format_seconds(r.wall_s) : "");
+    std::string msg = r.message;
+    if (!machine && msg.size() > 60) msg = msg.substr(0, 57) + "...";
+    line.push_back(msg);
+    fr.rows.push_back(std::move(line));
+  }
+  std::cout << report::render_frame(fr, f);
+  if (f == report::Format::Text) {
+    std::map<std::string, int> n;
+    for (const auto& r : rows) ++n[r.status];
+    std::cout << rows.size() << " runs";
+    for (const auto& [s, k] : n) std::cout << ", " << k << " " << s;
+    std::cout << "\n";
+  }
+  return kExitOk;
+}
+
+// A compact curve: ▁▂▃▄▅▆▇█ scaled between the min and the max.
+std::string sparkline(const std::vector<double>& v) {
+  static const char* bars[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
+  double lo = INFINITY, hi = -INFINITY;
+  for (double x : v)
+    if (std::isfinite(x)) lo = std::min(lo, x), hi = std::max(hi, x);
+  std::string s;
+  for (double x : v) {
+    if (!std::isfinite(x)) {
+      s += "·";
+      continue;
+    }
+    int i = hi > lo ? int(std::lround(7 * (x - lo) / (hi - lo))) : 3;
+    s += bars[std::clamp(i, 0, 7)];
+  }
+  return s;
+}
+
+int runs_show(const std::vector<std::string>& args) {
+  po::options_description desc("vae runs show options");
+  desc.add_options()
+      ("help,h", "show this help")
+      ("id", po::value<std::string>(), "run id, or a unique prefix of at least 4 hex digits")
+      ("format", po::value<std::string>()->default_value("text"), "text or json")
+      ("curve", po::value<std::string>()->default_value("20"),
+       "epochs of the learning curve shown: N evenly spaced rows, or 'all'");
+  add_db_option(desc);
+  po::positional_options_description pos;
+  pos.add("id", 1);
+  po::variables_map vm;
+  if (auto rc = parse("vae runs show", "vae runs show RUN_ID [options]", desc, pos, args, vm)) return *rc;
+  if (!vm.count("id")) throw report::UsageError("which run? (vae runs lists them)");
+  report::Format f = report::parse_format(vm["format"].as<std::string>(), {report::Format::Text, report::Format::Json});
+  size_t curve_rows = 0;
+  if (vm["curve"].as<std::string>() != "all") {
+    try {
+      curve_rows = std::stoul(vm["curve"].as<std::string>());
+    } catch (const std::exception&) {
+      throw report::UsageError("--curve '" + vm["curve"].as<std::string>() + "': expected a number or 'all'");
+    }
+  }
+  auto db = store::open_for_reading(vm["db"].as<std::string>());
+  const std::string id = report::resolve_run_id(*db, vm["id"].as<std::string>());
+  nlohmann::json j;
+  auto row = report::load_runs(*db, {id}).at(0);
+  db->read([&] {
+    j = nlohmann::json::object();
+    auto r = db->prepare("SELECT config_json, identity_json, coalesce(kl_per_dim, 'null'), created_at, out_dir FROM runs WHERE run_id = ?");
+    r.bind(1, id);
+    r.step();
+    j["run_id"] = id;
+    j["status"] = row.status;
+    j["message"] = row.message;
+    j["config"] = nlohmann::json::parse(r.get_text(0));
+    j["identity"] = nlohmann::json::parse(r.get_text(1));
+    j["kl_per_dim"] = nlohmann::json::parse(r.get_text(2));
+    j["created_at"] = r.get_text(3);
+    j["out_dir"] = r.get_text(4);
+    j["started_at"] = row.started_at;
+    j["ended_at"] = row.ended_at;
+    j["wall_s"] = row.wall_s;
+    j["epochs_done"] = row.epochs_done;
+    nlohmann::json metrics = nlohmann::json::object();
+    for (const auto& [k, v] : row.metrics) metrics[k] = std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+    j["metrics"] = metrics;
+    auto sw = db->prepare("SELECT s.name, sr.position, sr.point FROM sweep_runs sr JOIN sweeps s USING (sweep_id) WHERE sr.run_id = ? ORDER BY s.name");
+    sw.bind(1, id);
+    j["sweeps"] = nlohmann::json::array();
+    while (sw.step())
+      j["sweeps"].push_back({{"name", sw.get_text(0)}, {"position", sw.get_int(1)},
+                             {"point", nlohmann::json::parse(sw.get_text(2).empty() ? "{}" : sw.get_text(2))},
+                             {"point_text", report::format_point(sw.get_text(2))}});
+    auto df = db->prepare("SELECT path, sha256 FROM data_files WHERE run_id = ? ORDER BY path");
+    df.bind(1, id);
+    j["data_files"] = nlohmann::json::array();
+    while (df.step()) j["data_files"].push_back({{"path", df.get_text(0)}, {"sha256", df.get_text(1)}});
+    auto at = db->prepare(
+        "SELECT a.attempt, a.host, a.pid, a.started_at, a.ended_at, a.outcome, a.message, a.resumed_from_epoch, "
+        "a.epochs_done, a.blas_threads, s.git_commit, s.git_dirty, s.binary_sha256, s.compiler, s.build_flags, "
+        "s.blas, s.cpu, s.cpu_count, s.command_line, s.vae_version, s.session_id "
+        "FROM attempts a LEFT JOIN sessions s USING (session_id) WHERE a.run_id = ? ORDER BY a.attempt");
+    at.bind(1, id);
+    j["attempts"] = nlohmann::json::array();
+    while (at.step()) {
+      nlohmann::json a = nlohmann::json::object();
+      for (int c = 0; c < at.columns(); ++c) {
+        SqlValue v = at.get(c);
+        if (auto i = std::get_if<int64_t>(&v)) a[at.column_name(c)] = *i;
+        else if (auto d = std::get_if<double>(&v)) a[at.column_name(c)] = *d;
+        else if (auto s = std::get_if<std::string>(&v)) a[at.column_name(c)] = *s;
+        else a[at.column_name(c)] = nullptr;
+      }
+      j["attempts"].push_back(a);
+    }
+    auto ar = db->prepare("SELECT kind, path, epoch, bytes FROM artifacts WHERE run_id = ? ORDER BY kind");
+    ar.bind(1, id);
+    j["artifacts"] = nlohmann::json::array();
+    while (ar.step())
+      j["artifacts"].push_back({{"kind", ar.get_text(0)}, {"path", ar.get_text(1)}, {"epoch", ar.get_int(2)}, {"bytes", ar.get_int(3)}});
+    auto em = db->prepare("SELECT epoch, name, value FROM epoch_metrics WHERE run_id = ? ORDER BY epoch, name");
+    em.bind(1, id);
+    nlohmann::json curve = nlohmann::json::object();
+    while (em.step()) {
+      std::string name = em.get_text(1);
+      if (!curve.contains(name)) curve[name] = nlohmann::json::array();
+      double v = em.get_double(2);
+      curve[name].push_back({em.get_int(0), std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr)});
+    }
+    j["curve"] = curve;
+  });
+  if (f == report::Format::Json) {
+    std::cout << j.dump(2) << "\n";
+    return kExitOk;
+  }
+
+  auto& out = std::cout;
+  out << "run " << id << "  " << row.status << "\n";
+  if (!row.message.empty()) out << "  message      " << row.message << "\n";
+  for (const auto& s : j["sweeps"]) {
+    std::string point = s["point_text"].get<std::string>();
+    out << "  sweep        " << s["name"].get<std::string>() << " #" << s["position"].get<int64_t>() + 1
+        << (point.empty() ? "" : "  (" + point + ")") << "\n";
+  }
+  // settings: the ones that differ from the defaults, then a pointer to the rest
+  ConfigMap defaults = default_config();
+  std::string changed;
+  for (const auto& o : train_options()) {
+    if (!j["config"].contains(o.key)) continue;
+    auto v = row.params.find(o.key);
+    if (v == row.params.end()) continue;
+    std::string now = report::format_sql(v->second);
+    std::string def = report::format_sql(store::to_sql(defaults[o.key]));
+    if (now != def) changed += (changed.empty() ? "" : " ") + o.key + "=" + now;
+  }
+  out << "  settings     " << (changed.empty() ? "(all defaults)" : changed) << "\n";
+  out << "               (not shown: settings at their defaults; --format json has all)\n";
+  out << "  times        created " << j["created_at"].get<std::string>();
+  if (!row.started_at.empty()) out << ", started " << row.started_at;
+  if (!row.ended_at.empty()) out << ", ended " << row.ended_at;
+  out << "\n  wall         " << report::format_seconds(row.wall_s) << " over " << row.attempts
+      << (row.attempts == 1 ? " attempt" : " attempts") << ", " << row.epochs_done << " epochs\n";
+  for (const auto& d : j["data_files"])
+    out << "  data         " << d["path"].get<std::string>() << "  sha256 " << d["sha256"].get<std::string>().substr(0, 16) << "\n";
+  if (!j["attempts"].empty()) {
+    const auto& a = j["attempts"].back();
+    auto str = [&](const char* k) { return a.contains(k) && a[k].is_string() ? a[k].get<std::string>() : std::string("?"); };
+    out << "  provenance   (attempt " << a["attempt"].get<int64_t>() << ")\n";
+    std::string dirty = a.contains("git_dirty") && a["git_dirty"].is_number() ? (a["git_dirty"].get<int64_t>() ? " (dirty)" : " (clean)") : "";
+    out << "    git        " << str("git_commit") << dirty << "\n";
+    out << "    program    vae " << str("vae_version") << ", sha256 " << str("binary_sha256").substr(0, 16) << "\n";
+    out << "    compiler   " << str("compiler") << "; flags: " << str("build_flags") << "\n";
+    out << "    blas       " << str("blas") << "; threads "
+        << (a.contains("blas_threads") && a["blas_threads"].is_number() ? std::to_string(a["blas_threads"].get<int64_t>()) : "?") << "\n";
+    out << "    machine    " << str("host") << ", " << str("cpu") << " ("
+        << (a.contains("cpu_count") && a["cpu_count"].is_number() ? std::to_string(a["cpu_count"].get<int64_t>()) : "?") << " cpus)\n";
+    out << "    command    " << str("command_line") << "\n";
+  }
+  if (j["attempts"].size() > 1 || (j["attempts"].size() == 1 && row.status != "done")) {
+    out << "  attempts\n";
+    for (const auto& a : j["attempts"]) {
+      auto str = [&](const char* k) { return a[k].is_string() ? a[k].get<std::string>() : std::string(""); };
+      out << "    " << a["attempt"].get<int64_t>() << "  " << str("started_at") << " .. " << str("ended_at") << "  pid "
+          << (a["pid"].is_number() ? std::to_string(a["pid"].get<int64_t>()) : "?") << "  from epoch "
+          << (a["resumed_from_epoch"].is_number() ? std::to_string(a["resumed_from_epoch"].get<int64_t>()) : "0")
+          << "  " << (str("outcome").empty() ? "(running)" : str("outcome"));
+      if (!str("message").empty()) out << ": " << str("message");
+      out << "\n";
+    }
+  }
+  if (!row.metrics.empty()) {
+    out << "  metrics\n";
+    for (const auto& [k, v] : row.metrics) {
+      char buf[64];
+      std::snprintf(buf, sizeof buf, "%.6g", v);
+      out << "    " << k << std::string(k.size() < 18 ? 18 - k.size() : 1, ' ') << buf << "\n";
+    }
+  }
+  if (j["kl_per_dim"].is_array() && !j["kl_per_dim"].empty()) {
+    out << "  KL per dim  ";
+    for (const auto& k : j["kl_per_dim"]) {
+      char buf[32];
+      std::snprintf(buf, sizeof buf, " %.2f", k.get<double>());
+      out << buf;
+    }
+    out << "\n";
+  }
+  for (const auto& a : j["artifacts"])
+    out << "  artifact     " << a["kind"].get<std::string>() << " (epoch " << a["epoch"].get<int64_t>() << ") "
+        << a["path"].get<std::string>() << "\n";
+  // learning curve
+  const auto& curve = j["curve"];
+  if (!curve.empty()) {
+    std::set<int64_t> epochs_set;
+    for (auto it = curve.begin(); it != curve.end(); ++it)
+      for (const auto& p : *it) epochs_set.insert(p[0].get<int64_t>());
+    std::vector<int64_t> epochs(epochs_set.begin(), epochs_set.end());
+    std::vector<std::string> names;
+    for (const char* pref : {"train_loss", "valid_elbo", "test_elbo"})
+      if (curve.contains(pref)) names.push_back(pref);
+    for (auto it = curve.begin(); it != curve.end(); ++it)
+      if (std::find(names.begin(), names.end(), it.key()) == names.end()) names.push_back(it.key());
+    out << "  learning curve (" << epochs.size() << " epochs)\n";
+    for (const auto& n : names) {
+      std::vector<double> v;
+      for (const auto& p : curve[n]) v.push_back(p[1].is_number() ? p[1].get<double>() : NAN);
+      if (v.size() > 1) out << "    " << n << std::string(n.size() < 16 ? 16 - n.size() : 1, ' ') << sparkline(v) << "\n";
+    }
+    std::vector<int64_t> shown;
+    if (curve_rows == 0 || epochs.size() <= curve_rows) shown = epochs;
+    else
+      for (size_t i = 0; i < curve_rows; ++i)
+        shown.push_back(epochs[i * (epochs.size() - 1) / (curve_rows - 1 ? curve_rows - 1 : 1)]);
+    report::Frame fr;
+    fr.columns = {"epoch"};
+    for (const auto& n : names) fr.columns.push_back(n);
+    std::map<std::string, std::map<int64_t, double>> by;
+    for (const auto& n : names)
+      for (const auto& p : curve[n]) by[n][p[0].get<int64_t>()] = p[1].is_number() ? p[1].get<double>() : NAN;
+    for (int64_t e : shown) {
+      std::vector<SqlValue> line{e};
+      for (const auto& n : names) {
+        auto it = by[n].find(e);
+        if (it == by[n].end()) line.push_back(SqlValue{});
+        else {
+          char buf[32];
+          std::snprintf(buf, sizeof buf, "%.4g", it->second);
+          line.push_back(std::string(buf));
+        }
+      }
+      fr.rows.push_back(line);
+    }
+    std::string table = report::render_frame(fr, report::Format::Text);
+    std::stringstream ss(table);
+    std::string l;
+    while (std::getline(ss, l)) out << "    " << l << "\n";
+  }
+  return kExitOk;
+}
+
+int run_runs(const std::vector<std::string>& args) {
+  try {
+    if (!args.empty() && args[0] == "show") return runs_show({args.begin() + 1, args.end()});
+    return runs_list(args);
+  } catch (const report::UsageError& e) {
+    std::cerr << "vae runs: " << e.what() << "\n";
+    return kExitUsage;
+  } catch (const store::DbError& e) {
+    std::cerr << "vae runs: " << e.what() << "\n";
+    return kExitError;
+  }
+}
+
+Register reg{{"runs", "list runs (by sweep, status, settings), or show one: vae runs show ID", &run_runs}};
+
+}  // namespace
+}  // namespace vae::cli

@@ -1,0 +1,313 @@
+#include "report/table.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <set>
+
+#include "config/config.hpp"
+
+namespace vae::report {
+
+Agg parse_agg(const std::string& n) {
+  if (n == "mean_se") return Agg::MeanSe;
+  if (n == "mean_sd" || n == "mean_std") return Agg::MeanSd;
+  if (n == "mean") return Agg::Mean;
+  if (n == "median") return Agg::Median;
+  if (n == "min") return Agg::Min;
+  if (n == "max") return Agg::Max;
+  throw UsageError("--agg '" + n + "': expected mean_se, mean_sd, mean, median, min or max");
+}
+
+std::string agg_name(Agg a) {
+  switch (a) {
+    case Agg::MeanSe: return "mean_se";
+    case Agg::MeanSd: return "mean_sd";
+    case Agg::Mean: return "mean";
+    case Agg::Median: return "median";
+    case Agg::Min: return "min";
+    case Agg::Max: return "max";
+  }
+  return "mean_se";
+}
+
+int metric_direction(const std::string& m) {
+  auto has = [&](const char* s) { return m.find(s) != std::string::npos; };
+  auto ends = [&](const std::string& s) {
+    return m.size() >= s.size() && m.compare(m.size() - s.size(), s.size(), s) == 0;
+  };
+  if (has("samples_per_s") || has("accuracy")) return +1;
+  // lower is better (test_elbo_bpd is a negative ELBO in bits per dimension)
+  if (has("nll") || has("bpd") || has("loss") || ends("_rec") || has("mse") || has("error") ||
+      ends("_s"))
+    return -1;
+  // higher is better
+  if (has("elbo") || ends("_ll") || has("log_likelihood") || has("loglik")) return +1;
+  return 0;
+}
+
+double CellStats::center(Agg a) const {
+  switch (a) {
+    case Agg::Median: return median;
+    case Agg::Min: return min;
+    case Agg::Max: return max;
+    default: return mean;
+  }
+}
+
+CellStats stats_of(std::vector<double> v) {
+  CellStats s;
+  s.n = int(v.size());
+  if (v.empty()) return s;
+  double sum = 0;
+  for (double x : v) sum += x;
+  s.mean = sum / double(v.size());
+  if (v.size() > 1) {
+    double ss = 0;
+    for (double x : v) ss += (x - s.mean) * (x - s.mean);
+    s.sd = std::sqrt(ss / double(v.size() - 1));
+    s.se = s.sd / std::sqrt(double(v.size()));
+  }
+  std::sort(v.begin(), v.end());
+  s.min = v.front();
+  s.max = v.back();
+  size_t h = v.size() / 2;
+  s.median = v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+  return s;
+}
+
+std::string Table::col_label(size_t c) const {
+  if (col_keys.empty()) return col_values[c][0];
+  std::string s;
+  for (size_t k = 0; k < col_keys.size(); ++k)
+    s += (k ? ", " : "") + col_keys[k] + "=" + col_values[c][k];
+  return s;
+}
+
+namespace {
+
+// Values of a key ordered numerically for numbers, else by first appearance.
+struct KeyOrder {
+  std::vector<std::string> labels;
+  std::map<std::string, double> numeric;
+  bool all_numeric = true;
+  void add(const store::SqlValue& v) {
+    std::string label = format_sql(v);
+    if (std::find(labels.begin(), labels.end(), label) != labels.end()) return;
+    labels.push_back(label);
+    if (auto i = std::get_if<int64_t>(&v)) numeric[label] = double(*i);
+    else if (auto d = std::get_if<double>(&v)) numeric[label] = *d;
+    else all_numeric = false;
+  }
+  void sort() {
+    if (all_numeric)
+      std::stable_sort(labels.begin(), labels.end(),
+                       [&](const std::string& a, const std::string& b) { return numeric[a] < numeric[b]; });
+  }
+};
+
+void check_setting(const std::string& key, const char* option) {
+  if (!find_option(key))
+    throw UsageError(std::string(option) + " '" + key + "': not a `vae train` setting");
+}
+
+}  // namespace
+
+Table build_table(store::Db& db, const TableRequest& rq) {
+  if (rq.metrics.empty()) throw UsageError("--metric: which metric? (e.g. --metric test_nll)");
+  if (rq.rows.empty()) throw UsageError("--rows: which setting varies down the rows? (e.g. --rows latent)");
+  if (!rq.cols.empty() && rq.metrics.size() > 1)
+    throw UsageError("several metrics make the columns: drop --cols, or give one --metric");
+  for (const auto& k : rq.rows) check_setting(k, "--rows");
+  for (const auto& k : rq.cols) check_setting(k, "--cols");
+  for (const auto& k : rq.rows)
+    if (std::find(rq.cols.begin(), rq.cols.end(), k) != rq.cols.end())
+      throw UsageError("'" + k + "' is in both --rows and --cols");
+
+  Selection sel = rq.selection;
+  sel.statuses.clear();  // every run: done ones are aggregated, the others counted
+  std::vector<RunRow> runs = load_runs(db, select_runs(db, sel), sel.sweep);
+  if (runs.empty()) throw UsageError("no runs match" + (sel.sweep.empty() ? std::string() : " in sweep '" + sel.sweep + "'"));
+  // metrics must exist somewhere
+  for (const auto& m : rq.metrics) {
+    bool any = false;
+    std::set<std::string> names;
+    for (const auto& r : runs) {
+      any = any || r.metrics.count(m);
+      for (const auto& [n, v] : r.metrics) names.insert(n);
+    }
+    if (!any && !names.empty()) {
+      std::string known;
+      for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
+      throw UsageError("--metric '" + m + "': no run has it (metrics: " + known + ")");
+    }
+  }
+
+  Table t;
+  t.sweep = sel.sweep;
+  t.agg = rq.agg;
+  t.row_keys = rq.rows;
+  t.col_keys = rq.cols;
+  auto key_of = [](const RunRow& r, const std::vector<std::string>& keys) {
+    std::vector<std::string> out;
+    for (const auto& k : keys) {
+      auto it = r.params.find(k);
+      out.push_back(it == r.params.end() ? "" : format_sql(it->second));
+    }
+    return out;
+  };
+
+  // row and column values, ordered
+  std::vector<KeyOrder> row_order(rq.rows.size()), col_order(rq.cols.size());
+  for (const auto& r : runs) {
+    for (size_t k = 0; k < rq.rows.size(); ++k)
+      if (r.params.count(rq.rows[k])) row_order[k].add(r.params.at(rq.rows[k]));
+    for (size_t k = 0; k < rq.cols.size(); ++k)
+      if (r.params.count(rq.cols[k])) col_order[k].add(r.params.at(rq.cols[k]));
+  }
+  for (auto& o : row_order) o.sort();
+  for (auto& o : col_order) o.sort();
+  // the combinations that occur, in lexicographic order of the per-key orders
+  auto combos = [&](const std::vector<KeyOrder>& order, const std::vector<std::string>& keys) {
+    std::set<std::vector<std::string>> present;
+    for (const auto& r : runs) present.insert(key_of(r, keys));
+    std::vector<std::vector<std::string>> out;
+    std::vector<std::vector<std::string>> all{{}};
+    for (const auto& o : order) {
+      std::vector<std::vector<std::string>> next;
+      for (const auto& a : all)
+        for (const auto& l : o.labels) {
+          auto b = a;
+          b.push_back(l);
+          next.push_back(b);
+        }
+      all = next;
+    }
+    for (const auto& a : all)
+      if (present.count(a)) out.push_back(a);
+    return out;
+  };
+  t.row_values = combos(row_order, rq.rows);
+  if (rq.cols.empty()) {
+    for (const auto& m : rq.metrics) {
+      t.col_values.push_back({m});
+      t.col_metrics.push_back(m);
+    }
+    t.best_per_row = false;
+  } else {
+    t.col_values = combos(col_order, rq.cols);
+    t.col_metrics.assign(t.col_values.size(), rq.metrics[0]);
+  }
+
+  // group the runs into cells, checking that a cell's runs differ only in the seed
+  std::map<std::pair<std::vector<std::string>, std::vector<std::string>>, std::vector<const RunRow*>> groups;
+  for (const auto& r : runs) {
+    auto rk = key_of(r, rq.rows);
+    auto ck = rq.cols.empty() ? std::vector<std::string>{} : key_of(r, rq.cols);
+    groups[{rk, ck}].push_back(&r);
+  }
+  for (const auto& [key, members] : groups) {
+    for (const auto& o : train_options()) {
+      if (!o.identity || o.key == "seed") continue;
+      if (std::find(rq.rows.begin(), rq.rows.end(), o.key) != rq.rows.end()) continue;
+      if (std::find(rq.cols.begin(), rq.cols.end(), o.key) != rq.cols.end()) continue;
+      auto val = [&](const RunRow& r) {
+        auto it = r.params.find(o.key);
+        return it == r.params.end() ? std::string() : format_sql(it->second);
+      };
+      std::set<std::string> distinct;
+      for (const RunRow* m : members) distinct.insert(val(*m));
+      if (distinct.size() > 1) {
+        std::string cell, vals;
+        for (size_t k = 0; k < rq.rows.size(); ++k) cell += (cell.empty() ? "" : ", ") + rq.rows[k] + "=" + key.first[k];
+        for (size_t k = 0; k < rq.cols.size(); ++k) cell += ", " + rq.cols[k] + "=" + key.second[k];
+        for (const auto& v : distinct) vals += (vals.empty() ? "" : ", ") + v;
+        throw UsageError("the cell " + cell + " mixes runs that differ in '" + o.key + "' (" + vals +
+                         "): add it to --rows or --cols, or pick one with --where " + o.key + "=...");
+      }
+    }
+  }
+
+  t.cells.assign(t.row_values.size(), std::vector<CellStats>(t.col_values.size()));
+  int uniform = -2;
+  for (size_t ri = 0; ri < t.row_values.size(); ++ri) {
+    for (size_t ci = 0; ci < t.col_values.size(); ++ci) {
+      auto it = groups.find({t.row_values[ri], rq.cols.empty() ? std::vector<std::string>{} : t.col_values[ci]});
+      CellStats cell;
+      if (it != groups.end()) {
+        std::vector<double> values;
+        std::vector<std::string> ids;
+        int not_done = 0, pending = 0, missing = 0;
+        for (const RunRow* r : it->second) {
+          if (r->status == "failed" || r->status == "diverged") {
+            ++not_done;
+            continue;
+          }
+          if (r->status != "done") {
+            ++pending;
+            continue;
+          }
+          auto m = r->metrics.find(t.col_metrics[ci]);
+          if (m == r->metrics.end() || !std::isfinite(m->second)) {
+            ++missing;
+            continue;
+          }
+          values.push_back(m->second);
+          ids.push_back(r->run_id);
+        }
+        cell = stats_of(values);
+        cell.run_ids = ids;
+        cell.not_done = not_done;
+        cell.pending = pending;
+        cell.missing = missing;
+        t.total_not_done += not_done;
+        t.total_pending += pending;
+      }
+      if (cell.n > 0) uniform = uniform == -2 ? cell.n : (uniform == cell.n ? uniform : -1);
+      t.cells[ri][ci] = cell;
+    }
+  }
+  t.uniform_n = uniform < 0 ? -1 : uniform;
+
+  // mark the best
+  auto direction_of = [&](const std::string& metric) {
+    if (rq.best == "max") return +1;
+    if (rq.best == "min") return -1;
+    if (rq.best == "none") return 0;
+    if (rq.best != "auto") throw UsageError("--best '" + rq.best + "': expected auto, max, min or none");
+    return metric_direction(metric);
+  };
+  t.direction = direction_of(rq.metrics[0]);
+  auto mark = [&](std::vector<CellStats*> line, int dir) {
+    if (dir == 0) return;
+    double best = NAN;
+    for (auto* c : line) {
+      double v = c->center(rq.agg);
+      if (c->n == 0 || std::isnan(v)) continue;
+      if (std::isnan(best) || (dir > 0 ? v > best : v < best)) best = v;
+    }
+    if (std::isnan(best)) return;
+    int candidates = 0;
+    for (auto* c : line) candidates += c->n > 0;
+    if (candidates < 2) return;  // nothing to compare with
+    for (auto* c : line)
+      if (c->n > 0 && c->center(rq.agg) == best) c->best = true;
+  };
+  if (t.best_per_row) {
+    for (auto& row : t.cells) {
+      std::vector<CellStats*> line;
+      for (auto& c : row) line.push_back(&c);
+      mark(line, t.direction);
+    }
+  } else {
+    for (size_t ci = 0; ci < t.col_values.size(); ++ci) {
+      std::vector<CellStats*> line;
+      for (auto& row : t.cells) line.push_back(&row[ci]);
+      t.col_directions.push_back(direction_of(t.col_metrics[ci]));
+      mark(line, t.col_directions.back());
+    }
+  }
+  return t;
+}
+
+}  // namespace vae::report

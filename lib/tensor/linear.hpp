@@ -1,6 +1,7 @@
 // Fully connected kernels on BLAS. Shapes: in [B,I], W [O,I], b [O], out [B,O].
 #pragma once
 
+#include <algorithm>
 #include <xtensor-blas/xblas.hpp>
 
 #include "tensor/view.hpp"
@@ -8,10 +9,13 @@
 namespace vae {
 
 // out[B,O] = in[B,I] . W[O,I]^T + b[O]
+// The bias is copied into out and gemm adds the product (beta = 1): one pass over out,
+// where beta = 0 (OpenBLAS zeroes C) and then a broadcast add would take two.
 template <class T>
 void linear_forward(MatView<T>& out, const MatView<T>& in, const MatView<T>& W, const VecView<T>& b) {
-  xt::blas::gemm(in, W, out, false, true, T(1), T(0));
-  xt::noalias(out) += b;
+  const std::size_t B = out.shape()[0], O = out.shape()[1];
+  for (std::size_t r = 0; r < B; ++r) std::copy(b.data(), b.data() + O, out.data() + r * O);
+  xt::blas::gemm(in, W, out, false, true, T(1), T(1));
 }
 
 // dW += dout^T . in ; db += sum over the batch of dout ; din = dout . W + din_beta * din

@@ -75,6 +75,23 @@ inline double log_sum_exp(const double* v, std::size_t n) {
   return m + std::log(s);
 }
 
+// rec[r] = -log p(x | z_r) for the m latent samples in w.z of one example x_row. With a
+// Bernoulli decoder the image is one row read by every sample (model.decode would score
+// w.x, m copies of it, and keep exp(-|logit|) for a backward pass: two [m,D] streams that
+// evict the weights the next chunk's gemm reads); otherwise w.x must hold the m copies.
+template <class T>
+void decode_samples(Vae<T>& model, typename Vae<T>::Work& w, const T* x_row, std::size_t m) {
+  if (model.lik.kind != LikelihoodKind::Bernoulli) {
+    model.decode(w, m);
+    return;
+  }
+  T* P = model.params.data();
+  auto z = w.z.view(m), out = w.out.view(m);
+  model.decoder.forward(w.dec, z, P, m);
+  linear_forward(out, w.dec.post.back().view(m), model.dec_out.W(P), model.dec_out.bias(P));
+  bernoulli_nll_rows(w.rec.data(), static_cast<T*>(nullptr), out.data(), x_row, 0, m, model.shape.data_dim);
+}
+
 // Mean over the first n_examples images of -log p(x), estimated with K importance samples
 // from q(z|x). w must hold at least `chunk` rows.
 template <class T>
@@ -84,7 +101,7 @@ double iw_nll(Vae<T>& model, typename Vae<T>::Work& w, const data::Images& image
   const std::size_t N = n_examples == 0 ? images.n : std::min(n_examples, images.n);
   chunk = std::min(chunk, w.max_batch);
   std::vector<double> log_w(K), log_pz(chunk), log_qz(chunk);
-  Buffer<T> x_row(D), mu(L), logvar(L);
+  Buffer<T> x_row(D), mu(L), logvar(L), sigma(L);
   double total = 0;
   for (std::size_t i = 0; i < N; ++i) {
     const uint32_t index = uint32_t(i);
@@ -93,17 +110,18 @@ double iw_nll(Vae<T>& model, typename Vae<T>::Work& w, const data::Images& image
     model.encode(w, 1);
     std::copy(w.mu.ptr(), w.mu.ptr() + L, mu.begin());
     std::copy(w.logvar.ptr(), w.logvar.ptr() + L, logvar.begin());
+    for (std::size_t l = 0; l < L; ++l) sigma[l] = std::exp(T(0.5) * logvar[l]);
     for (std::size_t done = 0; done < K; done += chunk) {
       const std::size_t m = std::min(chunk, K - done);
-      if (done == 0)  // later chunks are no longer than the first
+      const bool rows_needed = model.lik.kind != LikelihoodKind::Bernoulli;  // see decode_samples
+      if (done == 0 && rows_needed)  // later chunks are no longer than the first
         for (std::size_t r = 1; r < m; ++r) std::memcpy(w.x.ptr() + r * D, x_row.data(), D * sizeof(T));
       fill_normal(w.eps.ptr(), m * L, rng);
       T* z = w.z.ptr();
       const T* eps = w.eps.ptr();
       for (std::size_t r = 0; r < m; ++r)
-        for (std::size_t l = 0; l < L; ++l)
-          z[r * L + l] = mu[l] + std::exp(T(0.5) * logvar[l]) * eps[r * L + l];
-      model.decode(w, m);
+        for (std::size_t l = 0; l < L; ++l) z[r * L + l] = mu[l] + sigma[l] * eps[r * L + l];
+      decode_samples(model, w, x_row.data(), m);
       log_prior_rows(log_pz.data(), w.z.view(m));
       auto lv = mat(logvar.data(), 1, L);
       log_posterior_rows(log_qz.data(), w.eps.view(m), lv);

@@ -1,0 +1,227 @@
+// Google Benchmark micro benchmarks of the training step's kernels, at the shapes of
+// the model (784-400-20 MLP VAE, batch 128): linear forward and backward,
+// activations, the likelihoods, log-sum-exp, the optimizer step, and the batch fill.
+//   OPENBLAS_NUM_THREADS=1 build-perf/micro_kernels --benchmark_min_time=0.2
+// items_per_second counts elements (or samples for the batch fill, parameters for
+// the optimizers); bytes_per_second the buffers a kernel must stream.
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "prob/gaussian.hpp"
+#include "prob/likelihood.hpp"
+#include "tensor/activation.hpp"
+#include "tensor/linear.hpp"
+#include "train/batch.hpp"
+#include "train/evaluate.hpp"
+#include "train/optimizer.hpp"
+
+using namespace vae;
+
+namespace {
+
+constexpr std::size_t kD = 784, kH = 400, kL = 20;
+
+Buffer<float> random_buffer(std::size_t n, float lo, float hi, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  Buffer<float> v(n);
+  for (auto& x : v) x = u(rng);
+  return v;
+}
+
+// Linear layer in -> out at batch B: args {B, in, out}.
+void BM_linear_forward(benchmark::State& st) {
+  const std::size_t B = std::size_t(st.range(0)), I = std::size_t(st.range(1)), O = std::size_t(st.range(2));
+  auto in = random_buffer(B * I, -1, 1, 1), W = random_buffer(O * I, -0.05f, 0.05f, 2), b = random_buffer(O, -0.1f, 0.1f, 3);
+  Buffer<float> out(B * O);
+  auto vin = mat(in.data(), B, I), vW = mat(W.data(), O, I), vout = mat(out.data(), B, O);
+  auto vb = vec(b.data(), O);
+  for (auto _ : st) {
+    linear_forward(vout, vin, vW, vb);
+    benchmark::DoNotOptimize(out.data());
+  }
+  st.counters["GFLOPS"] = benchmark::Counter(2.0 * double(B * I * O), benchmark::Counter::kIsIterationInvariantRate,
+                                             benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_linear_forward)->Args({128, kD, kH})->Args({128, kH, kD})->Args({20, kD, kH})->Args({500, kH, kD});
+
+void BM_linear_backward(benchmark::State& st) {
+  const std::size_t B = std::size_t(st.range(0)), I = std::size_t(st.range(1)), O = std::size_t(st.range(2));
+  auto in = random_buffer(B * I, -1, 1, 1), W = random_buffer(O * I, -0.05f, 0.05f, 2);
+  auto dout = random_buffer(B * O, -1, 1, 3);
+  Buffer<float> dW(O * I), db(O), din(B * I), ones(B, 1.0f);
+  auto vin = mat(in.data(), B, I), vW = mat(W.data(), O, I), vdout = mat(dout.data(), B, O);
+  auto vdW = mat(dW.data(), O, I), vdin = mat(din.data(), B, I);
+  auto vdb = vec(db.data(), O), vones = vec(ones.data(), B);
+  for (auto _ : st) {
+    linear_backward(&vdin, vdW, vdb, vdout, vin, vW, vones);
+    benchmark::DoNotOptimize(dW.data());
+  }
+  st.counters["GFLOPS"] = benchmark::Counter(4.0 * double(B * I * O), benchmark::Counter::kIsIterationInvariantRate,
+                                             benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_linear_backward)->Args({128, kD, kH})->Args({128, kH, kD})->Args({20, kD, kH});
+
+// Activations on [128, 400], arg = vae::Activation (registered by name in main).
+template <bool Backward>
+void BM_activation(benchmark::State& st) {
+  const auto a = Activation(st.range(0));
+  const std::size_t B = 128, N = kH;
+  auto in = random_buffer(B * N, -3, 3, 1), g = random_buffer(B * N, -1, 1, 2);
+  Buffer<float> out(B * N);
+  auto vin = mat(in.data(), B, N), vout = mat(out.data(), B, N), vg = mat(g.data(), B, N);
+  activation_forward(vout, vin, a);
+  for (auto _ : st) {
+    if (Backward) activation_backward(vg, vg, vin, vout, a);
+    else activation_forward(vout, vin, a);
+    benchmark::DoNotOptimize(out.data());
+    benchmark::DoNotOptimize(g.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(B * N));
+}
+
+// Likelihoods on [B, 784]: arg 0 = Bernoulli, 1 = Gaussian fixed sigma, 2 = learned,
+// 3 = per-pixel (registered by name in main); arg 1 = batch rows.
+Likelihood<float> likelihood_case(int which) {
+  Likelihood<float> lik;
+  if (which == 0) return lik;
+  lik.kind = LikelihoodKind::Gaussian;
+  lik.sigma = which == 1 ? SigmaMode::Fixed : which == 2 ? SigmaMode::Learned : SigmaMode::PerPixel;
+  return lik;
+}
+template <bool Backward>
+void BM_likelihood(benchmark::State& st) {
+  const auto lik = likelihood_case(int(st.range(0)));
+  const std::size_t B = std::size_t(st.range(1)), D = kD;
+  auto out = random_buffer(B * D, -6, 6, 1), raw = random_buffer(B * D, -2, 2, 2);
+  auto x = random_buffer(B * D, 0, 1, 3);
+  for (auto& v : x) v = v < 0.3f ? 1.0f : 0.0f;
+  Buffer<float> nll(B), dout(B * D), draw(B * D), params(1, 0.0f), grads(1, 0.0f);
+  LikelihoodWork<float> w;
+  w.reserve(B, D);
+  auto vout = mat(out.data(), B, D), vraw = mat(raw.data(), B, D), vx = mat(x.data(), B, D);
+  auto vdout = mat(dout.data(), B, D), vdraw = mat(draw.data(), B, D);
+  auto vnll = vec(nll.data(), B);
+  likelihood_forward(vnll, w, lik, vout, vraw, vx, params.data());
+  for (auto _ : st) {
+    if (Backward)
+      likelihood_backward(vdout, vdraw, w, lik, vout, vraw, vx, params.data(), grads.data(), 1.0f / float(B));
+    else likelihood_forward(vnll, w, lik, vout, vraw, vx, params.data());
+    benchmark::DoNotOptimize(nll.data());
+    benchmark::DoNotOptimize(dout.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(B * D));
+}
+
+// Reparametrization, KL and their backward on [128, 20].
+void BM_gaussian_posterior(benchmark::State& st) {
+  const std::size_t B = 128, L = kL;
+  auto mu = random_buffer(B * L, -1, 1, 1), lv = random_buffer(B * L, -2, 1, 2), eps = random_buffer(B * L, -2, 2, 3);
+  auto dz = random_buffer(B * L, -1, 1, 4), kw = random_buffer(L, 0, 0.01f, 5);
+  Buffer<float> z(B * L), kl(B * L), dmu(B * L), dlv(B * L);
+  auto vmu = mat(mu.data(), B, L), vlv = mat(lv.data(), B, L), veps = mat(eps.data(), B, L);
+  auto vz = mat(z.data(), B, L), vkl = mat(kl.data(), B, L), vdz = mat(dz.data(), B, L);
+  auto vdmu = mat(dmu.data(), B, L), vdlv = mat(dlv.data(), B, L);
+  auto vkw = vec(kw.data(), L);
+  for (auto _ : st) {
+    reparam_forward(vz, vmu, vlv, veps);
+    kl_forward(vkl, vmu, vlv);
+    gaussian_backward(vdmu, vdlv, vdz, vmu, vlv, veps, vkw);
+    benchmark::DoNotOptimize(dlv.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(B * L));
+}
+BENCHMARK(BM_gaussian_posterior);
+
+// log-sum-exp of K = 5000 importance weights (one example of the IW evaluation).
+void BM_log_sum_exp(benchmark::State& st) {
+  const std::size_t n = std::size_t(st.range(0));
+  std::vector<double> v(n);
+  std::mt19937 rng(1);
+  std::normal_distribution<double> g(-100, 5);
+  for (auto& x : v) x = g(rng);
+  for (auto _ : st) benchmark::DoNotOptimize(log_sum_exp(v.data(), n));
+  st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(n));
+}
+BENCHMARK(BM_log_sum_exp)->Arg(5000);
+
+// One optimizer step over the model's 652,824 parameters (arg: 0 Adam, 1 Adagrad).
+void BM_optimizer_step(benchmark::State& st) {
+  const std::size_t n = 784 * 400 + 400 + 2 * (400 * 20 + 20) + 20 * 400 + 400 + 400 * 784 + 784;
+  auto p = random_buffer(n, -0.05f, 0.05f, 1), g = random_buffer(n, -1e-3f, 1e-3f, 2);
+  Optimizer<float> opt;
+  opt.configure(st.range(0) == 0 ? "adam" : "adagrad", 0.9, 0.999, 1e-8, 1e-10, n);
+  for (auto _ : st) {
+    opt.step(p, g, 1e-3);
+    benchmark::DoNotOptimize(p.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(n));
+  st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(n * sizeof(float) * (st.range(0) == 0 ? 7 : 5)));
+}
+BENCHMARK(BM_optimizer_step)->Arg(0)->Arg(1);
+
+// Filling a batch of 128 MNIST-sized images: intensities, or a fresh binarization; and
+// the batch's N(0, 1) noise [128, 20].
+template <bool Binarize>
+void BM_gather_batch(benchmark::State& st) {
+  const std::size_t B = 128, N = 1024;
+  data::Images images;
+  images.n = N;
+  images.rows = images.cols = 28;
+  images.pixels.resize(N * kD);
+  std::mt19937 rng(1);
+  for (auto& p : images.pixels) p = uint8_t(rng() % 4 == 0 ? rng() % 256 : 0);  // mostly background
+  std::vector<uint32_t> index(B);
+  for (auto& i : index) i = uint32_t(rng() % N);
+  Buffer<float> x(B * kD);
+  std::mt19937_64 gen(7);
+  for (auto _ : st) {
+    if (Binarize) gather_batch_binarized(x.data(), images, index.data(), B, gen);
+    else gather_batch(x.data(), images, index.data(), B);
+    benchmark::DoNotOptimize(x.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(B));
+}
+BENCHMARK(BM_gather_batch<false>)->Name("BM_gather_batch");
+BENCHMARK(BM_gather_batch<true>)->Name("BM_gather_batch_binarized");
+
+void BM_fill_normal(benchmark::State& st) {
+  Buffer<float> eps(128 * kL);
+  std::mt19937_64 gen(7);
+  for (auto _ : st) {
+    fill_normal(eps.data(), eps.size(), gen);
+    benchmark::DoNotOptimize(eps.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(eps.size()));
+}
+BENCHMARK(BM_fill_normal);
+
+}  // namespace
+
+// Activations and likelihoods are registered by name (BM_activation_forward/relu, ...).
+int main(int argc, char** argv) {
+  const char* acts[] = {"identity", "relu", "tanh", "softplus", "sigmoid", "elu"};
+  for (int a = 0; a < 6; ++a) {
+    benchmark::RegisterBenchmark((std::string("BM_activation_forward/") + acts[a]).c_str(), BM_activation<false>)
+        ->Arg(a);
+    benchmark::RegisterBenchmark((std::string("BM_activation_backward/") + acts[a]).c_str(), BM_activation<true>)
+        ->Arg(a);
+  }
+  const char* liks[] = {"bernoulli", "gaussian_fixed", "gaussian_learned", "gaussian_per_pixel"};
+  for (int l = 0; l < 4; ++l) {
+    benchmark::RegisterBenchmark((std::string("BM_likelihood_forward/") + liks[l]).c_str(), BM_likelihood<false>)
+        ->Args({l, 128});
+    benchmark::RegisterBenchmark((std::string("BM_likelihood_backward/") + liks[l]).c_str(), BM_likelihood<true>)
+        ->Args({l, 128});
+  }
+  // the importance-weighted evaluation's chunk of 500 samples
+  benchmark::RegisterBenchmark("BM_likelihood_forward/bernoulli", BM_likelihood<false>)->Args({0, 500});
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}

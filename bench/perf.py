@@ -1,0 +1,208 @@
+#!/usr/bin/python3
+"""Driver of bench/run.sh (issue 5): runs ours, the PyTorch peer and the BLAS limit
+back to back, repeats, and reports the best of the repetitions and the ratios.
+
+Equivalent work: the same model (784-400-20 MLP, ReLU, Bernoulli decoder, Adam 1e-3),
+the same data (MNIST, 60000 training images, dynamic binarization), the same batch and
+the same number of epochs; both sides report their fastest epoch (ours:
+best_epoch_samples_per_s, the peer: samples_per_s = 60000 / min(epoch_s)). Our epoch
+includes the batch's Bernoulli draw; the peer draws the whole set before its timer
+starts, so the comparison, if anything, favours the peer.
+
+The limit (bench/limit_gemm.cpp) times the step's gemm/gemv calls alone, same shapes,
+same thread count. The IW limit times the decoder's two products per chunk of 500
+importance samples. Peak RSS is measured with /usr/bin/time -v on a 1-epoch run that
+ends with a short IW evaluation, and compared with the bytes the run must hold
+(see must_hold_bytes)."""
+import argparse, datetime, json, os, platform, re, subprocess, sys, time
+
+PEER = "/work/shared/bench/torch_vae_baseline.py"
+D, H, L, N_TRAIN, N_TEST = 784, 400, 20, 60000, 10000
+
+
+def run(cmd, env_threads, timeout=3600):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(env_threads))
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    if p.returncode != 0:
+        sys.exit(f"failed ({p.returncode}): {' '.join(cmd)}\n{p.stderr[-2000:]}")
+    return p
+
+
+def last_json(text):
+    for line in reversed(text.strip().splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise ValueError("no JSON line in output:\n" + text[-1000:])
+
+
+def ours_train(a, batch, threads):
+    cmd = [a.vae, "train", "--dataset", "mnist", "--data-dir", a.mnist, "--binarize", "dynamic",
+           "--hidden", "400", "--latent", "20", "--activation", "relu", "--likelihood", "bernoulli",
+           "--optimizer", "adam", "--lr", "0.001", "--batch", str(batch), "--epochs", str(a.epochs),
+           "--threads", str(threads), "--iw-samples", "0", "--json", "--quiet"]
+    return last_json(run(cmd, threads).stdout)["best_epoch_samples_per_s"]
+
+
+def peer_train(a, batch, threads, blas_threads):
+    cmd = ["/usr/bin/python3", PEER, "--mnist", a.mnist, "--batch", str(batch), "--epochs", str(a.epochs),
+           "--threads", str(threads), "--blas-threads", str(blas_threads)]
+    j = last_json(run(cmd, blas_threads).stdout)
+    return j["samples_per_s"], j.get("torch")
+
+
+def limit_train(a, batch, threads):
+    cmd = [a.limit, "--mode", "train", "--batch", str(batch), "--threads", str(threads), "--epochs", str(a.epochs)]
+    return last_json(run(cmd, threads).stdout)["samples_per_s"]
+
+
+def ours_iw(a):
+    cmd = [a.vae, "train", "--dataset", "mnist", "--data-dir", a.mnist, "--epochs", "0", "--threads", "1",
+           "--iw-samples", str(a.iw_samples), "--iw-examples", str(a.iw_examples), "--iw-chunk", "500",
+           "--json", "--quiet"]
+    j = last_json(run(cmd, 1).stdout)
+    return j["iw_examples"] * j["iw_samples"] / j["iw_s"]
+
+
+def limit_iw(a):
+    cmd = [a.limit, "--mode", "iw", "--threads", "1", "--chunk", "500", "--samples", str(a.iw_samples),
+           "--examples", str(a.iw_examples), "--reps", "1"]
+    return last_json(run(cmd, 1).stdout)["samples_per_s"]
+
+
+def must_hold_bytes(n_params, batch, chunk):
+    """What a training run of the issue's model must hold, from the sizes:
+    data: the uint8 pixels and labels of the 60000 training and 10000 test images;
+    parameters, their gradients and Adam's two moments: 4 float buffers;
+    training activations for one batch: each layer's input and output (x, h before and
+    after ReLU, mu, logvar, eps, z, g before and after ReLU, logits) and one gradient
+    per layer output (dlogits, dg, dz, dmu, dlogvar, dh): 3D + 6H + 7L floats a row;
+    evaluation: one chunk of importance samples through the decoder, forward only
+    (z, g before and after ReLU, logits, x): L + 2H + 2D floats a row."""
+    data = (N_TRAIN + N_TEST) * (D + 1)
+    state = 4 * n_params * 4
+    train_act = batch * (3 * D + 6 * H + 7 * L) * 4
+    eval_act = chunk * (L + 2 * H + 2 * D) * 4
+    return {"data": data, "params_grads_adam": state, "train_activations": train_act,
+            "eval_activations": eval_act, "total": data + state + train_act + eval_act}
+
+
+def peak_rss(a):
+    cmd = ["/usr/bin/time", "-v", a.vae, "train", "--dataset", "mnist", "--data-dir", a.mnist, "--epochs", "1",
+           "--batch", "128", "--threads", "1", "--iw-samples", str(a.iw_samples), "--iw-examples", "2",
+           "--iw-chunk", "500", "--json", "--quiet"]
+    p = run(cmd, 1)
+    kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr).group(1))
+    return kb * 1024, int(last_json(p.stdout)["n_params"])
+
+
+def machine():
+    cpu = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {"cpu": cpu, "cores": os.cpu_count(), "kernel": platform.release(),
+            "load_avg": os.getloadavg(),
+            "env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_") and k != "OPENBLAS_NUM_THREADS"}}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=2)
+    ap.add_argument("--iw-samples", type=int, default=5000)
+    ap.add_argument("--iw-examples", type=int, default=20)
+    ap.add_argument("--mnist", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                    "..", "..", "shared", "data", "mnist"))
+    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                  "..", "results", "bench", "perf.json"))
+    ap.add_argument("--skip-peer", action="store_true", help="ours and the limits only")
+    a = ap.parse_args()
+    a.mnist = os.path.abspath(a.mnist)
+    a.vae = os.path.join(a.build, "vae")
+    a.limit = os.path.join(a.build, "limit_gemm")
+    started = time.time()
+    info = machine()
+
+    # (name, batch, our/limit BLAS threads, peer torch threads, peer BLAS threads)
+    settings = [("1 thread, batch 20", 20, 1, 1, 1), ("1 thread, batch 128", 128, 1, 1, 1),
+                ("2 threads, batch 128", 128, 2, 1, 2)]
+    samples = {s[0]: {"ours": [], "peer": [], "limit": []} for s in settings}
+    samples["iw K=%d" % a.iw_samples] = {"ours": [], "limit": []}
+    torch_version = None
+    for rep in range(a.reps):
+        for name, batch, threads, pt, pb in settings:
+            # Rotate the order so that no side always runs first (or last) under load drift.
+            jobs = [("limit", lambda: limit_train(a, batch, threads)),
+                    ("ours", lambda: ours_train(a, batch, threads))]
+            if not a.skip_peer:
+                jobs.append(("peer", lambda: peer_train(a, batch, pt, pb)))
+            jobs = jobs[rep % len(jobs):] + jobs[:rep % len(jobs)]
+            for side, f in jobs:
+                v = f()
+                if side == "peer":
+                    v, torch_version = v
+                samples[name][side].append(v)
+                print(f"rep {rep + 1}/{a.reps}  {name:22s} {side:5s} {v:10.0f} samples/s", file=sys.stderr, flush=True)
+        iw = "iw K=%d" % a.iw_samples
+        for side, f in ([("ours", lambda: ours_iw(a)), ("limit", lambda: limit_iw(a))][:: 1 if rep % 2 == 0 else -1]):
+            v = f()
+            samples[iw][side].append(v)
+            print(f"rep {rep + 1}/{a.reps}  {iw:22s} {side:5s} {v:10.0f} samples/s", file=sys.stderr, flush=True)
+
+    rss, n_params = peak_rss(a)
+    hold = must_hold_bytes(n_params, 128, 500)
+
+    rows = []
+    for name, s in samples.items():
+        best = {k: max(v) for k, v in s.items() if v}
+        row = {"setting": name, "best": best, "all": s}
+        if "peer" in best:
+            row["ours_over_peer"] = best["ours"] / best["peer"]
+        row["ours_over_limit"] = best["ours"] / best["limit"]
+        rows.append(row)
+    targets = {
+        "1: 1 thread batch 128 >= 0.85 x limit": rows[1]["ours_over_limit"] >= 0.85,
+        "2: 1 thread batch 20 >= 2 x peer": rows[0].get("ours_over_peer", 0) >= 2.0,
+        "3: 2 threads batch 128 >= 1.4 x peer (--threads 1 --blas-threads 2)": rows[2].get("ours_over_peer", 0) >= 1.4,
+        "4: IW evaluation >= 0.85 x its limit": rows[3]["ours_over_limit"] >= 0.85,
+        "6: peak RSS <= 1.5 x must hold": rss <= 1.5 * hold["total"],
+    }
+    report = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "bench/run.sh " + " ".join(sys.argv[3:]),
+        "machine": dict(info, load_avg_end=os.getloadavg(), torch=torch_version),
+        "settings": {"reps": a.reps, "epochs": a.epochs, "iw_samples": a.iw_samples, "iw_examples": a.iw_examples,
+                     "iw_chunk": 500, "model": "784-400-20 MLP VAE, ReLU, Bernoulli, Adam 1e-3, MNIST dynamic"},
+        "throughput": rows,
+        "memory": {"peak_rss_bytes": rss, "must_hold_bytes": hold, "ratio": rss / hold["total"]},
+        "targets": targets,
+        "seconds": round(time.time() - started, 1),
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
+    with open(a.out, "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+
+    print(f"\n{info['cpu']}, {info['cores']} cores; OPENBLAS_NUM_THREADS pinned per run; "
+          f"best of {a.reps} x {a.epochs} epochs; load average {info['load_avg'][0]:.1f}")
+    print(f"{'setting':24s} {'ours':>9s} {'peer':>9s} {'limit':>9s} {'ours/peer':>10s} {'ours/limit':>11s}")
+    for r in rows:
+        b = r["best"]
+        peer = f"{b['peer']:9.0f}" if "peer" in b else f"{'-':>9s}"
+        op = f"{r['ours_over_peer']:10.2f}" if "ours_over_peer" in r else f"{'-':>10s}"
+        print(f"{r['setting']:24s} {b['ours']:9.0f} {peer} {b['limit']:9.0f} {op} {r['ours_over_limit']:11.2f}")
+    print(f"(samples/s; IW: importance samples decoded per second, {a.iw_examples} test examples)")
+    print(f"peak RSS {rss / 2**20:.1f} MiB, must hold {hold['total'] / 2**20:.1f} MiB "
+          f"(data {hold['data'] / 2**20:.1f}, params+grads+Adam {hold['params_grads_adam'] / 2**20:.1f}, "
+          f"activations {(hold['train_activations'] + hold['eval_activations']) / 2**20:.1f}): "
+          f"ratio {rss / hold['total']:.2f}")
+    for k, ok in targets.items():
+        print(f"  target {k}: {'holds' if ok else 'MISSED'}")
+    print(f"wrote {os.path.relpath(a.out)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The performance benchmark of issue 5, in one invocation: our training throughput,
+# the PyTorch peer's and the BLAS limit's at batch 20 and 128 on 1 thread and at
+# batch 128 on 2 threads; the importance-weighted evaluation against its limit; peak
+# resident memory of a training run against what it must hold. Prints a table and
+# writes results/bench/perf.json.
+#
+#   bench/run.sh                  # 3 repetitions, 2 epochs each (about 10 min idle)
+#   bench/run.sh --reps 1 --epochs 1 --iw-examples 10   # a quick look
+#
+# Builds what it needs in $VAE_BENCH_BUILD (default build-perf). Every figure is
+# the best of the repetitions; each repetition runs ours, the peer and the limit
+# back to back, so a ratio compares runs made under the same machine load.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${VAE_BENCH_BUILD:-$root/build-perf}
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DVAE_BUILD_BENCH=ON >/dev/null
+cmake --build "$build" -j2 --target vae_cli limit_gemm >/dev/null
+exec /usr/bin/python3 "$root/bench/perf.py" --build "$build" "$@"

@@ -39,15 +39,42 @@ std::vector<OptionSpec> make_options() {
           "own split when 0)", {}, 0.0),
       opt("test-size", K::Int, I(0), "use the first N test images (0: all)", {}, 0.0),
       // model
-      opt("model", K::String, std::string("vae"), "model", {"vae"}),
+      opt("model", K::String, std::string("vae"),
+          "model: vae (one stochastic layer), hierarchical (L stochastic layers, bottom-up "
+          "inference), ladder (Ladder VAE, Sonderby et al. 2016)",
+          {"vae", "ladder", "hierarchical"}),
+      opt("layers", K::IntList, std::vector<I>{64, 32, 16, 8, 4},
+          "ladder/hierarchical: stochastic layer sizes, bottom (next to x) first; the defaults "
+          "of layers and det-layers are the paper's MNIST model", {}, 1.0, 4096.0),
+      opt("det-layers", K::IntList, std::vector<I>{512, 256, 128, 64, 32},
+          "ladder/hierarchical: width of the deterministic block under each stochastic layer "
+          "(and of the generative block above it), one per entry of layers", {}, 1.0, 65536.0),
+      opt("det-depth", K::Int, I(2),
+          "ladder/hierarchical: dense layers per deterministic block (2 in the paper)", {}, 1.0, 16.0),
+      opt("batchnorm", K::Bool, false,
+          "ladder/hierarchical: batch normalization on every deterministic layer (batch statistics "
+          "in training, running averages with momentum 0.1 in evaluation)"),
       opt("latent", K::Int, I(20), "latent dimension", {}, 1.0, 4096.0),
       opt("hidden", K::IntList, std::vector<I>{400},
           "hidden layer sizes of encoder and decoder (decoder mirrored), e.g. 500,500", {}, 1.0,
           65536.0),
-      opt("activation", K::String, std::string("relu"), "hidden activation",
-          {"relu", "tanh", "softplus", "sigmoid", "elu"}),
-      opt("posterior", K::String, std::string("gaussian"), "approximate posterior",
-          {"gaussian"}),
+      opt("activation", K::String, std::string("relu"),
+          "hidden activation (leaky-relu: max(x, 0.01 x), ladder/hierarchical only)",
+          {"relu", "tanh", "softplus", "sigmoid", "elu", "leaky-relu"}),
+      opt("posterior", K::String, std::string("gaussian"),
+          "approximate posterior: gaussian (diagonal), or iaf: the diagonal Gaussian followed by "
+          "--iaf-steps inverse autoregressive flow steps (Kingma et al. 2016)",
+          {"gaussian", "iaf"}),
+      opt("iaf-steps", K::Int, I(2), "IAF: flow steps T (0: the diagonal Gaussian, analytic KL)",
+          {}, 0.0, 64.0),
+      opt("iaf-hidden", K::Int, I(320), "IAF: hidden width of each step's MADE", {}, 1.0, 65536.0),
+      opt("iaf-made-layers", K::Int, I(2), "IAF: hidden layers of each step's MADE", {}, 1.0, 16.0),
+      opt("iaf-context", K::Int, I(64),
+          "IAF: size of the encoder's extra output h, input to every step's MADE (0: none)", {},
+          0.0, 65536.0),
+      opt("iaf-forget-bias", K::Float, 1.0,
+          "IAF: sigma = sigmoid(s + forget-bias); 1 starts each step close to keeping z", {},
+          -20.0, 20.0),
       opt("likelihood", K::String, std::string("bernoulli"), "decoder distribution p(x|z)",
           {"bernoulli", "gaussian"}),
       opt("sigma", K::String, std::string("fixed"),
@@ -330,6 +357,26 @@ void validate(const ConfigMap& c) {
   }
   if (std::get<std::vector<int64_t>>(c.at("hidden")).empty())
     throw ConfigError("key 'hidden': at least one hidden layer is needed");
+  const bool stacked = str("model") == "ladder" || str("model") == "hierarchical";
+  if (stacked) {
+    const auto& layers = std::get<std::vector<int64_t>>(c.at("layers"));
+    const auto& det = std::get<std::vector<int64_t>>(c.at("det-layers"));
+    if (layers.empty()) throw ConfigError("key 'layers': at least one stochastic layer is needed");
+    if (det.size() != layers.size())
+      throw ConfigError("key 'det-layers': " + std::to_string(det.size()) + " sizes for " +
+                        std::to_string(layers.size()) + " stochastic layers (need one per layer)");
+    if (str("posterior") != "gaussian")
+      throw ConfigError("key 'posterior': model = " + str("model") + " has Gaussian posteriors only");
+  } else {
+    if (std::get<bool>(c.at("batchnorm")))
+      throw ConfigError("key 'batchnorm': only model = ladder or hierarchical has batch normalization");
+    if (str("activation") == "leaky-relu")
+      throw ConfigError("key 'activation': leaky-relu is implemented for model = ladder or hierarchical");
+  }
+  if (str("posterior") == "iaf" && num("iaf-steps") > 0 && std::get<double>(c.at("free-bits")) > 0)
+    throw ConfigError("key 'free-bits': not defined for posterior = iaf (with iaf-steps > 0): the "
+                      "flow mixes latent dimensions, so its single-sample KL has no per-dimension "
+                      "parts to clamp; use free-bits = 0");
 }
 
 TrainConfig to_train_config(const ConfigMap& c) {
@@ -352,8 +399,17 @@ TrainConfig to_train_config(const ConfigMap& c) {
   t.model = s("model");
   t.latent = i("latent");
   t.hidden = std::get<std::vector<int64_t>>(c.at("hidden"));
+  t.layers = std::get<std::vector<int64_t>>(c.at("layers"));
+  t.det_layers = std::get<std::vector<int64_t>>(c.at("det-layers"));
+  t.det_depth = i("det-depth");
+  t.batchnorm = std::get<bool>(c.at("batchnorm"));
   t.activation = s("activation");
   t.posterior = s("posterior");
+  t.iaf_steps = i("iaf-steps");
+  t.iaf_hidden = i("iaf-hidden");
+  t.iaf_made_layers = i("iaf-made-layers");
+  t.iaf_context = i("iaf-context");
+  t.iaf_forget_bias = f("iaf-forget-bias");
   t.sigma = s("sigma");
   t.sigma_value = f("sigma-value");
   t.min_log_sigma = f("min-log-sigma");

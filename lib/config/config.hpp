@@ -68,11 +68,16 @@ struct TrainConfig {
   std::string binarize;     // dynamic | none | fixed (resolved from "auto")
   int64_t train_size, valid_size, test_size;
   // model
-  std::string model;        // vae
+  std::string model;        // vae | ladder | hierarchical
   int64_t latent;
   std::vector<int64_t> hidden;
-  std::string activation;   // relu | tanh | softplus | sigmoid | elu
-  std::string posterior;    // gaussian
+  std::vector<int64_t> layers, det_layers;  // ladder/hierarchical: stochastic and deterministic sizes, bottom first
+  int64_t det_depth;        // dense layers per deterministic block
+  bool batchnorm;
+  std::string activation;   // relu | tanh | softplus | sigmoid | elu | leaky-relu (ladder/hierarchical)
+  std::string posterior;    // gaussian | iaf
+  int64_t iaf_steps, iaf_hidden, iaf_made_layers, iaf_context;  // IAF flow (prob/iaf.hpp)
+  double iaf_forget_bias;
   std::string likelihood;   // bernoulli | gaussian
   std::string sigma;        // fixed | learned | optimal | per-pixel
   double sigma_value;       // sigma for --sigma fixed

@@ -1,9 +1,10 @@
-// The MLP VAE (Gaussian, beta- and sigma-VAE) behind the Model interface.
+// The MLP VAE (Gaussian, beta- and sigma-VAE, IAF posterior) behind the Model interface.
 #include "models/mlp_vae.hpp"
 
 #include <cmath>
 
 #include "train/evaluate.hpp"
+#include "train/evaluate_iaf.hpp"
 #include "train/step.hpp"
 
 namespace vae {
@@ -35,11 +36,15 @@ class MlpVae final : public Model {
       metrics["sigma_eval"] = std::exp(s);
     }
   }
+  // A flow posterior (IAF with steps > 0) needs its full log q; with 0 steps the model is
+  // the Gaussian VAE and takes the Gaussian's code paths, bit for bit.
   ElboReport evaluate(const data::Images& images, std::mt19937_64& rng) override {
+    if (model_.flow_steps() > 0) return evaluate_elbo_flow(model_, eval_, images, rng);
     return evaluate_elbo(model_, eval_, images, rng);
   }
   double iw_nll(const data::Images& images, std::size_t n, std::size_t K, std::size_t chunk,
                 std::mt19937_64& rng) override {
+    if (model_.flow_steps() > 0) return iw_nll_flow(model_, eval_, images, n, K, chunk, rng);
     return vae::iw_nll(model_, eval_, images, n, K, chunk, rng);
   }
   std::size_t latent_dim() const override { return model_.shape.latent; }
@@ -51,7 +56,10 @@ class MlpVae final : public Model {
       const std::size_t rows = std::min(eval_.max_batch, N - start);
       gather_batch(eval_.x.ptr(), images, idx.data() + start, rows);
       model_.encode(eval_, rows);
-      std::copy(eval_.mu.ptr(), eval_.mu.ptr() + rows * L, mu.begin() + std::ptrdiff_t(start * L));
+      // IAF: the code in the decoder's space, z_T at eps = 0 (train/evaluate_iaf.hpp).
+      if (model_.flow_steps() > 0) flow_mean_code(model_, eval_, rows);
+      const float* code = model_.flow_steps() > 0 ? eval_.z.ptr() : eval_.mu.ptr();
+      std::copy(code, code + rows * L, mu.begin() + std::ptrdiff_t(start * L));
     }
     return mu;
   }
@@ -99,6 +107,14 @@ std::unique_ptr<Model> make_mlp_vae(const TrainConfig& tc, std::size_t data_dim,
   shape.latent = std::size_t(tc.latent);
   shape.hidden.assign(tc.hidden.begin(), tc.hidden.end());
   shape.activation = parse_activation(tc.activation);
+  if (tc.posterior == "iaf") {
+    shape.posterior = PosteriorKind::Iaf;
+    shape.iaf.steps = std::size_t(tc.iaf_steps);
+    shape.iaf.hidden = std::size_t(tc.iaf_hidden);
+    shape.iaf.layers = std::size_t(tc.iaf_made_layers);
+    shape.iaf.context = std::size_t(tc.iaf_context);
+    shape.iaf.forget_bias = tc.iaf_forget_bias;
+  }
   auto m = std::make_unique<MlpVae>(shape, likelihood_from(tc));
   m->model().initialize(tc.init == "normal" ? Init::Normal : Init::Uniform, tc.init_std, init_rng);
   return m;

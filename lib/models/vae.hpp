@@ -3,22 +3,43 @@
 //   z --decoder MLP--> g --heads--> likelihood parameters --> -log p(x|z)
 // with the analytic KL(q(z|x) || N(0, I)). eps is an input, so forward is a pure
 // function of (parameters, x, eps) and gradient checks are exact.
+//
+// With the IAF posterior (Kingma et al. 2016; prob/iaf.hpp) the encoder has a third head,
+// the context c, and T flow steps map the Gaussian sample z_0 to the decoder's z = z_T:
+//   (mu, logvar, c) --reparam(eps)--> z_0 --IAF_1(., c)--> ... --IAF_T(., c)--> z_T
+// The analytic KL no longer exists; kl holds the single-sample estimate
+// log q(z_T|x) - log p(z_T), split over latent coordinates (prob/iaf.hpp), so the
+// objective (train/objective.hpp) and the ELBO read it unchanged. With T = 0 the model
+// is the Gaussian VAE exactly: same layout, same numbers, analytic KL.
 #pragma once
 
 #include <cstddef>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "nn/made.hpp"
 #include "nn/mlp.hpp"
 #include "prob/gaussian.hpp"
+#include "prob/iaf.hpp"
 #include "prob/likelihood.hpp"
 
 namespace vae {
+
+enum class PosteriorKind { Gaussian, Iaf };
 
 struct VaeShape {
   std::size_t data_dim = 784, latent = 20;
   std::vector<std::size_t> hidden{400};  // encoder sizes; the decoder mirrors them
   Activation activation = Activation::ReLU;
+  PosteriorKind posterior = PosteriorKind::Gaussian;
+  IafShape iaf;  // read only when posterior == Iaf
+};
+
+// A named range of the flat parameter buffer (gradient-check groups, golden tests).
+struct ParamRange {
+  std::string name;
+  std::size_t offset, size;
 };
 
 template <class T>
@@ -27,6 +48,9 @@ class Vae {
   VaeShape shape;
   Mlp<T> encoder, decoder;
   Linear enc_mu, enc_logvar, dec_out, dec_logsig;  // dec_logsig: per-pixel sigma only
+  Linear enc_ctx;          // IAF context head (steps > 0 and context > 0 only)
+  std::vector<Made<T>> flow;  // one MADE per IAF step; empty: the Gaussian posterior
+  T forget_bias = 1;
   Likelihood<T> lik;
   Buffer<T> params, grads;
 
@@ -43,11 +67,23 @@ class Vae {
     dec_out = Linear::make(layout, decoder.out_size(), s.data_dim);
     if (lik.per_pixel()) dec_logsig = Linear::make(layout, decoder.out_size(), s.data_dim);
     if (lik.has_shared_param()) lik.shared_offset = layout.take(1);
+    // The flow's parameters come last, so the Gaussian part has the same layout (and, from
+    // the same seed, the same initial values) as the Gaussian VAE.
+    if (s.posterior == PosteriorKind::Iaf && s.iaf.steps > 0) {
+      const std::size_t C = s.iaf.context;
+      if (C > 0) enc_ctx = Linear::make(layout, encoder.out_size(), C);
+      flow.resize(s.iaf.steps);
+      for (std::size_t t = 0; t < flow.size(); ++t)
+        flow[t].build(layout, s.latent, C, s.iaf.hidden, s.iaf.layers, s.activation, iaf_order(s.latent, t));
+      forget_bias = T(s.iaf.forget_bias);
+    }
     params.assign(layout.size, T(0));
     grads.assign(layout.size, T(0));
   }
 
   std::size_t num_params() const { return params.size(); }
+  std::size_t flow_steps() const { return flow.size(); }
+  bool has_context() const { return !flow.empty() && shape.iaf.context > 0; }
 
   std::vector<const Linear*> linears() const {
     std::vector<const Linear*> all;
@@ -57,12 +93,41 @@ class Vae {
     for (const auto& l : decoder.layers) all.push_back(&l);
     all.push_back(&dec_out);
     if (lik.per_pixel()) all.push_back(&dec_logsig);
+    if (has_context()) all.push_back(&enc_ctx);
     return all;
+  }
+
+  // Every parameter, by name: enc0 ... enc_mu enc_logvar dec0 ... dec_out [dec_logsig]
+  // [log_sigma] [enc_ctx] then per IAF step t: iaf<t>.h<k> (masked), iaf<t>.ctx (W only),
+  // iaf<t>.m, iaf<t>.s (masked); .W and .b of each.
+  std::vector<ParamRange> param_groups() const {
+    std::vector<ParamRange> g;
+    auto lin = [&](const std::string& n, const Linear& l) {
+      g.push_back({n + ".W", l.w, l.in * l.out});
+      g.push_back({n + ".b", l.b, l.out});
+    };
+    for (std::size_t i = 0; i < encoder.layers.size(); ++i) lin("enc" + std::to_string(i), encoder.layers[i]);
+    lin("enc_mu", enc_mu);
+    lin("enc_logvar", enc_logvar);
+    for (std::size_t i = 0; i < decoder.layers.size(); ++i) lin("dec" + std::to_string(i), decoder.layers[i]);
+    lin("dec_out", dec_out);
+    if (lik.per_pixel()) lin("dec_logsig", dec_logsig);
+    if (lik.has_shared_param()) g.push_back({"log_sigma", lik.shared_offset, 1});
+    if (has_context()) lin("enc_ctx", enc_ctx);
+    for (std::size_t t = 0; t < flow.size(); ++t) {
+      const std::string p = "iaf" + std::to_string(t);
+      for (std::size_t k = 0; k < flow[t].hidden.size(); ++k) lin(p + ".h" + std::to_string(k), flow[t].hidden[k].lin);
+      if (flow[t].nctx > 0) g.push_back({p + ".ctx.W", flow[t].ctx, flow[t].width * flow[t].nctx});
+      lin(p + ".m", flow[t].out_m.lin);
+      lin(p + ".s", flow[t].out_s.lin);
+    }
+    return g;
   }
 
   void initialize(Init init, double std_dev, std::mt19937_64& rng) {
     for (const Linear* l : linears()) init_linear(params.data(), *l, init, std_dev, rng);
     if (lik.has_shared_param()) params[lik.shared_offset] = T(0);  // sigma = 1
+    for (const Made<T>& m : flow) m.initialize(params.data(), init, std_dev, rng);
   }
 
   // Everything one batch needs, allocated once for batches of up to max_batch rows.
@@ -73,6 +138,12 @@ class Vae {
     typename Mlp<T>::Work enc, dec;
     LikelihoodWork<T> lw;
     Buffer<T> rec, ones_b, kl_weight;  // [B], [B], [L]
+    // IAF: context c and its gradient [B,C]; zf[t] = input of step t (zf[0] = z_0) and
+    // dzf[t] its gradient [B,L]; the flow ends in z. log_q, log_p: [B] in double.
+    Activation2<T> ctx, dctx;
+    std::vector<Activation2<T>> zf, dzf;
+    std::vector<IafStepWork<T>> steps;
+    std::vector<double> log_q, log_p;
   };
 
   void reserve(Work& w, std::size_t max_batch) const {
@@ -90,6 +161,19 @@ class Vae {
     w.rec.assign(B, T(0));
     w.ones_b.assign(B, T(1));
     w.kl_weight.assign(L, T(0));
+    const std::size_t C = has_context() ? shape.iaf.context : 0;
+    w.ctx.reserve(B, C);
+    w.dctx.reserve(B, C);
+    w.zf.resize(flow.size());
+    w.dzf.resize(flow.size());
+    w.steps.resize(flow.size());
+    for (std::size_t t = 0; t < flow.size(); ++t) {
+      w.zf[t].reserve(B, L);
+      w.dzf[t].reserve(B, L);
+      w.steps[t].reserve(flow[t], B);
+    }
+    w.log_q.assign(B, 0.0);
+    w.log_p.assign(B, 0.0);
   }
 
   // x [B,D] -> mu, logvar [B,L]
@@ -100,6 +184,57 @@ class Vae {
     auto mu = w.mu.view(B), logvar = w.logvar.view(B);
     linear_forward(mu, h, enc_mu.W(params.data()), enc_mu.bias(params.data()));
     linear_forward(logvar, h, enc_logvar.W(params.data()), enc_logvar.bias(params.data()));
+    if (has_context()) {
+      auto c = w.ctx.view(B);
+      linear_forward(c, h, enc_ctx.W(params.data()), enc_ctx.bias(params.data()));
+    }
+  }
+
+  // mu, logvar, ctx, eps [B,*] -> z [B,L] and kl [B,L]: the analytic KL for the Gaussian,
+  // the single-sample log q(z_T|x) - log p(z_T) per coordinate through the flow.
+  void posterior_forward(Work& w, std::size_t B) {
+    auto mu = w.mu.view(B), logvar = w.logvar.view(B), eps = w.eps.view(B);
+    auto z = w.z.view(B), kl = w.kl.view(B);
+    if (flow.empty()) {
+      reparam_forward(z, mu, logvar, eps);
+      kl_forward(kl, mu, logvar);
+      return;
+    }
+    auto z0 = w.zf[0].view(B);
+    reparam_forward(z0, mu, logvar, eps);
+    flow_kl_begin(kl, eps, logvar);
+    auto c = ctx_view(w, B);
+    for (std::size_t t = 0; t < flow.size(); ++t) {
+      auto z_in = w.zf[t].view(B);
+      auto z_out = t + 1 < flow.size() ? w.zf[t + 1].view(B) : z;
+      iaf_step_forward(z_out, w.steps[t], flow[t], z_in, c, forget_bias, params.data(), B);
+      xt::noalias(kl) -= w.steps[t].logsig.view(B);
+    }
+    flow_kl_end(kl, z);
+  }
+
+  // After posterior_forward: w.log_q[b] = log q(z_b|x_b) with the full flow density
+  //   log N(eps; 0, I) - sum logvar / 2 - sum_t sum log sigma_t,
+  // and w.log_p[b] = log N(z_b; 0, I), in double (they feed a log-sum-exp).
+  void log_densities(Work& w, std::size_t B) {
+    log_posterior_rows(w.log_q.data(), w.eps.view(B), w.logvar.view(B));
+    log_prior_rows(w.log_p.data(), w.z.view(B));
+    const std::size_t L = shape.latent;
+    for (const auto& st : w.steps) {
+      const T* ls = st.logsig.data.data();
+      for (std::size_t b = 0; b < B; ++b) {
+        double sum = 0;
+        for (std::size_t l = 0; l < L; ++l) sum += double(ls[b * L + l]);
+        w.log_q[b] -= sum;
+      }
+    }
+  }
+
+  // After forward (or posterior_forward and decode): out[b] = log p(x_b, z_b) - log q(z_b|x_b),
+  // the log importance weight of the sample z_b.
+  void log_weights(double* out, Work& w, std::size_t B) {
+    log_densities(w, B);
+    for (std::size_t b = 0; b < B; ++b) out[b] = -double(w.rec[b]) + w.log_p[b] - w.log_q[b];
   }
 
   // z [B,L] and x [B,D] -> rec[b] = -log p(x_b | z_b)
@@ -120,10 +255,7 @@ class Vae {
   // Full pass: x, eps -> z, kl [B,L], rec [B].
   void forward(Work& w, std::size_t B) {
     encode(w, B);
-    auto z = w.z.view(B), mu = w.mu.view(B), logvar = w.logvar.view(B), eps = w.eps.view(B);
-    reparam_forward(z, mu, logvar, eps);
-    auto kl = w.kl.view(B);
-    kl_forward(kl, mu, logvar);
+    posterior_forward(w, B);
     decode(w, B);
   }
 
@@ -150,10 +282,23 @@ class Vae {
     }
     auto z = w.z.view(B), dz = w.dz.view(B);
     decoder.backward(w.dec, &dz, z, P, G, B, ones);
-    // reparametrization and KL -> mu, logvar
+    // reparametrization and KL (or the flow and the sampled KL) -> mu, logvar, ctx
     auto dmu = w.dmu.view(B), dlogvar = w.dlogvar.view(B);
     auto kw = vec(w.kl_weight.data(), shape.latent);
-    gaussian_backward(dmu, dlogvar, dz, w.mu.view(B), w.logvar.view(B), w.eps.view(B), kw);
+    if (flow.empty()) {
+      gaussian_backward(dmu, dlogvar, dz, w.mu.view(B), w.logvar.view(B), w.eps.view(B), kw);
+    } else {
+      xt::noalias(dz) += kw * z;  // from + kw z^2 / 2 of the sampled KL
+      auto c = ctx_view(w, B), dc = w.dctx.view(B);
+      if (has_context()) dc.fill(T(0));
+      for (std::size_t t = flow.size(); t-- > 0;) {
+        auto dz_out = t + 1 < flow.size() ? w.dzf[t + 1].view(B) : dz;
+        auto dz_in = w.dzf[t].view(B);
+        iaf_step_backward(dz_in, has_context() ? &dc : nullptr, w.steps[t], flow[t], dz_out, kw,
+                          w.zf[t].view(B), c, P, G, B, ones);
+      }
+      flow_base_backward(dmu, dlogvar, w.dzf[0].view(B), w.logvar.view(B), w.eps.view(B), kw);
+    }
     // encoder heads -> encoder MLP
     auto h = w.enc.post.back().view(B);
     auto dh = w.enc.grad.back().view(B);
@@ -163,10 +308,18 @@ class Vae {
     auto dWl = enc_logvar.W(G);
     auto dbl = enc_logvar.bias(G);
     linear_backward(&dh, dWl, dbl, dlogvar, h, enc_logvar.W(P), ones, T(1));
+    if (has_context()) {
+      auto dWc = enc_ctx.W(G);
+      auto dbc = enc_ctx.bias(G);
+      linear_backward(&dh, dWc, dbc, w.dctx.view(B), h, enc_ctx.W(P), ones, T(1));
+    }
     encoder.backward(w.enc, nullptr, x, P, G, B, ones);
   }
 
  private:
+  MatView<T> ctx_view(Work& w, std::size_t B) {
+    return has_context() ? w.ctx.view(B) : mat(w.ctx.ptr(), B, 0);
+  }
   MatView<T> raw_logsig_view(Work& w, std::size_t B) {
     return lik.per_pixel() ? w.raw_logsig.view(B) : mat(w.raw_logsig.ptr(), 0, 0);
   }

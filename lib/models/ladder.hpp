@@ -1,0 +1,494 @@
+// The Ladder VAE and the hierarchical VAE it is compared with (Sonderby et al. 2016,
+// "Ladder Variational Autoencoders"). Both have the same generative model over L
+// stochastic layers (layer 1 at the bottom, next to x):
+//   p(z_L) = N(0, I),  p(z_i | z_{i+1}) = N(mu_p, var_p)  from an MLP of z_{i+1},
+//   p(x | z_1)         from an MLP of z_1 (any likelihood of prob/likelihood.hpp),
+// and differ in inference:
+//  - bottom-up (--model hierarchical): q(z_1|x) q(z_2|z_1) ... q(z_L|z_{L-1}), each a
+//    Gaussian from an MLP of the layer below, sampled bottom-up. The KL of layer i < L is
+//    the single-sample log q(z_i|z_{i-1}) - log p(z_i|z_{i+1}): p's parameters depend on
+//    z_{i+1}, which is sampled after z_i, so no analytic form applies; the top layer's KL
+//    to N(0, I) is analytic.
+//  - ladder (--model ladder): a deterministic bottom-up pass d_i = MLP(d_{i-1}), d_0 = x,
+//    gives (mu_hat_i, var_hat_i) per layer; then top-down q(z_L|x) = N(mu_hat_L, var_hat_L)
+//    and q(z_i | z_{i+1}, x) = the precision-weighted merge of (mu_hat_i, var_hat_i) with
+//    p(z_i | z_{i+1}) -- the generative model's own top-down pass. q and p of a layer are
+//    then conditioned on the same z_{i+1}, so each layer's KL is the analytic KL between
+//    the two Gaussians (to N(0, I) at the top).
+// Every Gaussian has mu = Linear(h) and var = softplus(Linear(h)) + 1e-6, as the paper's
+// equations and code. Each deterministic block is an MLP of `depth` layers (2 in the
+// paper) of Linear -> [batch norm] -> nonlinearity; block i has width hidden[i], both in
+// the inference network and in the generative MLP that leaves z_{i+1} (mirrored), and the
+// decoder leaves z_1 through width hidden[0].
+//
+// Noise is an input: eps of every layer lives in the Work and is drawn by the caller, so a
+// forward pass is a pure function of (parameters, running statistics, x, eps, mode).
+// Training mode normalizes with batch statistics, evaluation mode with the running ones.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "models/model.hpp"
+#include "nn/bn_mlp.hpp"
+#include "prob/ladder_gaussian.hpp"
+#include "prob/likelihood.hpp"
+
+namespace vae {
+
+enum class Inference { Ladder, BottomUp };
+
+struct LadderShape {
+  std::size_t data_dim = 784;
+  std::vector<std::size_t> latent{64, 32, 16, 8, 4};       // stochastic sizes, layer 1 first
+  std::vector<std::size_t> hidden{512, 256, 128, 64, 32};  // deterministic sizes, layer 1 first
+  std::size_t depth = 2;                                   // Linear layers per deterministic block
+  Nonlinearity act;
+  bool batchnorm = false;
+  Inference inference = Inference::Ladder;
+};
+
+// A named range of the parameter buffer (a layer's W, b, gamma, beta; the shared log sigma).
+struct ParamGroup {
+  std::string name;
+  std::size_t offset, size;
+};
+
+template <class T>
+class LadderVae {
+ public:
+  LadderShape shape;
+  Likelihood<T> lik;
+  std::vector<BnMlp<T>> up;            // up[i]: the block below layer i+1's heads
+  std::vector<Linear> up_mu, up_var;   // ladder: (mu_hat, var_hat); bottom-up: q's (mu, var)
+  std::vector<BnMlp<T>> down;          // down[i]: z_{i+2} -> p(z_{i+1} | z_{i+2}), i < L-1
+  std::vector<Linear> down_mu, down_var;
+  BnMlp<T> dec;                        // z_1 -> p(x | z_1)
+  Linear dec_out, dec_logsig;          // dec_logsig: per-pixel sigma only
+  Buffer<T> params, grads;
+  Buffer<T> stats;                     // batch-norm running means and variances
+
+  LadderVae(const LadderShape& s, const Likelihood<T>& likelihood) : shape(s), lik(likelihood) {
+    const std::size_t L = s.latent.size();
+    if (L == 0 || s.hidden.size() != L || s.depth == 0)
+      throw std::invalid_argument("ladder: need as many deterministic as stochastic sizes (at least one), depth >= 1");
+    ParamLayout P, S;
+    auto block = [&](std::size_t in, std::size_t width) {
+      std::vector<std::size_t> sizes{in};
+      sizes.insert(sizes.end(), s.depth, width);
+      return sizes;
+    };
+    const bool ladder = s.inference == Inference::Ladder;
+    up.resize(L);
+    for (std::size_t i = 0; i < L; ++i) {
+      const std::size_t in = i == 0 ? s.data_dim : (ladder ? s.hidden[i - 1] : s.latent[i - 1]);
+      up[i].build(P, S, block(in, s.hidden[i]), s.act, s.batchnorm);
+      up_mu.push_back(Linear::make(P, s.hidden[i], s.latent[i]));
+      up_var.push_back(Linear::make(P, s.hidden[i], s.latent[i]));
+    }
+    down.resize(L - 1);
+    for (std::size_t i = 0; i + 1 < L; ++i) {
+      down[i].build(P, S, block(s.latent[i + 1], s.hidden[i + 1]), s.act, s.batchnorm);
+      down_mu.push_back(Linear::make(P, s.hidden[i + 1], s.latent[i]));
+      down_var.push_back(Linear::make(P, s.hidden[i + 1], s.latent[i]));
+    }
+    dec.build(P, S, block(s.latent[0], s.hidden[0]), s.act, s.batchnorm);
+    dec_out = Linear::make(P, s.hidden[0], s.data_dim);
+    if (lik.per_pixel()) dec_logsig = Linear::make(P, s.hidden[0], s.data_dim);
+    if (lik.has_shared_param()) lik.shared_offset = P.take(1);
+    params.assign(P.size, T(0));
+    grads.assign(P.size, T(0));
+    stats.assign(S.size, T(0));
+  }
+
+  std::size_t layers() const { return shape.latent.size(); }
+  std::size_t num_params() const { return params.size(); }
+  bool ladder() const { return shape.inference == Inference::Ladder; }
+
+  // Every parameter range by name, in layout order (gradient checks, golden tests).
+  std::vector<ParamGroup> param_groups() const {
+    std::vector<ParamGroup> g;
+    auto mlp = [&](const std::string& name, const BnMlp<T>& m) {
+      for (std::size_t k = 0; k < m.layers.size(); ++k) {
+        const std::string n = name + "." + std::to_string(k);
+        g.push_back({n + ".W", m.layers[k].w, m.layers[k].in * m.layers[k].out});
+        if (m.batchnorm) {
+          g.push_back({n + ".gamma", m.norms[k].gamma, m.norms[k].n});
+          g.push_back({n + ".beta", m.norms[k].beta, m.norms[k].n});
+        } else {
+          g.push_back({n + ".b", m.layers[k].b, m.layers[k].out});
+        }
+      }
+    };
+    auto lin = [&](const std::string& n, const Linear& l) {
+      g.push_back({n + ".W", l.w, l.in * l.out});
+      g.push_back({n + ".b", l.b, l.out});
+    };
+    for (std::size_t i = 0; i < layers(); ++i) {
+      const std::string n = std::to_string(i + 1);
+      mlp("up" + n, up[i]);
+      lin("up" + n + ".mu", up_mu[i]);
+      lin("up" + n + ".var", up_var[i]);
+    }
+    for (std::size_t i = 0; i + 1 < layers(); ++i) {
+      const std::string n = std::to_string(i + 1);
+      mlp("down" + n, down[i]);
+      lin("down" + n + ".mu", down_mu[i]);
+      lin("down" + n + ".var", down_var[i]);
+    }
+    mlp("dec", dec);
+    lin("dec.out", dec_out);
+    if (lik.per_pixel()) lin("dec.logsig", dec_logsig);
+    if (lik.has_shared_param()) g.push_back({"log_sigma", lik.shared_offset, 1});
+    std::sort(g.begin(), g.end(), [](const ParamGroup& a, const ParamGroup& b) { return a.offset < b.offset; });
+    return g;
+  }
+
+  void initialize(Init init, double std_dev, std::mt19937_64& rng) {
+    T* P = params.data();
+    T* S = stats.data();
+    for (std::size_t i = 0; i < layers(); ++i) {
+      up[i].initialize(P, S, init, std_dev, rng);
+      init_linear(P, up_mu[i], init, std_dev, rng);
+      init_linear(P, up_var[i], init, std_dev, rng);
+    }
+    for (std::size_t i = 0; i + 1 < layers(); ++i) {
+      down[i].initialize(P, S, init, std_dev, rng);
+      init_linear(P, down_mu[i], init, std_dev, rng);
+      init_linear(P, down_var[i], init, std_dev, rng);
+    }
+    dec.initialize(P, S, init, std_dev, rng);
+    init_linear(P, dec_out, init, std_dev, rng);
+    if (lik.per_pixel()) init_linear(P, dec_logsig, init, std_dev, rng);
+    if (lik.has_shared_param()) params[lik.shared_offset] = T(0);  // sigma = 1
+  }
+
+  // Buffers of stochastic layer i, all [B, S_i]. The *_hat heads are the bottom-up estimate
+  // (ladder) or q's own parameters (bottom-up); *_p the top-down prior (i < L-1 only);
+  // *_q the posterior actually sampled; a_* the pre-softplus variance heads.
+  struct Layer {
+    Activation2<T> eps, mu_hat, a_hat, var_hat, mu_p, a_p, var_p, mu_q, var_q, z, kl;
+    Activation2<T> dz, dmu_q, dvar_q, dmu_hat, dvar_hat, dmu_p, dvar_p;
+    typename BnMlp<T>::Work up, down;
+    Buffer<T> kl_weight;  // [S_i]: weight of each unit's KL in the loss (set by the objective)
+  };
+  struct Work {
+    std::size_t max_batch = 0;
+    bool training = true;  // the mode of the last forward; backward uses the same
+    Activation2<T> x, out, raw_logsig, dout, draw_logsig;
+    std::vector<Layer> layer;
+    typename BnMlp<T>::Work dec;
+    LikelihoodWork<T> lw;
+    Buffer<T> rec, ones_b;  // [B]
+  };
+
+  void reserve(Work& w, std::size_t max_batch) const {
+    const std::size_t B = max_batch, D = shape.data_dim, L = layers();
+    w.max_batch = B;
+    w.layer.resize(L);
+    for (std::size_t i = 0; i < L; ++i) {
+      Layer& l = w.layer[i];
+      const std::size_t S = shape.latent[i], SP = i + 1 < L ? S : 0;  // no prior buffers at the top
+      for (Activation2<T>* a : {&l.eps, &l.mu_hat, &l.a_hat, &l.var_hat, &l.mu_q, &l.var_q, &l.z, &l.kl, &l.dz,
+                                &l.dmu_q, &l.dvar_q, &l.dmu_hat, &l.dvar_hat})
+        a->reserve(B, S);
+      for (Activation2<T>* a : {&l.mu_p, &l.a_p, &l.var_p, &l.dmu_p, &l.dvar_p}) a->reserve(B, SP);
+      up[i].reserve(l.up, B);
+      if (i + 1 < L) down[i].reserve(l.down, B);
+      l.kl_weight.assign(S, T(0));
+    }
+    dec.reserve(w.dec, B);
+    for (Activation2<T>* a : {&w.x, &w.out, &w.dout}) a->reserve(B, D);
+    const std::size_t DS = lik.per_pixel() ? D : 0;
+    w.raw_logsig.reserve(B, DS);
+    w.draw_logsig.reserve(B, DS);
+    w.lw.reserve(B, D);
+    w.rec.assign(B, T(0));
+    w.ones_b.assign(B, T(1));
+  }
+
+  // x -> everything that does not depend on the noise: ladder, the whole bottom-up pass
+  // (d_i, mu_hat_i, var_hat_i of every layer); bottom-up inference, q(z_1|x).
+  void forward_up(Work& w, std::size_t B, bool training) {
+    w.training = training;
+    const std::size_t n = ladder() ? layers() : 1;
+    for (std::size_t i = 0; i < n; ++i) up_block(w, i, i == 0 ? w.x.view(B) : up[i - 1].output(w.layer[i - 1].up, B), B);
+  }
+
+  // eps -> z of every layer, the top-down priors, the KL per element and, when decode,
+  // rec[b] = -log p(x_b | z_1). Needs forward_up's results for the same rows.
+  void forward_down(Work& w, std::size_t B, bool decode = true) {
+    const std::size_t L = layers();
+    if (ladder()) {
+      Layer& top = w.layer[L - 1];
+      posterior_is_up(top, B);
+      auto kl = top.kl.view(B);
+      kl_standard_forward(kl, top.mu_q.view(B), top.var_q.view(B));
+      for (std::size_t i = L - 1; i-- > 0;) {
+        Layer& l = w.layer[i];
+        prior(w, i, B);
+        auto mu_q = l.mu_q.view(B), var_q = l.var_q.view(B), z = l.z.view(B), kli = l.kl.view(B);
+        merge_forward(mu_q, var_q, l.mu_hat.view(B), l.var_hat.view(B), l.mu_p.view(B), l.var_p.view(B));
+        sample_forward(z, mu_q, var_q, l.eps.view(B));
+        kl_gaussians_forward(kli, mu_q, var_q, l.mu_p.view(B), l.var_p.view(B));
+      }
+    } else {
+      for (std::size_t i = 0; i < L; ++i) {
+        if (i > 0) up_block(w, i, w.layer[i - 1].z.view(B), B);
+        posterior_is_up(w.layer[i], B);
+      }
+      Layer& top = w.layer[L - 1];
+      auto kl = top.kl.view(B);
+      kl_standard_forward(kl, top.mu_q.view(B), top.var_q.view(B));
+      for (std::size_t i = 0; i + 1 < L; ++i) {
+        Layer& l = w.layer[i];
+        prior(w, i, B);
+        auto kli = l.kl.view(B);
+        kl_sampled_forward(kli, l.z.view(B), l.eps.view(B), l.var_q.view(B), l.mu_p.view(B), l.var_p.view(B));
+      }
+    }
+    if (decode) decode_z1(w, B);
+  }
+
+  void forward(Work& w, std::size_t B, bool training) {
+    forward_up(w, B, training);
+    forward_down(w, B);
+  }
+
+  // Copies forward_up's per-example results of row 0 to rows 1..m-1: the importance
+  // samples of one example share its bottom-up pass (evaluation mode only).
+  void broadcast_up(Work& w, std::size_t m) {
+    const std::size_t n = ladder() ? layers() : 1;
+    for (std::size_t i = 0; i < n; ++i) {
+      const std::size_t S = shape.latent[i];
+      for (Activation2<T>* a : {&w.layer[i].mu_hat, &w.layer[i].var_hat})
+        for (std::size_t r = 1; r < m; ++r) std::copy(a->ptr(), a->ptr() + S, a->ptr() + r * S);
+    }
+  }
+
+  // z_1 [B,S_1] and x [B,D] -> rec[b] = -log p(x_b | z_1,b)
+  void decode_z1(Work& w, std::size_t B) {
+    T* P = params.data();
+    auto ones = vec(w.ones_b.data(), B);
+    dec.forward(w.dec, w.layer[0].z.view(B), P, stats.data(), B, w.training, ones);
+    auto g = dec.output(w.dec, B);
+    auto out = w.out.view(B);
+    linear_forward(out, g, dec_out.W(P), dec_out.bias(P));
+    auto raw = raw_logsig_view(w, B);
+    if (lik.per_pixel()) linear_forward(raw, g, dec_logsig.W(P), dec_logsig.bias(P));
+    auto rec = vec(w.rec.data(), B);
+    likelihood_forward(rec, w.lw, lik, out, raw, w.x.view(B), P);
+  }
+
+  // Accumulates into grads the gradient of
+  //   rec_scale * sum_b rec[b] + sum_{i,b,j} kl_weight_i[j] * kl_i[b,j]
+  // for the last forward (the objective sets rec_scale = 1/B and kl_weight = beta/B).
+  void backward(Work& w, std::size_t B, T rec_scale) {
+    T* P = params.data();
+    T* G = grads.data();
+    const std::size_t L = layers();
+    const bool tr = w.training;
+    auto ones = vec(w.ones_b.data(), B);
+    // likelihood -> decoder -> dz_1
+    {
+      auto x = w.x.view(B), out = w.out.view(B), dout = w.dout.view(B);
+      auto raw = raw_logsig_view(w, B), draw = draw_logsig_view(w, B);
+      likelihood_backward(dout, draw, w.lw, lik, out, raw, x, P, G, rec_scale);
+      auto g = dec.output(w.dec, B), dg = dec.output_grad(w.dec, B);
+      auto dW = dec_out.W(G), db = dec_out.bias(G);
+      linear_backward(&dg, dW, db, dout, g, dec_out.W(P), ones);
+      if (lik.per_pixel()) {
+        auto dWs = dec_logsig.W(G), dbs = dec_logsig.bias(G);
+        linear_backward(&dg, dWs, dbs, draw, g, dec_logsig.W(P), ones, T(1));
+      }
+      auto dz = w.layer[0].dz.view(B);
+      dec.backward(w.dec, &dz, w.layer[0].z.view(B), P, G, B, tr, ones);
+    }
+    if (ladder()) {
+      // Top-down pass in reverse: layer i's merge, then its prior's MLP into dz_{i+1}.
+      for (std::size_t i = 0; i + 1 < L; ++i) {
+        Layer& l = w.layer[i];
+        auto kw = vec(l.kl_weight.data(), shape.latent[i]);
+        auto dmu_q = l.dmu_q.view(B), dvar_q = l.dvar_q.view(B), dmu_p = l.dmu_p.view(B), dvar_p = l.dvar_p.view(B);
+        auto dmu_hat = l.dmu_hat.view(B), dvar_hat = l.dvar_hat.view(B);
+        kl_gaussians_backward(dmu_q, dvar_q, dmu_p, dvar_p, l.dz.view(B), l.eps.view(B), l.mu_q.view(B),
+                              l.var_q.view(B), l.mu_p.view(B), l.var_p.view(B), kw);
+        merge_backward(dmu_hat, dvar_hat, dmu_p, dvar_p, dmu_q, dvar_q, l.mu_hat.view(B), l.var_hat.view(B),
+                       l.mu_p.view(B), l.var_p.view(B), l.mu_q.view(B));
+        auto dz_above = w.layer[i + 1].dz.view(B);
+        prior_backward(w, i, &dz_above, B, T(0));
+      }
+      top_backward(w, B);
+      // The deterministic bottom-up pass, top to bottom: d_i feeds its heads and block i+1.
+      for (std::size_t i = L; i-- > 0;) {
+        heads_backward(w, i, B, i + 1 == L ? T(0) : T(1));
+        if (i > 0) {
+          auto dd = up[i - 1].output_grad(w.layer[i - 1].up, B);
+          up[i].backward(w.layer[i].up, &dd, up[i - 1].output(w.layer[i - 1].up, B), P, G, B, tr, ones);
+        } else {
+          up[0].backward(w.layer[0].up, nullptr, w.x.view(B), P, G, B, tr, ones);
+        }
+      }
+    } else {
+      // Each KL estimate's direct gradient on z_i and on its prior, whose MLP reads z_{i+1}.
+      for (std::size_t i = 0; i + 1 < L; ++i) {
+        Layer& l = w.layer[i];
+        auto kw = vec(l.kl_weight.data(), shape.latent[i]);
+        auto dz = l.dz.view(B), dmu_p = l.dmu_p.view(B), dvar_p = l.dvar_p.view(B);
+        kl_sampled_backward_p(dz, dmu_p, dvar_p, l.z.view(B), l.mu_p.view(B), l.var_p.view(B), kw);
+        auto dz_above = w.layer[i + 1].dz.view(B);
+        prior_backward(w, i, &dz_above, B, T(0));
+      }
+      // q's blocks top to bottom: dz_i is complete once block i+1 (which reads z_i) is done.
+      top_backward(w, B);
+      for (std::size_t i = L; i-- > 0;) {
+        Layer& l = w.layer[i];
+        if (i + 1 < L) {
+          auto kw = vec(l.kl_weight.data(), shape.latent[i]);
+          auto dmu = l.dmu_hat.view(B), dvar = l.dvar_hat.view(B);
+          kl_sampled_backward_q(dmu, dvar, l.dz.view(B), l.eps.view(B), l.var_q.view(B), kw);
+        }
+        heads_backward(w, i, B, T(0));
+        if (i > 0) {
+          auto dz_below = w.layer[i - 1].dz.view(B);
+          up[i].backward(l.up, &dz_below, w.layer[i - 1].z.view(B), P, G, B, tr, ones, T(1));
+        } else {
+          up[0].backward(l.up, nullptr, w.x.view(B), P, G, B, tr, ones);
+        }
+      }
+    }
+  }
+
+  // After a training-mode forward of B rows: fold its batch statistics into the running ones.
+  void update_running(Work& w, std::size_t B) {
+    T* S = stats.data();
+    for (std::size_t i = 0; i < layers(); ++i) {
+      up[i].update_running(w.layer[i].up, S, B);
+      if (i + 1 < layers()) down[i].update_running(w.layer[i].down, S, B);
+    }
+    dec.update_running(w.dec, S, B);
+  }
+
+ private:
+  // Block i on its input, then the heads: (mu_hat_i, var_hat_i).
+  void up_block(Work& w, std::size_t i, const MatView<T>& in, std::size_t B) {
+    T* P = params.data();
+    Layer& l = w.layer[i];
+    auto ones = vec(w.ones_b.data(), B);
+    up[i].forward(l.up, in, P, stats.data(), B, w.training, ones);
+    auto d = up[i].output(l.up, B);
+    auto mu = l.mu_hat.view(B), a = l.a_hat.view(B), var = l.var_hat.view(B);
+    linear_forward(mu, d, up_mu[i].W(P), up_mu[i].bias(P));
+    linear_forward(a, d, up_var[i].W(P), up_var[i].bias(P));
+    softplus_var_forward(var, a);
+  }
+  // p(z_{i+1} | z_{i+2}) in 1-based terms: down block i on z of the layer above.
+  void prior(Work& w, std::size_t i, std::size_t B) {
+    T* P = params.data();
+    Layer& l = w.layer[i];
+    auto ones = vec(w.ones_b.data(), B);
+    down[i].forward(l.down, w.layer[i + 1].z.view(B), P, stats.data(), B, w.training, ones);
+    auto g = down[i].output(l.down, B);
+    auto mu = l.mu_p.view(B), a = l.a_p.view(B), var = l.var_p.view(B);
+    linear_forward(mu, g, down_mu[i].W(P), down_mu[i].bias(P));
+    linear_forward(a, g, down_var[i].W(P), down_var[i].bias(P));
+    softplus_var_forward(var, a);
+  }
+  // Top layer of the ladder and every layer of bottom-up inference: q = the up heads.
+  void posterior_is_up(Layer& l, std::size_t B) {
+    auto mu_q = l.mu_q.view(B), var_q = l.var_q.view(B), z = l.z.view(B);
+    xt::noalias(mu_q) = l.mu_hat.view(B);
+    xt::noalias(var_q) = l.var_hat.view(B);
+    sample_forward(z, mu_q, var_q, l.eps.view(B));
+  }
+  // The top layer: z_L and its analytic KL to N(0, I) -> dmu_hat, dvar_hat.
+  void top_backward(Work& w, std::size_t B) {
+    Layer& t = w.layer[layers() - 1];
+    auto kw = vec(t.kl_weight.data(), shape.latent.back());
+    auto dmu = t.dmu_hat.view(B), dvar = t.dvar_hat.view(B);
+    kl_standard_backward(dmu, dvar, t.dz.view(B), t.eps.view(B), t.mu_q.view(B), t.var_q.view(B), kw);
+  }
+  // dmu_hat, dvar_hat of layer i -> its heads -> d(block output) (+ beta * what is there).
+  void heads_backward(Work& w, std::size_t i, std::size_t B, T beta) {
+    T* P = params.data();
+    T* G = grads.data();
+    Layer& l = w.layer[i];
+    auto ones = vec(w.ones_b.data(), B);
+    auto dvar = l.dvar_hat.view(B), dmu = l.dmu_hat.view(B);
+    softplus_var_backward(dvar, dvar, l.a_hat.view(B));
+    auto d = up[i].output(l.up, B), dd = up[i].output_grad(l.up, B);
+    auto dWm = up_mu[i].W(G), dbm = up_mu[i].bias(G), dWv = up_var[i].W(G), dbv = up_var[i].bias(G);
+    linear_backward(&dd, dWm, dbm, dmu, d, up_mu[i].W(P), ones, beta);
+    linear_backward(&dd, dWv, dbv, dvar, d, up_var[i].W(P), ones, T(1));
+  }
+  // dmu_p, dvar_p of layer i -> the prior's heads and block -> din (z of the layer above).
+  void prior_backward(Work& w, std::size_t i, MatView<T>* din, std::size_t B, T din_beta) {
+    T* P = params.data();
+    T* G = grads.data();
+    Layer& l = w.layer[i];
+    auto ones = vec(w.ones_b.data(), B);
+    auto dvar = l.dvar_p.view(B), dmu = l.dmu_p.view(B);
+    softplus_var_backward(dvar, dvar, l.a_p.view(B));
+    auto g = down[i].output(l.down, B), dg = down[i].output_grad(l.down, B);
+    auto dWm = down_mu[i].W(G), dbm = down_mu[i].bias(G), dWv = down_var[i].W(G), dbv = down_var[i].bias(G);
+    linear_backward(&dg, dWm, dbm, dmu, g, down_mu[i].W(P), ones);
+    linear_backward(&dg, dWv, dbv, dvar, g, down_var[i].W(P), ones, T(1));
+    down[i].backward(l.down, din, w.layer[i + 1].z.view(B), P, G, B, w.training, ones, din_beta);
+  }
+  MatView<T> raw_logsig_view(Work& w, std::size_t B) {
+    return lik.per_pixel() ? w.raw_logsig.view(B) : mat(w.raw_logsig.ptr(), 0, 0);
+  }
+  MatView<T> draw_logsig_view(Work& w, std::size_t B) {
+    return lik.per_pixel() ? w.draw_logsig.view(B) : mat(w.draw_logsig.ptr(), 0, 0);
+  }
+};
+
+// The objective over all layers: loss = mean_b rec[b] + beta * sum_{i,j} KL_ij, with KL_ij
+// the batch mean of layer i's unit j (analytic or single-sample, see above). Free bits
+// apply per unit as in the one-layer VAE. Sets the KL weights backward() uses; kl_layer
+// (if given) receives each layer's mean KL.
+template <class T>
+BatchLoss ladder_objective(LadderVae<T>& model, typename LadderVae<T>::Work& w, std::size_t B,
+                           const ObjectiveParams& p, std::vector<double>* kl_layer = nullptr) {
+  BatchLoss out;
+  for (std::size_t b = 0; b < B; ++b) out.rec += double(w.rec[b]);
+  out.rec /= double(B);
+  double kl_term = 0;
+  if (kl_layer) kl_layer->assign(model.layers(), 0.0);
+  for (std::size_t i = 0; i < model.layers(); ++i) {
+    const std::size_t S = model.shape.latent[i];
+    const T* kl = w.layer[i].kl.ptr();
+    for (std::size_t j = 0; j < S; ++j) {
+      double kl_j = 0;
+      for (std::size_t b = 0; b < B; ++b) kl_j += double(kl[b * S + j]);
+      kl_j /= double(B);
+      out.kl += kl_j;
+      if (kl_layer) (*kl_layer)[i] += kl_j;
+      const bool clamped = p.free_bits > 0 && kl_j < p.free_bits;
+      kl_term += clamped ? p.free_bits : kl_j;
+      w.layer[i].kl_weight[j] = clamped ? T(0) : T(p.beta / double(B));
+    }
+  }
+  out.loss = out.rec + p.beta * kl_term;
+  return out;
+}
+
+// One forward and backward pass in the given mode: grads += d loss / d params.
+template <class T>
+BatchLoss ladder_loss_and_grad(LadderVae<T>& model, typename LadderVae<T>::Work& w, std::size_t B,
+                               const ObjectiveParams& p, bool training) {
+  model.forward(w, B, training);
+  BatchLoss l = ladder_objective(model, w, B, p);
+  model.backward(w, B, T(1) / T(B));
+  return l;
+}
+
+// The Model for --model ladder | hierarchical (models/ladder.cpp).
+std::unique_ptr<Model> make_ladder_vae(const TrainConfig& tc, std::size_t data_dim, std::mt19937_64& init_rng);
+
+}  // namespace vae

@@ -78,7 +78,7 @@ TEST_CASE("key order follows the file, not the alphabet", "[sweep]") {
   CHECK(pts[1].describe() == "lr=0.1 beta=2");
 }
 
-TEST_CASE("zip walks lists together; grid x zip; seeds = N", "[sweep]") {
+TEST_CASE("zip walks lists together, grid x zip, seeds = N", "[sweep]") {
   auto pts = expand_text(R"(
 seeds = 2
 [grid]
@@ -94,7 +94,7 @@ beta = [1.0, 4.0]
   CHECK(pts[7].describe() == "hidden=32,32 latent=10 beta=4 seed=1");
 }
 
-TEST_CASE("[[also]] concatenates sub-sweeps that inherit the base", "[sweep]") {
+TEST_CASE("also blocks concatenate sub-sweeps that inherit the base", "[sweep]") {
   auto spec = parse_sweep_text(R"(
 name = "two_parts"
 seeds = [0, 1]
@@ -129,7 +129,7 @@ seeds = [3]
   CHECK(std::find(keys.begin(), keys.end(), "epochs") != keys.end());
 }
 
-TEST_CASE("top level without axes is only the base when [[also]] exists", "[sweep]") {
+TEST_CASE("top level without axes is only the base when also blocks exist", "[sweep]") {
   auto pts = expand_text(R"(
 [base]
 latent = 3
@@ -147,7 +147,7 @@ grid = { beta = [2, 3] }
   CHECK(parse_sweep_text("", "sweeps/my_sweep.toml").name == "my_sweep");
 }
 
-TEST_CASE("a sweep's default table comes from [table] or its first two axes", "[sweep]") {
+TEST_CASE("a sweep's default table comes from its table section or its first two axes", "[sweep]") {
   auto spec = parse_sweep_text("[grid]\nlatent = [2, 5]\nbeta = [1, 2]\n", "s.toml");
   auto d = default_table(spec);
   CHECK(d.rows == std::vector<std::string>{"latent"});
@@ -160,7 +160,7 @@ TEST_CASE("a sweep's default table comes from [table] or its first two axes", "[
   CHECK(d.agg == "median");
 }
 
-TEST_CASE("--set overrides the base of every part, not an axis", "[sweep]") {
+TEST_CASE("sweep run --set overrides the base of every part, not an axis", "[sweep]") {
   auto spec = parse_sweep_text("[base]\nepochs = 20\n[grid]\nlatent = [2, 5]\n[[also]]\n", "s.toml");
   apply_overrides(spec, {"epochs=2", "train-size=1000"});
   auto pts = expand(spec);

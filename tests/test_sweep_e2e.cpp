@@ -61,7 +61,7 @@ void check_consistent(const std::string& db, int64_t runs, int64_t epochs) {
 
 }  // namespace
 
-TEST_CASE("vae sweep run: plan, runs, table; a rerun does nothing; dry run changes nothing", "[e2e]") {
+TEST_CASE("vae sweep run prints the plan, runs and table, a rerun does nothing and a dry run changes nothing", "[e2e]") {
   TempDir dir;
   std::string file = write(dir, "s.toml", tiny_sweep("e2e_basic", "latent = [2, 3]\nbeta = [1, 4]", 1, 1000, 2));
   std::string db = dir.file("results/results.db");

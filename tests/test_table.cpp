@@ -224,7 +224,7 @@ TEST_CASE("table renderings: text, Markdown, CSV, LaTeX, JSON", "[table]") {
   CHECK(render_table(t, Format::Markdown, three).find("| 2 | 99.000 ± 1.528 |") != std::string::npos);
 }
 
-TEST_CASE("failed runs are left out and flagged; n shown when it differs", "[table]") {
+TEST_CASE("failed runs are left out and flagged, n shown when it differs", "[table]") {
   TempDir dir;
   auto db = make_db(dir, true);
   Table t = build_table(*db, request());

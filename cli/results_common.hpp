@@ -71,4 +71,15 @@ inline std::string command_line() {
   return out;
 }
 
+// The command as a person would type it ("vae table --sweep ..."), for comments
+// in generated files.
+inline std::string display_command_line() {
+  std::string c = command_line();
+  size_t space = c.find(' ');
+  std::string prog = c.substr(0, space);
+  size_t slash = prog.rfind('/');
+  if (slash != std::string::npos) prog = prog.substr(slash + 1);
+  return space == std::string::npos ? prog : prog + c.substr(space);
+}
+
 }  // namespace vae::cli::results

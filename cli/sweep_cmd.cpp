@@ -115,6 +115,7 @@ int sweep_run(const std::vector<std::string>& args) {
       ("runs-dir", po::value<std::string>(), "checkpoints of each run go to DIR/<run id>/ (default: runs/ beside the database)")
       ("stale-after", po::value<double>()->default_value(120.0),
        "seconds without heartbeat after which a run claimed on another host counts as interrupted")
+      ("delete-checkpoints", po::bool_switch(), "delete a run's checkpoints once it is done (they are kept by default, for sampling and re-evaluation)")
       ("no-table", po::bool_switch(), "do not print the comparison table at the end")
       ("quiet,q", po::bool_switch(), "no progress line and no line per finished run");
   add_db_option(desc);
@@ -200,6 +201,7 @@ int sweep_run(const std::vector<std::string>& args) {
                       std::to_string(sweep_id), "--session", std::to_string(session),
                       "--runs-dir", runs_dir, "--stale-after",
                       std::to_string(vm["stale-after"].as<double>())};
+    if (vm["delete-checkpoints"].as<bool>()) ro.worker_argv.push_back("--delete-checkpoints");
     rep = sweep::run_sweep(ro, std::cerr);
     counts = rep.counts;
   }
@@ -244,7 +246,8 @@ int sweep_worker(const std::vector<std::string>& args) {
       ("session", po::value<int64_t>()->default_value(0), "the runner's session id")
       ("runs-dir", po::value<std::string>()->required(), "checkpoints go to DIR/<run id>/")
       ("stale-after", po::value<double>()->default_value(120.0), "heartbeat age of a dead claim (s)")
-      ("max-runs", po::value<int64_t>()->default_value(-1), "stop after this many runs (-1: no limit)");
+      ("max-runs", po::value<int64_t>()->default_value(-1), "stop after this many runs (-1: no limit)")
+      ("delete-checkpoints", po::bool_switch(), "delete a run's checkpoints once it is done");
   po::variables_map vm;
   if (auto rc = parse("vae sweep worker", "vae sweep worker --db PATH --sweep-id N --runs-dir DIR",
                       desc, {}, args, vm))
@@ -261,6 +264,7 @@ int sweep_worker(const std::vector<std::string>& args) {
   o.runs_dir = vm["runs-dir"].as<std::string>();
   o.stale_after_s = vm["stale-after"].as<double>();
   o.max_runs = vm["max-runs"].as<int64_t>();
+  o.delete_checkpoints = vm["delete-checkpoints"].as<bool>();
   o.stop = &g_worker_stop;
   sweep::run_worker(o, &vae::train_and_evaluate);
   return kExitOk;

@@ -89,7 +89,7 @@ int run_table(const std::vector<std::string>& args) {
   report::Table t = report::build_table(*db, rq);
   report::RenderOptions ro;
   ro.digits = digits;
-  ro.command_line = command_line();
+  ro.command_line = display_command_line();
   std::string text = report::render_table(t, f, ro);
   if (vm.count("output")) {
     std::ofstream out(vm["output"].as<std::string>());

@@ -360,15 +360,16 @@ TEST_CASE("whole IAF VAE gradient matches finite differences", "[iaf][gradcheck]
     Activation act;
     LikelihoodKind kind;
     double free_bits;
+    FlowKl kl;
   };
   const Case cases[] = {
-      {1, 1, 0, Activation::Tanh, LikelihoodKind::Bernoulli, 0.0},
-      {2, 2, 3, Activation::ELU, LikelihoodKind::Bernoulli, 0.0},
-      {3, 1, 2, Activation::Softplus, LikelihoodKind::Gaussian, 0.0},
-      {2, 2, 3, Activation::ReLU, LikelihoodKind::Bernoulli, 0.0},
+      {1, 1, 0, Activation::Tanh, LikelihoodKind::Bernoulli, 0.0, FlowKl::Sample},
+      {2, 2, 3, Activation::ELU, LikelihoodKind::Bernoulli, 0.0, FlowKl::Sample},
+      {3, 1, 2, Activation::Softplus, LikelihoodKind::Gaussian, 0.0, FlowKl::Sample},
+      {2, 2, 3, Activation::ReLU, LikelihoodKind::Bernoulli, 0.0, FlowKl::Sample},
       // Per-coordinate weights (what free bits would set); the configuration rejects free
       // bits with IAF, but the gradient of a weighted sum must still be right.
-      {2, 1, 3, Activation::Tanh, LikelihoodKind::Bernoulli, 0.05},
+      {2, 1, 3, Activation::Tanh, LikelihoodKind::Bernoulli, 0.05, FlowKl::Sample},
   };
   for (const Case& c : cases) {
     DYNAMIC_SECTION(c.steps << " steps, MADE layers " << c.layers << ", context " << c.context << ", act "
@@ -379,7 +380,9 @@ TEST_CASE("whole IAF VAE gradient matches finite differences", "[iaf][gradcheck]
         lik.sigma = SigmaMode::Learned;
         lik.min_log_sigma = -2.0;
       }
-      Vae<double> model(iaf_shape(c.steps, c.layers, c.context, c.act), lik);
+      VaeShape shape = iaf_shape(c.steps, c.layers, c.context, c.act);
+      shape.iaf.kl = c.kl;
+      Vae<double> model(shape, lik);
       std::mt19937_64 rng(50 + c.steps);
       model.initialize(Init::Uniform, 0, rng);
       if (model.lik.has_shared_param()) model.params[model.lik.shared_offset] = -0.4;
@@ -486,6 +489,7 @@ TEST_CASE("IAF VAE forward, loss and gradients equal PyTorch's", "[iaf][golden]"
       shape.iaf.layers = c["made_layers"];
       shape.iaf.context = c["context"];
       shape.iaf.forget_bias = c["forget_bias"];
+      shape.iaf.kl = c["kl_estimator"] == "sample" ? FlowKl::Sample : FlowKl::Stl;
       Vae<double> model(shape, Likelihood<double>{});
       std::size_t filled = 0;
       for (const auto& g : model.param_groups()) {
@@ -509,12 +513,121 @@ TEST_CASE("IAF VAE forward, loss and gradients equal PyTorch's", "[iaf][golden]"
       std::vector<double> kl_rows(B, 0.0);
       for (std::size_t b = 0; b < B; ++b)
         for (std::size_t j = 0; j < L; ++j) kl_rows[b] += w.kl.data[b * L + j];
-      expect_near(kl_rows.data(), c["kl"], tol, "log q(z_T|x) - log p(z_T) per example");
+      expect_near(kl_rows.data(), c["kl"], tol, "the KL estimate per example");
       model.log_densities(w, B);
       expect_near(w.log_q.data(), c["log_q"], tol, "log q(z_T|x)");
       CHECK(l.loss == Approx(c["loss"].get<double>()).epsilon(tol));
       for (const auto& g : model.param_groups())
         expect_near(model.grads.data() + g.offset, c["grads"][g.name], tol, "grad " + g.name);
+    }
+  }
+}
+
+TEST_CASE("IAF --iaf-kl stl: the gradient without the base score term", "[iaf][kl]") {
+  // Sticking the landing (Roeder et al. 2017) drops kw * d log N(z_0; mu, sigma^2)/d(mu, logvar)
+  // at fixed z_0 = kw * (eps / sigma, (eps^2 - 1) / 2). Checked three ways: (1) at the
+  // encoder heads the two gradients differ by exactly that term; (2) averaged over noise,
+  // the parameter gradients agree (the term has mean zero); (3) where q_T is the prior, the
+  // KL's STL gradient vanishes while the exact one is noise. (The PyTorch golden case
+  // checks the STL gradient of every parameter, as a detach() of mu and logvar in log q_0.)
+  const std::size_t B = 64, L = 4;
+  auto make = [&](FlowKl est, double forget_bias) {
+    VaeShape s = iaf_shape(2, 2, 3, Activation::Tanh);
+    s.iaf.kl = est;
+    s.iaf.forget_bias = forget_bias;
+    return s;
+  };
+  SECTION("the difference is the score term") {
+    Vae<double> a(make(FlowKl::Sample, 1.0), Likelihood<double>{}), b(make(FlowKl::Stl, 1.0), Likelihood<double>{});
+    std::mt19937_64 r1(81), r2(81);
+    a.initialize(Init::Uniform, 0, r1);
+    b.initialize(Init::Uniform, 0, r2);
+    Vae<double>::Work wa, wb;
+    a.reserve(wa, B);
+    b.reserve(wb, B);
+    std::mt19937_64 rng(82);
+    fill_batch(a, wa, B, true, rng);
+    wb.x.data = wa.x.data;
+    wb.eps.data = wa.eps.data;
+    const ObjectiveParams p{1.7, 0.0};
+    std::fill(a.grads.begin(), a.grads.end(), 0.0);
+    std::fill(b.grads.begin(), b.grads.end(), 0.0);
+    const BatchLoss la = loss_and_grad(a, wa, B, p), lb = loss_and_grad(b, wb, B, p);
+    CHECK(la.loss == lb.loss);  // same value
+    const double kw = 1.7 / double(B);
+    for (std::size_t i = 0; i < B * L; ++i) {
+      const double e = wa.eps.data[i], sd = std::exp(0.5 * wa.logvar.data[i]);
+      CHECK(wb.dmu.data[i] == Approx(wa.dmu.data[i] - kw * e / sd).margin(1e-14));
+      CHECK(wb.dlogvar.data[i] == Approx(wa.dlogvar.data[i] - kw * 0.5 * (e * e - 1)).margin(1e-14));
+    }
+  }
+  SECTION("same expected gradient") {
+    Vae<double> a(make(FlowKl::Sample, 1.0), Likelihood<double>{}), b(make(FlowKl::Stl, 1.0), Likelihood<double>{});
+    std::mt19937_64 r1(83), r2(83);
+    a.initialize(Init::Uniform, 0, r1);
+    b.initialize(Init::Uniform, 0, r2);
+    Vae<double>::Work wa, wb;
+    a.reserve(wa, B);
+    b.reserve(wb, B);
+    std::mt19937_64 rng(84);
+    fill_batch(a, wa, 1, true, rng);
+    const std::size_t D = a.shape.data_dim;
+    for (std::size_t r = 1; r < B; ++r) std::copy(wa.x.ptr(), wa.x.ptr() + D, wa.x.ptr() + r * D);
+    wb.x.data = wa.x.data;
+    std::normal_distribution<double> n(0, 1);
+    const std::size_t P = a.num_params();
+    std::vector<double> sum(P, 0.0), sq(P, 0.0);
+    const int rounds = 200;
+    for (int k = 0; k < rounds; ++k) {
+      for (std::size_t i = 0; i < B * L; ++i) wa.eps.data[i] = n(rng);
+      wb.eps.data = wa.eps.data;
+      std::fill(a.grads.begin(), a.grads.end(), 0.0);
+      std::fill(b.grads.begin(), b.grads.end(), 0.0);
+      loss_and_grad(a, wa, B, ObjectiveParams{1.0, 0.0});
+      loss_and_grad(b, wb, B, ObjectiveParams{1.0, 0.0});
+      for (std::size_t i = 0; i < P; ++i) {
+        const double d = a.grads[i] - b.grads[i];
+        sum[i] += d;
+        sq[i] += d * d;
+      }
+    }
+    // Every coordinate's mean difference within 5 standard errors (a few hundred coordinates).
+    int outside = 0, nonzero = 0;
+    for (std::size_t i = 0; i < P; ++i) {
+      const double m = sum[i] / rounds, se = std::sqrt(std::max(0.0, sq[i] / rounds - m * m) / rounds);
+      if (se > 0) ++nonzero;
+      if (std::abs(m) > 5 * se + 1e-15) ++outside;
+    }
+    CHECK(nonzero > 100);
+    CHECK(outside == 0);
+  }
+  SECTION("no KL gradient noise where q is the prior") {
+    // One step that is the identity to ~1e-13 (forget bias 30: sigma = 1 - 9e-14) on a base
+    // Gaussian equal to the prior (encoder heads mu, logvar zeroed): q_T = p.
+    for (FlowKl est : {FlowKl::Sample, FlowKl::Stl}) {
+      VaeShape s = make(est, 30.0);
+      s.iaf.steps = 1;
+      Vae<double> m(s, Likelihood<double>{});
+      std::mt19937_64 r(85);
+      m.initialize(Init::Uniform, 0, r);
+      for (const Linear* lin : {&m.enc_mu, &m.enc_logvar}) {
+        std::fill(m.params.begin() + std::ptrdiff_t(lin->w), m.params.begin() + std::ptrdiff_t(lin->w + lin->in * lin->out), 0.0);
+        std::fill(m.params.begin() + std::ptrdiff_t(lin->b), m.params.begin() + std::ptrdiff_t(lin->b + lin->out), 0.0);
+      }
+      Vae<double>::Work w;
+      m.reserve(w, B);
+      std::mt19937_64 rng(86);
+      fill_batch(m, w, B, true, rng);
+      m.forward(w, B);
+      objective(m, w, B, ObjectiveParams{1.0, 0.0});
+      std::fill(m.grads.begin(), m.grads.end(), 0.0);
+      m.backward(w, B, 0.0);  // the KL's gradient alone (rec_scale 0)
+      double worst = 0;
+      for (std::size_t i = 0; i < B * L; ++i)
+        worst = std::max({worst, std::abs(w.dmu.data[i]), std::abs(w.dlogvar.data[i])});
+      INFO((est == FlowKl::Stl ? "stl" : "sample") << ": largest |dKL/dmu|, |dKL/dlogvar| " << worst);
+      if (est == FlowKl::Stl) CHECK(worst < 1e-10);
+      else CHECK(worst > 1e-3);
     }
   }
 }

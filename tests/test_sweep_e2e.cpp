@@ -146,8 +146,16 @@ TEST_CASE("failed and diverged runs: recorded, the sweep goes on, exit 1, --retr
   TempDir dir;
   std::string file = write(dir, "f.toml", tiny_sweep("e2e_fail", "lr = [0.001, 1e6]", 1, 1000, 2));
   std::string db = dir.file("r.db");
-  Proc p = vae::testing::run_vae({"sweep", "run", file, "--db", db}, dir.file("f1"));
+  Proc p = vae::testing::run_vae({"sweep", "run", file, "--db", db, "--delete-checkpoints"}, dir.file("f1"));
   CHECK(p.wait() == 1);
+  // the done run's checkpoints are gone, the diverged one's kept
+  CHECK(q(db, "SELECT count(*) FROM artifacts a JOIN runs r USING (run_id) WHERE r.status = 'done'") == 0);
+  {
+    store::Db d(db, store::Db::Mode::ReadOnly);
+    auto s = d.prepare("SELECT out_dir FROM runs WHERE status = 'done'");
+    REQUIRE(s.step());
+    CHECK_FALSE(std::filesystem::exists(std::filesystem::path(s.get_text(0)) / "last.ckpt"));
+  }
   CHECK(p.err().find("DIVERGED") != std::string::npos);
   CHECK(p.err().find("1 diverged") != std::string::npos);
   CHECK(q(db, "SELECT count(*) FROM runs WHERE status = 'done'") == 1);

@@ -75,6 +75,11 @@ std::vector<OptionSpec> make_options() {
       opt("iaf-forget-bias", K::Float, 1.0,
           "IAF: sigma = sigmoid(s + forget-bias); 1 starts each step close to keeping z", {},
           -20.0, 20.0),
+      opt("iaf-kl", K::String, std::string("sample"),
+          "IAF: gradient of the single-sample KL log q(z_T|x) - log p(z_T): sample (exact) or stl "
+          "(sticking the landing, Roeder et al. 2017: without the base Gaussian's zero-mean "
+          "score term, less noise; same loss and expected gradient)",
+          {"sample", "stl"}),
       opt("likelihood", K::String, std::string("bernoulli"), "decoder distribution p(x|z)",
           {"bernoulli", "gaussian"}),
       opt("sigma", K::String, std::string("fixed"),
@@ -410,6 +415,7 @@ TrainConfig to_train_config(const ConfigMap& c) {
   t.iaf_made_layers = i("iaf-made-layers");
   t.iaf_context = i("iaf-context");
   t.iaf_forget_bias = f("iaf-forget-bias");
+  t.iaf_kl = s("iaf-kl");
   t.sigma = s("sigma");
   t.sigma_value = f("sigma-value");
   t.min_log_sigma = f("min-log-sigma");

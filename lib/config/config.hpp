@@ -78,6 +78,7 @@ struct TrainConfig {
   std::string posterior;    // gaussian | iaf
   int64_t iaf_steps, iaf_hidden, iaf_made_layers, iaf_context;  // IAF flow (prob/iaf.hpp)
   double iaf_forget_bias;
+  std::string iaf_kl;       // sample | stl
   std::string likelihood;   // bernoulli | gaussian
   std::string sigma;        // fixed | learned | optimal | per-pixel
   double sigma_value;       // sigma for --sigma fixed

@@ -114,6 +114,7 @@ std::unique_ptr<Model> make_mlp_vae(const TrainConfig& tc, std::size_t data_dim,
     shape.iaf.layers = std::size_t(tc.iaf_made_layers);
     shape.iaf.context = std::size_t(tc.iaf_context);
     shape.iaf.forget_bias = tc.iaf_forget_bias;
+    shape.iaf.kl = tc.iaf_kl == "stl" ? FlowKl::Stl : FlowKl::Sample;
   }
   auto m = std::make_unique<MlpVae>(shape, likelihood_from(tc));
   m->model().initialize(tc.init == "normal" ? Init::Normal : Init::Uniform, tc.init_std, init_rng);

@@ -144,6 +144,7 @@ class Vae {
     std::vector<Activation2<T>> zf, dzf;
     std::vector<IafStepWork<T>> steps;
     std::vector<double> log_q, log_p;
+    FlowKl kl_estimator = FlowKl::Sample;  // of the last posterior_forward
   };
 
   void reserve(Work& w, std::size_t max_batch) const {
@@ -191,8 +192,11 @@ class Vae {
   }
 
   // mu, logvar, ctx, eps [B,*] -> z [B,L] and kl [B,L]: the analytic KL for the Gaussian,
-  // the single-sample log q(z_T|x) - log p(z_T) per coordinate through the flow.
-  void posterior_forward(Work& w, std::size_t B) {
+  // the single-sample log q(z_T|x) - log p(z_T) per coordinate through the flow. `est`
+  // chooses the gradient backward() takes of it (prob/iaf.hpp); the values are the same.
+  void posterior_forward(Work& w, std::size_t B) { posterior_forward(w, B, shape.iaf.kl); }
+  void posterior_forward(Work& w, std::size_t B, FlowKl est) {
+    w.kl_estimator = est;
     auto mu = w.mu.view(B), logvar = w.logvar.view(B), eps = w.eps.view(B);
     auto z = w.z.view(B), kl = w.kl.view(B);
     if (flow.empty()) {
@@ -297,7 +301,11 @@ class Vae {
         iaf_step_backward(dz_in, has_context() ? &dc : nullptr, w.steps[t], flow[t], dz_out, kw,
                           w.zf[t].view(B), c, P, G, B, ones);
       }
-      flow_base_backward(dmu, dlogvar, w.dzf[0].view(B), w.logvar.view(B), w.eps.view(B), kw);
+      auto dz0 = w.dzf[0].view(B);
+      if (w.kl_estimator == FlowKl::Sample)
+        flow_base_backward(dmu, dlogvar, dz0, w.logvar.view(B), w.eps.view(B), kw);
+      else
+        flow_base_backward_stl(dmu, dlogvar, dz0, w.logvar.view(B), w.eps.view(B), kw);
     }
     // encoder heads -> encoder MLP
     auto h = w.enc.post.back().view(B);

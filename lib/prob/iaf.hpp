@@ -21,14 +21,25 @@
 
 namespace vae {
 
+// The gradient of the single-sample KL log q(z_T|x) - log p(z_T) in training (--iaf-kl):
+//  Sample: its exact gradient, as in the paper;
+//  Stl:    "sticking the landing" (Roeder et al. 2017) for the base Gaussian: the score term
+//          d log q_0(z_0; mu, logvar) / d(mu, logvar) at fixed z_0 is dropped. It has mean zero
+//          (so the expected gradient is unchanged) but is pure noise where q matches the prior:
+//          there the Gaussian VAE's analytic KL has zero gradient, the sampled KL's is
+//          O(1) per latent dimension. The loss value is the same.
+// Evaluation always reports the single-sample log q - log p (train/evaluate_iaf.hpp).
+enum class FlowKl { Sample, Stl };
+
 // The flow's hyper-parameters (--iaf-steps, --iaf-hidden, --iaf-made-layers,
-// --iaf-context, --iaf-forget-bias).
+// --iaf-context, --iaf-forget-bias, --iaf-kl).
 struct IafShape {
   std::size_t steps = 2;      // T; 0 is the diagonal Gaussian itself
   std::size_t hidden = 320;   // MADE width
   std::size_t layers = 2;     // MADE hidden layers
   std::size_t context = 64;   // size of the encoder's extra output h (0: no context)
   double forget_bias = 1.0;   // sigma = sigmoid(s + forget_bias): starts near "keep z"
+  FlowKl kl = FlowKl::Sample;
 };
 
 // The order of step t: 0..L-1, reversed for odd t.
@@ -98,6 +109,15 @@ void flow_base_backward(MatView<T>& dmu, MatView<T>& dlogvar, const MatView<T>& 
                         const MatView<T>& logvar, const MatView<T>& eps, const VecView<T>& kw) {
   xt::noalias(dmu) = dz0;
   xt::noalias(dlogvar) = T(0.5) * dz0 * eps * xt::exp(T(0.5) * logvar) - T(0.5) * kw;
+}
+// The same without the score term kw * d log N(z_0; mu, exp(logvar)) / d(mu, logvar) at fixed
+// z_0 = (eps / sigma, (eps^2 - 1) / 2) (FlowKl::Stl):
+//   dmu = dz0 - kw eps exp(-logvar/2) ;  dlogvar = dz0 eps exp(logvar/2) / 2 - kw eps^2 / 2
+template <class T>
+void flow_base_backward_stl(MatView<T>& dmu, MatView<T>& dlogvar, const MatView<T>& dz0,
+                            const MatView<T>& logvar, const MatView<T>& eps, const VecView<T>& kw) {
+  xt::noalias(dmu) = dz0 - kw * eps * xt::exp(T(-0.5) * logvar);
+  xt::noalias(dlogvar) = T(0.5) * (dz0 * eps * xt::exp(T(0.5) * logvar) - kw * eps * eps);
 }
 
 }  // namespace vae

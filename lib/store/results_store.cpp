@@ -371,6 +371,22 @@ bool ResultsStore::record_artifact(const Claim& c, const std::string& kind,
   return ok;
 }
 
+void ResultsStore::drop_checkpoints(const std::string& run_id) {
+  std::vector<std::string> paths;
+  db_.write([&] {
+    paths.clear();
+    auto s = db_.prepare("SELECT path FROM artifacts WHERE run_id = ? AND kind IN ('last', 'best')");
+    s.bind(1, run_id);
+    while (s.step()) paths.push_back(s.get_text(0));
+    s.reset();
+    db_.prepare("DELETE FROM artifacts WHERE run_id = ? AND kind IN ('last', 'best')").bind(1, run_id).run();
+  });
+  for (const auto& p : paths) {
+    std::error_code ec;
+    std::filesystem::remove(p, ec);
+  }
+}
+
 bool ResultsStore::finish(const Claim& c, const Outcome& o) {
   bool ok = false;
   const bool stopped = o.status == "stopped";

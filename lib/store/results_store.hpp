@@ -116,6 +116,8 @@ class ResultsStore {
   bool heartbeat(const Claim& c);
   bool record_artifact(const Claim& c, const std::string& kind, const std::string& path,
                        int64_t epoch);
+  // Deletes a finished run's checkpoint files and their artifact rows.
+  void drop_checkpoints(const std::string& run_id);
   // The final status, summary metrics and attempt record, in one transaction.
   // Outcome "stopped" puts the run back in the queue to be resumed.
   bool finish(const Claim& c, const Outcome& outcome);

@@ -179,6 +179,7 @@ WorkerReport run_worker(const WorkerOptions& o, const TrainFn& train) {
       ++report.lost;
       continue;
     }
+    if (outcome.status == "done" && o.delete_checkpoints) store.drop_checkpoints(claim.run_id);
     if (outcome.status == "done") ++report.done;
     else if (outcome.status == "diverged") ++report.diverged;
     else if (outcome.status == "failed") ++report.failed;

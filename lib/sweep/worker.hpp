@@ -24,6 +24,7 @@ struct WorkerOptions {
   double heartbeat_s = 10;
   double wait_poll_s = 1.0;      // while the remaining runs are held by other live processes
   int64_t max_runs = -1;         // stop after this many (tests); -1: until none is left
+  bool delete_checkpoints = false;  // remove a run's checkpoints once it is done
   const std::atomic<bool>* stop = nullptr;  // finish the current epoch, requeue, exit
 };
 

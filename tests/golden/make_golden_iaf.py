@@ -7,7 +7,7 @@
   every parameter, z and h.
 - "vaes": a whole small VAE with an IAF posterior: z_T, -log p(x|z), the single-sample
   KL log q(z_T|x) - log p(z_T), log q, the loss rec.mean() + beta * kl.mean() and every
-  parameter's gradient.
+  parameter's gradient (also with the "stl" gradient: mu and logvar detached in log q_0).
 
 The masks are rebuilt here from the same degree rule as lib/nn/made.hpp, and masked weight
 entries hold random values (the C++ side must ignore them). Run once with Debian's
@@ -102,7 +102,7 @@ def step_case(name, B, L, C, W, layers, act_name, t, forget_bias, seed):
     }
 
 
-def vae_case(name, act_name, steps, made_width, made_layers, C, beta, forget_bias, seed):
+def vae_case(name, act_name, steps, made_width, made_layers, C, beta, forget_bias, seed, kl_est="sample"):
     D, H, L, B = 6, [5, 4], 3, 4
     gen = torch.Generator().manual_seed(seed)
     act = ACTS[act_name]
@@ -132,6 +132,7 @@ def vae_case(name, act_name, steps, made_width, made_layers, C, beta, forget_bia
     logvar = a @ p["enc_logvar.W"].T + p["enc_logvar.b"]
     h = a @ p["enc_ctx.W"].T + p["enc_ctx.b"] if C > 0 else None
     z = mu + torch.exp(0.5 * logvar) * eps
+    z0 = z
     log_q = (-0.5 * eps ** 2 - 0.5 * logvar - 0.5 * LOG2PI).sum(1)
     for t in range(steps):
         masks, out_mask = made_masks(L, made_width, made_layers, t)
@@ -144,14 +145,21 @@ def vae_case(name, act_name, steps, made_width, made_layers, C, beta, forget_bia
     out = g @ p["dec_out.W"].T + p["dec_out.b"]
     rec = F.binary_cross_entropy_with_logits(out, x, reduction="none").sum(1)
     kl = log_q - log_p
-    loss = rec.mean() + beta * kl.mean()
+    if kl_est == "sample":
+        kl_train = kl
+    else:  # stl: log q_0(z_0) with mu and logvar detached (no score term), the same value
+        lv, m0 = logvar.detach(), mu.detach()
+        log_q0 = (-0.5 * (z0 - m0) ** 2 / torch.exp(lv) - 0.5 * lv - 0.5 * LOG2PI).sum(1)
+        log_q0_full = (-0.5 * eps ** 2 - 0.5 * logvar - 0.5 * LOG2PI).sum(1)
+        kl_train = log_q0 + (log_q - log_q0_full) - log_p
+    loss = rec.mean() + beta * kl_train.mean()
     loss.backward()
     return {
         "name": name, "activation": act_name, "D": D, "hidden": H, "latent": L, "batch": B, "steps": steps,
         "made_width": made_width, "made_layers": made_layers, "context": C, "forget_bias": forget_bias,
-        "beta": beta, "x": t_(x), "eps": t_(eps),
+        "beta": beta, "kl_estimator": kl_est, "x": t_(x), "eps": t_(eps),
         "params": {k: t_(v) for k, v in p.items()}, "grads": {k: t_(v.grad) for k, v in p.items()},
-        "z": t_(z), "rec": t_(rec), "kl": t_(kl), "log_q": t_(log_q), "loss": loss.item(),
+        "z": t_(z), "rec": t_(rec), "kl": t_(kl_train), "log_q": t_(log_q), "loss": loss.item(),
     }
 
 
@@ -163,6 +171,7 @@ steps = [
 vaes = [
     vae_case("2 steps, elu, MADE 7x2, context 4, beta 1.5", "elu", 2, 7, 2, 4, 1.5, 1.0, 4),
     vae_case("3 steps, tanh, MADE 5x1, no context", "tanh", 3, 5, 1, 0, 1.0, 1.0, 5),
+    vae_case("2 steps, elu, MADE 6x2, context 3, stl gradient", "elu", 2, 6, 2, 3, 1.0, 2.0, 6, "stl"),
 ]
 print(json.dumps({"generator": "tests/golden/make_golden_iaf.py", "torch": torch.__version__,
                   "steps": steps, "vaes": vaes}))

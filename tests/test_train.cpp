@@ -89,7 +89,9 @@ TEST_CASE("a stopped and resumed run ends with the numbers of an uninterrupted o
   const RunResult first = train_and_evaluate(c, RunOptions{parts.path.string(), false, true, &stop}, nullptr);
   REQUIRE(first.status == "stopped");
   REQUIRE(first.epochs_done == 1);
-  REQUIRE(load_checkpoint((parts.path / "last.ckpt").string()).epoch == 1);
+  const Checkpoint after_one = load_checkpoint((parts.path / "last.ckpt").string());
+  REQUIRE(after_one.epoch == 1);
+  CHECK(after_one.train_seconds > 0);
   const RunResult rest = train_and_evaluate(c, RunOptions{parts.path.string(), true, true, nullptr}, nullptr);
   REQUIRE(rest.status == "done");
   CHECK(rest.train_loss_curve.size() == 2);  // epochs 2 and 3 only
@@ -98,6 +100,10 @@ TEST_CASE("a stopped and resumed run ends with the numbers of an uninterrupted o
   CHECK(rest.metrics.at("test_nll") == full.metrics.at("test_nll"));
   CHECK(rest.metrics.at("best_valid_elbo") == full.metrics.at("best_valid_elbo"));
   CHECK(fs::exists(parts.path / "best.ckpt"));
+  // Training time and throughput cover all three epochs, the first attempt's too.
+  auto samples = [](const RunResult& r) { return r.metrics.at("samples_per_s") * r.metrics.at("train_s"); };
+  CHECK(samples(rest) == Approx(samples(full)).epsilon(1e-9));
+  CHECK(rest.metrics.at("train_s") > after_one.train_seconds);
 }
 
 TEST_CASE("a checkpoint of another configuration is refused", "[train][resume]") {

@@ -20,6 +20,9 @@ struct Checkpoint {
   double best_valid_elbo = -1e300;
   int64_t best_epoch = -1;
   double last_loss = 0;
+  // Training time so far, so a resumed run reports its whole training time
+  // (absent in older checkpoints: 0).
+  double train_seconds = 0, samples_done = 0, best_epoch_seconds = 0;
 };
 
 // Writes to path.tmp, fsyncs, then renames over path: a crash leaves the old file or the new.

@@ -111,6 +111,8 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
   int64_t start_epoch = 0;
   double best_valid = -1e300, last_loss = 0;
   int64_t best_epoch = -1;
+  // Training time and samples of the earlier attempts of a resumed run.
+  double train_seconds = 0, samples_done = 0, best_epoch_s = 0;
   const std::string last_path = options.out_dir.empty() ? "" : options.out_dir + "/last.ckpt";
   const std::string best_path = options.out_dir.empty() ? "" : options.out_dir + "/best.ckpt";
   if (!options.out_dir.empty()) std::filesystem::create_directories(options.out_dir);
@@ -134,6 +136,9 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
     best_valid = c.best_valid_elbo;
     best_epoch = c.best_epoch;
     last_loss = c.last_loss;
+    train_seconds = c.train_seconds;
+    samples_done = c.samples_done;
+    best_epoch_s = c.best_epoch_seconds;
     if (progress) std::fprintf(stderr, "resumed from %s at epoch %lld\n", last_path.c_str(), (long long)start_epoch);
   }
 
@@ -155,13 +160,16 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
     c.best_valid_elbo = best_valid;
     c.best_epoch = best_epoch;
     c.last_loss = last_loss;
+    c.train_seconds = train_seconds;
+    c.samples_done = samples_done;
+    c.best_epoch_seconds = best_epoch_s;
     return c;
   };
 
   const bool dynamic = tc.binarize == "dynamic";
   const std::size_t steps_per_epoch = (N + B - 1) / B;
   const bool tty = progress && ::isatty(STDERR_FILENO);
-  double train_seconds = 0, samples_done = 0, best_epoch_s = 0;
+  const double resumed_train_seconds = train_seconds;
   result.status = "done";
 
   for (int64_t epoch = start_epoch; epoch < tc.epochs; ++epoch) {
@@ -246,7 +254,7 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
     if (hooks) hooks->on_epoch(epoch + 1, m);
     result.epochs_done = epoch + 1;
     if (progress) {
-      const double eta = train_seconds / double(epoch + 1 - start_epoch) * double(tc.epochs - epoch - 1);
+      const double eta = (train_seconds - resumed_train_seconds) / double(epoch + 1 - start_epoch) * double(tc.epochs - epoch - 1);
       std::fprintf(stderr, "%sepoch %lld/%lld  loss %.3f  (rec %.3f, kl %.3f)", tty ? "\r" : "",
                    (long long)epoch + 1, (long long)tc.epochs, last_loss, rec_sum / double(N), kl_sum / double(N));
       if (m.count("valid_elbo")) std::fprintf(stderr, "  valid_elbo %.3f", m["valid_elbo"]);

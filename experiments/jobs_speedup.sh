@@ -21,7 +21,7 @@ for jobs in 1 2; do
   start=$(date +%s.%N)
   "$VAE" sweep run "$work/subset.toml" --jobs "$jobs" --db "$work/j$jobs.db" \
       --runs-dir "$work/runs$jobs" --delete-checkpoints --no-table -q "${BUDGET[@]}"
-  wall[$jobs]=$(echo "$(date +%s.%N) - $start" | bc)
+  wall[$jobs]=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
   echo "--jobs $jobs: $("$VAE" query --db "$work/j$jobs.db" --sql "SELECT count(*) FROM runs WHERE status='done'" | tail -1) runs done in ${wall[$jobs]} s"
 done
-echo "speed-up --jobs 2 over --jobs 1: $(echo "scale=3; ${wall[1]} / ${wall[2]}" | bc)x  (nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "speed-up --jobs 2 over --jobs 1: $(awk -v a="${wall[1]}" -v b="${wall[2]}" 'BEGIN { printf "%.2f", a / b }')x  (nproc $(nproc), load average $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -5,30 +5,22 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "golden_util.hpp"
 #include "gradcheck.hpp"
 #include "nn/bn_mlp.hpp"
 
 using namespace vae;
 using json = nlohmann::json;
+using vae::testing::expect_near;
 
 namespace {
 
 std::vector<double> to_vec(const json& j) { return j.get<std::vector<double>>(); }
 
-void expect_near(const double* got, const json& want, double tol, const std::string& what) {
-  INFO(what);
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    INFO("index " << i);
-    CHECK(got[i] == Approx(want[i].get<double>()).margin(tol).epsilon(tol));
-  }
-}
-
 }  // namespace
 
 TEST_CASE("batch norm forward, backward and running statistics equal PyTorch's", "[batchnorm][golden]") {
-  std::ifstream in(std::string(VAE_TEST_DIR) + "/golden/batchnorm.json");
-  REQUIRE(in.good());
-  const json golden = json::parse(in);
+  const json golden = vae::testing::load_golden("batchnorm.json");
   REQUIRE(golden["cases"].size() == 5);
   CHECK(golden["eps"].get<double>() == kBatchNormEps);
   CHECK(golden["momentum"].get<double>() == kBatchNormMomentum);

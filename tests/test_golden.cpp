@@ -1,39 +1,20 @@
 // The VAE's outputs, loss and gradients against PyTorch (float64) on the same small
 // network, batch and noise: tests/golden/make_golden.py wrote tests/golden/vae_small.json.
 #include <catch2/catch.hpp>
-#include <fstream>
-#include <nlohmann/json.hpp>
+
+#include "golden_util.hpp"
 
 #include "train/objective.hpp"
 
 using namespace vae;
 using json = nlohmann::json;
 
-namespace {
-
-json load_golden() {
-  std::ifstream in(std::string(VAE_TEST_DIR) + "/golden/vae_small.json");
-  REQUIRE(in.good());
-  return json::parse(in);
-}
-
-template <class Vec>
-void put(Vec& buf, std::size_t off, const json& values) {
-  for (std::size_t i = 0; i < values.size(); ++i) buf[off + i] = values[i].get<double>();
-}
-
-void expect_near(const double* got, const json& want, double tol, const std::string& what) {
-  INFO(what);
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    INFO("index " << i);
-    CHECK(got[i] == Approx(want[i].get<double>()).margin(tol).epsilon(tol));
-  }
-}
-
-}  // namespace
+using vae::testing::expect_near;
+using vae::testing::load_golden;
+using vae::testing::put;
 
 TEST_CASE("VAE forward, loss and gradients equal PyTorch's", "[golden][vae]") {
-  const json golden = load_golden();
+  const json golden = load_golden("vae_small.json");
   REQUIRE(golden["cases"].size() == 7);
   for (const json& c : golden["cases"]) {
     DYNAMIC_SECTION(c["name"].get<std::string>()) {

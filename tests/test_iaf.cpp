@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "golden_util.hpp"
 #include "gradcheck.hpp"
 #include "models/model.hpp"
 #include "train/evaluate_iaf.hpp"
@@ -414,27 +415,11 @@ TEST_CASE("whole IAF VAE gradient matches finite differences", "[iaf][gradcheck]
   }
 }
 
-namespace {
-json load_golden_iaf() {
-  std::ifstream in(std::string(VAE_TEST_DIR) + "/golden/iaf_small.json");
-  REQUIRE(in.good());
-  return json::parse(in);
-}
-template <class Vec>
-void put(Vec& buf, std::size_t off, const json& values) {
-  for (std::size_t i = 0; i < values.size(); ++i) buf[off + i] = values[i].get<double>();
-}
-void expect_near(const double* got, const json& want, double tol, const std::string& what) {
-  INFO(what);
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    INFO("index " << i);
-    CHECK(got[i] == Approx(want[i].get<double>()).margin(tol).epsilon(tol));
-  }
-}
-}  // namespace
+using vae::testing::expect_near;
+using vae::testing::put;
 
 TEST_CASE("IAF step equals PyTorch's: m, s, z_out, log sigma and gradients", "[iaf][golden]") {
-  const json golden = load_golden_iaf();
+  const json golden = vae::testing::load_golden("iaf_small.json");
   REQUIRE(golden["steps"].size() >= 2);
   for (const json& c : golden["steps"]) {
     DYNAMIC_SECTION(c["name"].get<std::string>()) {
@@ -474,7 +459,7 @@ TEST_CASE("IAF step equals PyTorch's: m, s, z_out, log sigma and gradients", "[i
 }
 
 TEST_CASE("IAF VAE forward, loss and gradients equal PyTorch's", "[iaf][golden]") {
-  const json golden = load_golden_iaf();
+  const json golden = vae::testing::load_golden("iaf_small.json");
   REQUIRE(golden["vaes"].size() >= 1);
   for (const json& c : golden["vaes"]) {
     DYNAMIC_SECTION(c["name"].get<std::string>()) {

@@ -29,6 +29,33 @@ inline std::vector<uint32_t> first_indices(const data::Images& images, std::size
   return idx;
 }
 
+// Per-unit mean and variance over a data set of the codes E_q[z_u|x], for the
+// active-unit count (Burda et al. 2015): unit u is active when its variance > 0.01.
+struct UnitStats {
+  std::vector<double> sum, sq;
+  explicit UnitStats(std::size_t L) : sum(L, 0.0), sq(L, 0.0) {}
+  template <class T>
+  void add(const T* codes, std::size_t rows) {  // codes [rows, L], row-major
+    const std::size_t L = sum.size();
+    for (std::size_t i = 0; i < rows * L; ++i) {
+      const double z = double(codes[i]);
+      sum[i % L] += z;
+      sq[i % L] += z * z;
+    }
+  }
+  // Fills variance[u] for n codes and returns the number of active units.
+  int64_t active(std::size_t n, std::vector<double>& variance) const {
+    variance.assign(sum.size(), 0.0);
+    int64_t count = 0;
+    for (std::size_t l = 0; l < sum.size(); ++l) {
+      const double mean = sum[l] / double(n);
+      variance[l] = std::max(0.0, sq[l] / double(n) - mean * mean);
+      if (variance[l] > kActiveUnitThreshold) ++count;
+    }
+    return count;
+  }
+};
+
 // Test and valid splits are stored already binarized (or as intensities) by the loader,
 // so evaluation reads them as they are.
 template <class T>
@@ -38,31 +65,22 @@ ElboReport evaluate_elbo(Vae<T>& model, typename Vae<T>::Work& w, const data::Im
   const auto idx = first_indices(images, 0);
   ElboReport r;
   r.kl_per_dim.assign(L, 0.0);
-  std::vector<double> mu_sum(L, 0.0), mu_sq(L, 0.0);
+  UnitStats codes(L);
   for (std::size_t start = 0; start < N; start += B) {
     const std::size_t rows = std::min(B, N - start);
     gather_batch(w.x.ptr(), images, idx.data() + start, rows);
     fill_normal(w.eps.ptr(), rows * L, rng);
     model.forward(w, rows);
-    for (std::size_t b = 0; b < rows; ++b) {
-      r.rec += double(w.rec[b]);
-      for (std::size_t l = 0; l < L; ++l) {
-        const double kl = double(w.kl.data[b * L + l]), mu = double(w.mu.data[b * L + l]);
-        r.kl_per_dim[l] += kl;
-        mu_sum[l] += mu;
-        mu_sq[l] += mu * mu;
-      }
-    }
+    for (std::size_t b = 0; b < rows; ++b) r.rec += double(w.rec[b]);
+    for (std::size_t i = 0; i < rows * L; ++i) r.kl_per_dim[i % L] += double(w.kl.data[i]);
+    codes.add(w.mu.ptr(), rows);
   }
   r.rec /= double(N);
-  r.mu_variance.assign(L, 0.0);
   for (std::size_t l = 0; l < L; ++l) {
     r.kl_per_dim[l] /= double(N);
     r.kl += r.kl_per_dim[l];
-    const double mean = mu_sum[l] / double(N);
-    r.mu_variance[l] = std::max(0.0, mu_sq[l] / double(N) - mean * mean);
-    if (r.mu_variance[l] > kActiveUnitThreshold) ++r.active_units;
   }
+  r.active_units = codes.active(N, r.mu_variance);
   r.elbo = -(r.rec + r.kl);
   return r;
 }

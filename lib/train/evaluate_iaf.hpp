@@ -40,40 +40,26 @@ ElboReport evaluate_elbo_flow(Vae<T>& model, typename Vae<T>::Work& w, const dat
   const auto idx = first_indices(images, 0);
   ElboReport r;
   r.kl_per_dim.assign(L, 0.0);
-  std::vector<double> code_sum(L, 0.0), code_sq(L, 0.0), mu_sum(L, 0.0), mu_sq(L, 0.0);
+  UnitStats codes(L), base(L);
   for (std::size_t start = 0; start < N; start += B) {
     const std::size_t rows = std::min(B, N - start);
     gather_batch(w.x.ptr(), images, idx.data() + start, rows);
     fill_normal(w.eps.ptr(), rows * L, rng);  // the same draws as evaluate_elbo
     model.forward(w, rows);
-    for (std::size_t b = 0; b < rows; ++b) {
-      r.rec += double(w.rec[b]);
-      for (std::size_t l = 0; l < L; ++l) {
-        const double mu = double(w.mu.data[b * L + l]);
-        r.kl_per_dim[l] += double(w.kl.data[b * L + l]);
-        mu_sum[l] += mu;
-        mu_sq[l] += mu * mu;
-      }
-    }
+    for (std::size_t b = 0; b < rows; ++b) r.rec += double(w.rec[b]);
+    for (std::size_t i = 0; i < rows * L; ++i) r.kl_per_dim[i % L] += double(w.kl.data[i]);
+    base.add(w.mu.ptr(), rows);
     flow_mean_code(model, w, rows);
-    for (std::size_t i = 0; i < rows * L; ++i) {
-      const double z = double(w.z.data[i]);
-      code_sum[i % L] += z;
-      code_sq[i % L] += z * z;
-    }
+    codes.add(w.z.ptr(), rows);
   }
   r.rec /= double(N);
-  r.mu_variance.assign(L, 0.0);
-  int64_t active_base = 0;
   for (std::size_t l = 0; l < L; ++l) {
     r.kl_per_dim[l] /= double(N);
     r.kl += r.kl_per_dim[l];
-    const double mean = code_sum[l] / double(N);
-    r.mu_variance[l] = std::max(0.0, code_sq[l] / double(N) - mean * mean);
-    if (r.mu_variance[l] > kActiveUnitThreshold) ++r.active_units;
-    const double mean_base = mu_sum[l] / double(N);
-    if (mu_sq[l] / double(N) - mean_base * mean_base > kActiveUnitThreshold) ++active_base;
   }
+  r.active_units = codes.active(N, r.mu_variance);
+  std::vector<double> base_variance;
+  const int64_t active_base = base.active(N, base_variance);
   r.elbo = -(r.rec + r.kl);
   r.extra["active_units_base"] = double(active_base);
   return r;

@@ -232,6 +232,15 @@ TEST_CASE("SIGKILL of a worker: the runner resumes its run with another worker",
   Proc p = vae::testing::start_vae({"sweep", "run", file, "--db", db, "--jobs", "2", "--no-table"}, dir.file("w"));
   int64_t victim = -1;
   std::string victim_run;
+  // The worker is stopped (SIGSTOP) before the check that it still holds its
+  // unfinished run, so it cannot finish the run between the check and the kill.
+  auto still_holds = [&] {
+    store::Db d(db, store::Db::Mode::ReadOnly);
+    auto s = d.prepare("SELECT count(*) FROM runs WHERE run_id = ? AND status = 'running' AND claim_pid = ?");
+    s.bind(1, victim_run);
+    s.bind(2, victim);
+    return s.step() && s.get_int(0) == 1;
+  };
   REQUIRE(vae::testing::wait_until([&] {
     if (!std::filesystem::exists(db)) return false;
     try {
@@ -240,8 +249,12 @@ TEST_CASE("SIGKILL of a worker: the runner resumes its run with another worker",
       if (!s.step()) return false;
       victim = s.get_int(0);
       victim_run = s.get_text(1);
-      return true;
+      ::kill(pid_t(victim), SIGSTOP);
+      if (still_holds()) return true;
+      ::kill(pid_t(victim), SIGCONT);
+      return false;
     } catch (const std::exception&) {
+      if (victim > 0) ::kill(pid_t(victim), SIGCONT);
       return false;
     }
   }, 60));

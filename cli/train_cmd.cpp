@@ -41,11 +41,19 @@ po::options_description train_options_description() {
   return desc;
 }
 
+// "latent 20", or the stochastic layers of a hierarchical / ladder model.
+std::string latent_text(const TrainConfig& tc) {
+  if (tc.model == "vae") return "latent " + std::to_string(tc.latent);
+  std::string t = tc.model + ", stochastic layers ";
+  for (std::size_t i = 0; i < tc.layers.size(); ++i) t += (i ? "," : "") + std::to_string(tc.layers[i]);
+  return t;
+}
+
 void print_summary(std::ostream& out, const RunResult& r, const TrainConfig& tc) {
   auto get = [&](const char* k) { return r.metrics.count(k) ? r.metrics.at(k) : NAN; };
   char line[256];
   out << "\n" << tc.dataset << " (" << tc.binarize << "), " << tc.likelihood
-      << (tc.likelihood == "gaussian" ? " sigma=" + tc.sigma : "") << ", latent " << tc.latent
+      << (tc.likelihood == "gaussian" ? " sigma=" + tc.sigma : "") << ", " << latent_text(tc)
       << ", beta " << tc.beta << ", " << r.epochs_done << " epochs: test set, nats per example\n";
   std::snprintf(line, sizeof line, "  %-22s %12.3f\n", "ELBO", get("test_elbo"));
   out << line;
@@ -62,7 +70,9 @@ void print_summary(std::ostream& out, const RunResult& r, const TrainConfig& tc)
     std::snprintf(line, sizeof line, "  %-22s %12.4f\n", "bits/dim (NLL)", get("test_bpd"));
     out << line;
   }
-  std::snprintf(line, sizeof line, "  %-22s %12.0f of %lld\n", "active units", get("active_units"), (long long)tc.latent);
+  // Of all latent units: with several stochastic layers kl_per_dim lists every layer's.
+  const std::size_t units = r.kl_per_dim.empty() ? std::size_t(tc.latent) : r.kl_per_dim.size();
+  std::snprintf(line, sizeof line, "  %-22s %12.0f of %zu\n", "active units", get("active_units"), units);
   out << line;
   if (r.metrics.count("sigma_eval")) {
     std::snprintf(line, sizeof line, "  %-22s %12.5f\n", "sigma* (train MSE)", get("sigma_eval"));

@@ -230,6 +230,8 @@ Table build_table(store::Db& db, const TableRequest& rq) {
 
   t.cells.assign(t.row_values.size(), std::vector<CellStats>(t.col_values.size()));
   int uniform = -2;
+  // Runs, not cells: with several metrics as columns a run stands in several cells.
+  std::set<std::string> not_done_runs, pending_runs;
   for (size_t ri = 0; ri < t.row_values.size(); ++ri) {
     for (size_t ci = 0; ci < t.col_values.size(); ++ci) {
       auto it = groups.find({t.row_values[ri], rq.cols.empty() ? std::vector<std::string>{} : t.col_values[ci]});
@@ -241,10 +243,12 @@ Table build_table(store::Db& db, const TableRequest& rq) {
         for (const RunRow* r : it->second) {
           if (r->status == "failed" || r->status == "diverged") {
             ++not_done;
+            not_done_runs.insert(r->run_id);
             continue;
           }
           if (r->status != "done") {
             ++pending;
+            pending_runs.insert(r->run_id);
             continue;
           }
           auto m = r->metrics.find(t.col_metrics[ci]);
@@ -260,13 +264,13 @@ Table build_table(store::Db& db, const TableRequest& rq) {
         cell.not_done = not_done;
         cell.pending = pending;
         cell.missing = missing;
-        t.total_not_done += not_done;
-        t.total_pending += pending;
       }
       if (cell.n > 0) uniform = uniform == -2 ? cell.n : (uniform == cell.n ? uniform : -1);
       t.cells[ri][ci] = cell;
     }
   }
+  t.total_not_done = int(not_done_runs.size());
+  t.total_pending = int(pending_runs.size());
   t.uniform_n = uniform < 0 ? -1 : uniform;
 
   // mark the best

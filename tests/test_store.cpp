@@ -445,6 +445,21 @@ TEST_CASE("run identity is stable when settings are added, and never merges diff
   CHECK(run_id_of(identity_json(c, {{"/d/x", "fe"}})) != id);
 }
 
+TEST_CASE("the flow's KL estimator counts only when there is a flow", "[store]") {
+  auto id_of = [](const std::string& posterior, int64_t steps, const std::string& kl) {
+    ConfigMap c = default_config();
+    c["posterior"] = posterior;
+    c["iaf-steps"] = steps;
+    c["iaf-kl"] = kl;
+    return run_id_of(identity_json(canonical_config(c), {}));
+  };
+  // no flow steps, or no flow at all: the same run whatever the estimator
+  CHECK(id_of("iaf", 0, "stl") == id_of("iaf", 0, "sample"));
+  CHECK(id_of("gaussian", 2, "stl") == id_of("gaussian", 2, "sample"));
+  // with steps it changes the gradients, so the run
+  CHECK(id_of("iaf", 2, "stl") != id_of("iaf", 2, "sample"));
+}
+
 TEST_CASE("defaults of settings added after the identity recipe are pinned", "[store]") {
   // A setting outside the baseline is hashed only when it differs from its default.
   // Changing its default would give runs with different settings one id (the old

@@ -11,6 +11,8 @@ ConfigMap canonical_config(const ConfigMap& config) {
   ConfigMap c = config;
   TrainConfig t = to_train_config(c);  // validates, and resolves binarize = auto
   c["binarize"] = t.binarize;
+  // The KL gradient estimator of the flow means nothing without flow steps.
+  if (t.posterior != "iaf" || t.iaf_steps == 0) c["iaf-kl"] = default_config().at("iaf-kl");
   return c;
 }
 

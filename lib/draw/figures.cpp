@@ -10,6 +10,9 @@ namespace vae::draw {
 
 double normal_quantile(double p) {
   if (!(p > 0.0 && p < 1.0)) throw std::invalid_argument("normal_quantile: p must be in (0, 1)");
+  // The upper half by symmetry: 1 - p is exact there, and the refinement below then works
+  // on the small tail probability instead of a difference of numbers near 1.
+  if (p > 0.5) return -normal_quantile(1.0 - p);
   // P. J. Acklam's approximation (relative error < 1.15e-9), central and tail regions.
   static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
                              1.383577518672690e+02,  -3.066479806614716e+01, 2.506628277459239e+00};

@@ -11,6 +11,8 @@
 //    `units`; empty: all, in index order), the code of a test image with z_u replaced by
 //    `steps` values evenly spaced over [-limit, limit].
 // Images of Gaussian decoders show the mean (clamped to [0, 1] when drawn), not samples.
+// The Ladder/hierarchical VAE's codes are [z_1 | ... | z_L] and its decoder reads z_1 only,
+// so traversal rows of higher layers' units show the same image throughout.
 #pragma once
 
 #include <cstddef>

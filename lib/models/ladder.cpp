@@ -199,6 +199,26 @@ class LadderModel final : public Model {
     return out;
   }
 
+  // Codes [z_1 | z_2 | ... | z_L] drawn top-down from p(z_L) prod p(z_i | z_{i+1}), with
+  // batch norm in evaluation mode (its running statistics).
+  std::vector<float> sample_prior(std::size_t n, std::mt19937_64& rng) override {
+    const std::size_t U = latent_dim(), L = m_.layers();
+    std::vector<float> out(n * U);
+    eval_.training = false;
+    for (std::size_t start = 0; start < n; start += eval_.max_batch) {
+      const std::size_t rows = std::min(eval_.max_batch, n - start);
+      fill_noise(eval_, rows, rng);
+      m_.forward_prior(eval_, rows);
+      for (std::size_t i = 0, u0 = 0; i < L; u0 += m_.shape.latent[i++]) {
+        const std::size_t S = m_.shape.latent[i];
+        const float* z = eval_.layer[i].z.ptr();
+        for (std::size_t r = 0; r < rows; ++r)
+          std::copy(z + r * S, z + (r + 1) * S, out.begin() + std::ptrdiff_t((start + r) * U + u0));
+      }
+    }
+    return out;
+  }
+
   void describe(std::map<std::string, double>& metrics) override {
     if (m_.lik.has_shared_param())
       metrics["sigma_learned"] = std::exp(double(softclip(m_.params[m_.lik.shared_offset], m_.lik.min_log_sigma)));

@@ -260,6 +260,20 @@ class LadderVae {
     forward_down(w, B);
   }
 
+  // Ancestral sampling from the generative model, eps of every layer -> z of every layer:
+  // z_L = eps_L (the N(0, I) prior), then z_i = mu_p + sqrt(var_p) * eps_i for i < L.
+  void forward_prior(Work& w, std::size_t B) {
+    const std::size_t L = layers();
+    auto zt = w.layer[L - 1].z.view(B);
+    xt::noalias(zt) = w.layer[L - 1].eps.view(B);
+    for (std::size_t i = L - 1; i-- > 0;) {
+      Layer& l = w.layer[i];
+      prior(w, i, B);
+      auto z = l.z.view(B);
+      sample_forward(z, l.mu_p.view(B), l.var_p.view(B), l.eps.view(B));
+    }
+  }
+
   // Copies forward_up's per-example results of row 0 to rows 1..m-1: the importance
   // samples of one example share its bottom-up pass (evaluation mode only).
   void broadcast_up(Work& w, std::size_t m) {

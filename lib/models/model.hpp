@@ -67,6 +67,14 @@ class Model {
   // The decoder's mean for n latent codes z [n, latent_dim]: [n, D] in [0,1]
   // (Bernoulli probabilities or Gaussian means), for pictures.
   virtual std::vector<float> decode_mean(const std::vector<float>& z, std::size_t n) = 0;
+  // n codes drawn from the prior p(z), in decode_mean's layout [n, latent_dim]; the
+  // default is N(0, I), the prior of the MLP VAE (with or without IAF, whose z_T it is).
+  virtual std::vector<float> sample_prior(std::size_t n, std::mt19937_64& rng) {
+    std::vector<float> z(n * latent_dim());
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (float& v : z) v = normal(rng);
+    return z;
+  }
   // Final facts worth recording (e.g. the learned sigma).
   virtual void describe(std::map<std::string, double>& /*metrics*/) {}
 };

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 
 #include "store/provenance.hpp"
@@ -369,6 +370,34 @@ bool ResultsStore::record_artifact(const Claim& c, const std::string& kind,
         .run();
   });
   return ok;
+}
+
+void ResultsStore::record_run_artifact(const std::string& run_id, const std::string& kind,
+                                       const std::string& path, int64_t epoch) {
+  std::error_code ec;
+  auto bytes = std::filesystem::file_size(path, ec);
+  db_.write([&] {
+    auto s = db_.prepare("SELECT 1 FROM runs WHERE run_id = ?");
+    s.bind(1, run_id);
+    if (!s.step()) throw std::runtime_error("run " + run_id + " is not in the database");
+    s.reset();
+    db_.prepare("INSERT OR REPLACE INTO artifacts(run_id, kind, path, epoch, bytes, created_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)")
+        .bind(1, run_id).bind(2, kind).bind(3, path).bind(4, epoch)
+        .bind(5, ec ? SqlValue{} : SqlValue{int64_t(bytes)}).bind(6, now_iso())
+        .run();
+  });
+}
+
+std::optional<std::string> ResultsStore::artifact_path(const std::string& run_id, const std::string& kind) {
+  std::optional<std::string> out;
+  db_.read([&] {
+    out.reset();
+    auto s = db_.prepare("SELECT path FROM artifacts WHERE run_id = ? AND kind = ?");
+    s.bind(1, run_id).bind(2, kind);
+    if (s.step()) out = s.get_text(0);
+  });
+  return out;
 }
 
 void ResultsStore::drop_checkpoints(const std::string& run_id) {

@@ -116,6 +116,14 @@ class ResultsStore {
   bool heartbeat(const Claim& c);
   bool record_artifact(const Claim& c, const std::string& kind, const std::string& path,
                        int64_t epoch);
+  // ---- after a run ----------------------------------------------------------
+  // Records a file made from a run (e.g. a `vae draw` picture) under kind, replacing an
+  // earlier one of the same kind, in one transaction. Throws std::runtime_error for an unknown run.
+  void record_run_artifact(const std::string& run_id, const std::string& kind, const std::string& path,
+                           int64_t epoch);
+  // The path of a run's artifact of this kind, if it has one.
+  std::optional<std::string> artifact_path(const std::string& run_id, const std::string& kind);
+
   // Deletes a finished run's checkpoint files and their artifact rows.
   void drop_checkpoints(const std::string& run_id);
   // The final status, summary metrics and attempt record, in one transaction.

@@ -1,0 +1,49 @@
+#include "draw/trained.hpp"
+
+#include <random>
+#include <stdexcept>
+#include <utility>
+
+#include "store/run_identity.hpp"
+#include "train/checkpoint.hpp"
+
+namespace vae::draw {
+
+TrainedModel load_trained(const std::string& checkpoint_path, const ConfigMap* config) {
+  Checkpoint c = load_checkpoint(checkpoint_path);
+  TrainedModel t;
+  t.checkpoint = checkpoint_path;
+  t.epoch = c.epoch;
+  if (config) {
+    t.config = *config;
+  } else {
+    if (c.config_json.empty())
+      throw std::runtime_error(checkpoint_path + ": the checkpoint carries no configuration");
+    try {
+      t.config = store::config_from_json(c.config_json);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(checkpoint_path + ": its configuration does not parse: " + e.what());
+    }
+  }
+  const TrainConfig tc = to_train_config(t.config);
+  data::DataSpec spec;
+  spec.dataset = tc.dataset;
+  spec.data_dir = tc.data_dir;
+  spec.binarize = tc.binarize;
+  spec.train_size = tc.train_size;
+  spec.valid_size = tc.valid_size;
+  spec.test_size = tc.test_size;
+  t.data = data::load(spec);
+  std::mt19937_64 unused_init(0);  // the parameters are overwritten below
+  t.model = make_model(tc, t.data.test.rows, t.data.test.cols, unused_init);
+  if (c.params.size() != t.model->num_params())
+    throw std::runtime_error(checkpoint_path + ": " + std::to_string(c.params.size()) +
+                             " parameters, the model of its configuration has " +
+                             std::to_string(t.model->num_params()));
+  t.model->params().assign(c.params.begin(), c.params.end());
+  t.model->load_state(c.model_state);
+  t.model->reserve(1, 500);
+  return t;
+}
+
+}  // namespace vae::draw

@@ -212,8 +212,10 @@ TEST_CASE("SIGKILL of the runner mid-sweep, then a restart: every run done once"
         if (vae::testing::pid_alive(c)) return false;
       return true;
     }, 10));
+    // the first kill came mid-training: its attempt is left open, as after a power
+    // loss (later kills may come before the restarted runner claims anything)
+    if (kill == 1) CHECK(q(db, "SELECT count(*) FROM attempts WHERE outcome IS NULL") >= 1);
   }
-  CHECK(q(db, "SELECT count(*) FROM attempts WHERE outcome IS NULL") >= 1);  // left running
   Proc restart = vae::testing::run_vae({"sweep", "run", file, "--db", db, "--jobs", "2", "--no-table"}, dir.file("restart"));
   INFO(restart.err());
   CHECK(restart.wait() == 0);

@@ -19,10 +19,10 @@ int run_merge(const std::vector<std::string>& args) {
       "vae merge options\n\n"
       "Copies every finished run (done, failed, diverged) of each SHARD.db that OUT.db lacks,\n"
       "with its settings, metrics per epoch and final, attempts and provenance, artifacts and\n"
-      "sweep membership. A run already in OUT.db with the same status and final metrics is\n"
-      "skipped, so merging again changes nothing and the order does not matter; the same run\n"
-      "with other results is a conflict: one line each, OUT.db keeps its own, exit code 1.\n"
-      "Unfinished runs are not copied. One transaction per shard");
+      "sweep membership. A run already in OUT.db with the same status and final metrics\n"
+      "(timings aside) is skipped, so merging again changes nothing and the order does not\n"
+      "matter; the same run with other results is a conflict: one line each, OUT.db keeps\n"
+      "its own, exit code 1. Unfinished runs are not copied. One transaction per shard");
   desc.add_options()
       ("help,h", "show this help")
       ("out", po::value<std::string>(), "the database to merge into (created if missing)")

@@ -19,6 +19,7 @@
 #include "store_test_util.hpp"
 #include "sweep/slurm.hpp"
 #include "sweep/worker.hpp"
+#include "train/run.hpp"
 
 using namespace vae;
 using vae::testing::Proc;
@@ -470,4 +471,30 @@ TEST_CASE("SIGTERM to the runner and its workers, as Slurm preempts: checkpoint,
   // a stopped run resumed from its checkpoint, not from the start
   CHECK(q(db, "SELECT count(*) FROM attempts WHERE attempt > 1 AND resumed_from_epoch >= 1") >= 1);
   CHECK(check_intact(db) == "ok");
+}
+
+TEST_CASE("a run stopped after its last epoch resumes to the final metrics of an uninterrupted one", "[cluster][resume]") {
+  // what a preempted task leaves when the signal comes during the last epoch
+  ConfigMap c = default_config();
+  apply(c, {{"train-size", int64_t(1000)}, {"test-size", int64_t(200)}, {"hidden", std::vector<int64_t>{32}},
+            {"latent", int64_t(4)}, {"batch", int64_t(50)}, {"epochs", int64_t(2)}, {"iw-samples", int64_t(20)},
+            {"iw-examples", int64_t(30)}});
+  TempDir whole, parts;
+  const RunResult full = train_and_evaluate(c, RunOptions{whole.path.string(), false, true, nullptr}, nullptr);
+  REQUIRE(full.status == "done");
+  std::atomic<bool> stop{true};  // stops after each epoch's checkpoint
+  RunResult r = train_and_evaluate(c, RunOptions{parts.path.string(), false, true, &stop}, nullptr);
+  REQUIRE(r.status == "stopped");
+  r = train_and_evaluate(c, RunOptions{parts.path.string(), true, true, &stop}, nullptr);
+  REQUIRE(r.status == "stopped");
+  REQUIRE(r.epochs_done == 2);
+  const RunResult rest = train_and_evaluate(c, RunOptions{parts.path.string(), true, true, nullptr}, nullptr);
+  REQUIRE(rest.status == "done");
+  CHECK(rest.epochs_done == 2);
+  for (const auto& [name, value] : full.metrics) {
+    if (name.size() > 2 && name.compare(name.size() - 2, 2, "_s") == 0) continue;  // timings
+    INFO(name);
+    REQUIRE(rest.metrics.count(name) == 1);
+    CHECK(rest.metrics.at(name) == value);
+  }
 }

@@ -116,12 +116,32 @@ cd "$T/work" || fail "cannot enter $T/work"
 sweep=$repo/sweeps/quickstart.toml
 export OPENBLAS_NUM_THREADS=1
 t0=$(date +%s)
+requeue=()
+[ -n "${SLURM_E2E_REQUEUE:-}" ] && requeue=(--requeue)
 submit=$("$vae" sweep slurm "$sweep" --array 2 --cpus-per-task 1 --db "$T/merged.db" --workdir "$T/work/slurm" \
-  "${sets[@]}" --submit 2>"$T/submit.err") || fail "vae sweep slurm --submit: $(tr '\n' ' ' < "$T/submit.err")"
+  "${sets[@]}" "${requeue[@]}" --submit 2>"$T/submit.err") || fail "vae sweep slurm --submit: $(tr '\n' ' ' < "$T/submit.err")"
 array_job=$(sed -n 's/^array job //p' <<<"$submit")
 merge_job=$(sed -n 's/^merge job //p' <<<"$submit")
 [ -n "$array_job" ] && [ -n "$merge_job" ] || fail "no job ids in the output of vae sweep slurm: $submit"
 echo "slurm e2e: submitted array job $array_job (2 tasks) and merge job $merge_job"
+
+if [ -n "${SLURM_E2E_REQUEUE:-}" ]; then
+  # preempt the array mid-run as a scheduler would: scontrol requeue signals every
+  # process of the tasks (SIGTERM, then SIGKILL after KillWait) and queues them again
+  for _ in $(seq 1 600); do
+    mid=0
+    for d in "$T"/work/slurm/shard_*.db; do
+      [ -f "$d" ] || continue
+      n=$(sqlite3 "$d" "SELECT count(*) FROM runs WHERE status = 'running' AND epochs_done >= 1" 2>/dev/null)
+      mid=$((mid + ${n:-0}))
+    done
+    [ "$mid" -gt 0 ] && break
+    sleep 0.2
+  done
+  [ "${mid:-0}" -gt 0 ] || fail "no run of the array got past its first epoch to preempt"
+  scontrol requeue "$array_job" || fail "scontrol requeue $array_job failed"
+  echo "slurm e2e: requeued array job $array_job with $mid runs mid-training"
+fi
 
 # the same sweep locally, meanwhile
 "$vae" sweep run "$sweep" --db "$T/local.db" --jobs 2 "${sets[@]}" --quiet --no-table 2>"$T/local.err" \
@@ -154,8 +174,15 @@ check "final metrics that differ" "$(q "SELECT count(*) FROM (SELECT run_id, nam
   WHERE substr(name, -2) <> '_s' EXCEPT SELECT run_id, name, value FROM l.metrics)")" 0
 check "epoch metrics that differ" "$(q "SELECT count(*) FROM (SELECT run_id, epoch, name, value FROM epoch_metrics \
   WHERE substr(name, -2) <> '_s' EXCEPT SELECT run_id, epoch, name, value FROM l.epoch_metrics)")" 0
+check "successful attempts" "$(q "SELECT count(*) FROM attempts WHERE outcome = 'done'")" 8
+check "runs done twice" "$(q "SELECT count(*) FROM (SELECT run_id FROM attempts WHERE outcome = 'done' \
+  GROUP BY run_id HAVING count(*) > 1)")" 0
+if [ -n "${SLURM_E2E_REQUEUE:-}" ]; then
+  echo "      attempts: $(q "SELECT group_concat(outcome || ':' || n, ' ') FROM (SELECT outcome, count(*) n FROM attempts GROUP BY outcome)")"
+  check "attempts stopped by the requeue and resumed" "$(q "SELECT count(*) > 0 FROM attempts WHERE attempt > 1")" 1
+fi
 check "sweep membership" "$(q "SELECT count(*) FROM sweep_runs JOIN sweeps USING (sweep_id) WHERE name = 'quickstart'")" 8
-check "shards (sessions) in the merged database" "$(q "SELECT count(DISTINCT session_id) FROM attempts")" 2
+[ -n "${SLURM_E2E_REQUEUE:-}" ] || check "shards (sessions) in the merged database" "$(q "SELECT count(DISTINCT session_id) FROM attempts")" 2
 check "BLAS threads of every attempt" "$(q "SELECT group_concat(DISTINCT blas_threads) FROM attempts")" 1
 check "integrity_check" "$(q "PRAGMA integrity_check")" ok
 "$vae" table --sweep quickstart --db "$T/local.db" > "$T/table_local.txt" 2>&1

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 
 #include "command.hpp"
@@ -24,6 +25,9 @@
 #include "train/run.hpp"
 
 namespace vae::cli {
+
+int sweep_slurm(const std::vector<std::string>& args);  // slurm_cmd.cpp
+
 namespace {
 
 namespace po = boost::program_options;
@@ -33,6 +37,7 @@ const char* kSweepUsage =
     "vae sweep <action> ...\n\n"
     "actions:\n"
     "  run FILE     run a sweep file into the results database (vae sweep run --help)\n"
+    "  slurm FILE   run it on a Slurm cluster: a job array of shards and a merge job (vae sweep slurm --help)\n"
     "  list         the sweeps in the database and how far each has got\n";
 
 std::string runs_dir_for(const std::string& db_path) {
@@ -59,9 +64,14 @@ std::string structure(const sweep::SweepSpec& spec) {
 }
 
 void print_plan(std::ostream& out, const sweep::Plan& plan, const sweep::PlanStatus& st,
-                bool retry_failed, const std::string& db, int jobs, bool dry_run) {
-  out << "sweep " << plan.spec.name << " (" << plan.spec.file << "): " << st.total << " runs = "
-      << structure(plan.spec) << "\n";
+                bool retry_failed, const std::string& db, int jobs, bool dry_run,
+                const std::optional<sweep::Shard>& shard = std::nullopt, size_t whole = 0) {
+  out << "sweep " << plan.spec.name << " (" << plan.spec.file << "): ";
+  if (shard)
+    out << "shard " << shard->index << "/" << shard->count << ": " << st.total << " of the " << whole
+        << " runs = " << structure(plan.spec) << "\n";
+  else
+    out << st.total << " runs = " << structure(plan.spec) << "\n";
   out << "  already done " << st.done;
   if (st.failed + st.diverged) {
     out << ", failed/diverged " << st.failed + st.diverged
@@ -112,6 +122,10 @@ int sweep_run(const std::vector<std::string>& args) {
       ("set", po::value<std::vector<std::string>>()->composing(),
        "KEY=VALUE: override a setting in every run's base, e.g. --set epochs=2 (repeatable)")
       ("name", po::value<std::string>(), "record the sweep under this name instead of the file's")
+      ("shard", po::value<std::string>(),
+       "I/N: run only shard I (0 <= I < N) of the sweep: the runs whose id (first 8 bytes, "
+       "as an integer) mod N is I, so N processes on N machines cover the sweep once; "
+       "give each shard its own --db and fold them with vae merge")
       ("runs-dir", po::value<std::string>(), "checkpoints of each run go to DIR/<run id>/ (default: runs/ beside the database)")
       ("stale-after", po::value<double>()->default_value(120.0),
        "seconds without heartbeat after which a run claimed on another host counts as interrupted")
@@ -138,11 +152,16 @@ int sweep_run(const std::vector<std::string>& args) {
   const std::string runs_dir = vm.count("runs-dir") ? vm["runs-dir"].as<std::string>() : runs_dir_for(db_path);
 
   sweep::Plan plan;
+  std::optional<sweep::Shard> shard;
+  size_t whole = 0;
   try {
+    if (vm.count("shard")) shard = sweep::parse_shard(vm["shard"].as<std::string>());
     sweep::SweepSpec spec = sweep::parse_sweep_file(vm["file"].as<std::string>());
     if (vm.count("name")) spec.name = vm["name"].as<std::string>();
     if (vm.count("set")) sweep::apply_overrides(spec, vm["set"].as<std::vector<std::string>>());
     plan = sweep::make_plan(spec, &vae::data_files_for);
+    whole = plan.runs.size();
+    if (shard) plan = sweep::select_shard(plan, *shard);
   } catch (const sweep::SweepError& e) {
     std::cerr << "vae sweep run: " << e.what() << "\n";
     return kExitUsage;
@@ -163,12 +182,12 @@ int sweep_run(const std::vector<std::string>& args) {
       statuses = store::ResultsStore(*db).statuses(ids);
     }
     sweep::PlanStatus st = sweep::plan_status(plan, statuses);
-    print_plan(std::cout, plan, st, retry, db_path, jobs, true);
+    print_plan(std::cout, plan, st, retry, db_path, jobs, true, shard, whole);
     std::cout << "\n";
     for (size_t i = 0; i < plan.runs.size(); ++i) {
       auto it = statuses.find(plan.runs[i].run_id);
       std::string s = it == statuses.end() ? "new" : it->second;
-      std::cout << "  " << std::setw(4) << i + 1 << "  " << plan.runs[i].run_id.substr(0, 12) << "  "
+      std::cout << "  " << std::setw(4) << plan.runs[i].position + 1 << "  " << plan.runs[i].run_id.substr(0, 12) << "  "
                 << std::left << std::setw(9) << s << std::right << "  " << plan.points[i].describe()
                 << (plan.spec.parts.size() > 1 && !plan.spec.parts[plan.points[i].part].label.empty()
                         ? "  [" + plan.spec.parts[plan.points[i].part].label + "]"
@@ -184,7 +203,7 @@ int sweep_run(const std::vector<std::string>& args) {
   st.register_runs(sweep_id, plan.runs);
   if (retry) st.requeue_failed(sweep_id);
   sweep::PlanStatus ps = sweep::plan_status(plan, st.statuses(ids));
-  print_plan(std::cerr, plan, ps, retry, db_path, jobs, false);
+  print_plan(std::cerr, plan, ps, retry, db_path, jobs, false, shard, whole);
 
   const int64_t session = st.start_session(sweep_id, command_line(), jobs);
   sweep::RunnerReport rep;
@@ -231,7 +250,10 @@ int sweep_run(const std::vector<std::string>& args) {
 
 std::atomic<bool> g_worker_stop{false};
 extern "C" void on_worker_signal(int sig) {
-  if (g_worker_stop.exchange(true)) {  // second signal: die now
+  // A second SIGINT kills at once. SIGTERM only ever asks to stop: a scheduler that
+  // preempts a job (Slurm) sends it to every process of the job, so a worker gets one
+  // from the scheduler and one from its runner, and must still save its checkpoint.
+  if (g_worker_stop.exchange(true) && sig == SIGINT) {
     signal(sig, SIG_DFL);
     raise(sig);
   }
@@ -304,6 +326,7 @@ int run_sweep_cmd(const std::vector<std::string>& args) {
     if (args[0] == "run") return sweep_run(rest);
     if (args[0] == "worker") return sweep_worker(rest);
     if (args[0] == "list") return sweep_list(rest);
+    if (args[0] == "slurm") return sweep_slurm(rest);
   } catch (const report::UsageError& e) {
     std::cerr << "vae sweep " << args[0] << ": " << e.what() << "\n";
     return kExitUsage;

@@ -8,6 +8,7 @@ packages=(
   libtomlplusplus-dev nlohmann-json3-dev libstb-dev libbenchmark-dev
   zlib1g-dev libssl-dev dataset-fashion-mnist
   python3-matplotlib python3-numpy
+  slurm-wlm munge   # tests/slurm/slurm_e2e.sh starts a one-node Slurm
 )
 missing=()
 for p in "${packages[@]}"; do

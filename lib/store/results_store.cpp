@@ -98,7 +98,11 @@ void ResultsStore::register_runs(int64_t sweep_id, const std::vector<PlannedRun>
         }
         for (const auto& f : r.data_files) ins_file.bind(1, r.run_id).bind(2, f.path).bind(3, f.sha256).run();
       }
-      ins_member.bind(1, sweep_id).bind(2, r.run_id).bind(3, position++).bind(4, int64_t(r.part))
+      // a shard registers a subset: it keeps the positions of the whole sweep, so merged
+      // shards order their runs as a local run of the sweep does
+      const int64_t pos = r.position >= 0 ? r.position : position;
+      ++position;
+      ins_member.bind(1, sweep_id).bind(2, r.run_id).bind(3, pos).bind(4, int64_t(r.part))
           .bind(5, r.point_json).run();
     }
   });

@@ -36,6 +36,7 @@ struct PlannedRun {
   std::vector<DataFile> data_files;
   std::string point_json;              // the axis values that made it ({"beta":4,"seed":1})
   int part = 0;                        // 0: top-level axes; k: the k-th [[also]]
+  int64_t position = -1;               // order in the whole expanded sweep (-1: as listed)
 };
 
 struct SweepCounts {

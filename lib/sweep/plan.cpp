@@ -1,6 +1,8 @@
 #include "sweep/plan.hpp"
 
+#include <algorithm>
 #include <map>
+#include <stdexcept>
 #include <nlohmann/json.hpp>
 
 #include "store/run_identity.hpp"
@@ -39,9 +41,45 @@ Plan make_plan(const SweepSpec& spec, const DataFilesFn& data_files) {
     for (const auto& [k, v] : p.axes) point[k] = value_json(v);
     r.point_json = point.dump();
     r.part = p.part;
+    r.position = int64_t(plan.runs.size());
     plan.runs.push_back(std::move(r));
   }
   return plan;
+}
+
+int shard_of(const std::string& run_id, int n) {
+  if (n < 1) throw std::invalid_argument("shard_of: n must be at least 1");
+  if (run_id.size() < 16) throw std::invalid_argument("shard_of: run id '" + run_id + "' is too short");
+  const uint64_t head = std::stoull(run_id.substr(0, 16), nullptr, 16);  // first 8 bytes
+  return int(head % uint64_t(n));
+}
+
+Shard parse_shard(const std::string& text) {
+  const auto bad = [&] {
+    return SweepError("--shard '" + text + "': expected I/N with 0 <= I < N, e.g. --shard 0/4");
+  };
+  const auto slash = text.find('/');
+  if (slash == std::string::npos || slash == 0 || slash + 1 == text.size()) throw bad();
+  const std::string a = text.substr(0, slash), b = text.substr(slash + 1);
+  const auto digits = [](const std::string& s) {
+    return s.size() <= 6 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  if (!digits(a) || !digits(b)) throw bad();
+  Shard s{std::stoi(a), std::stoi(b)};
+  if (s.count < 1 || s.index >= s.count) throw bad();
+  return s;
+}
+
+Plan select_shard(const Plan& plan, const Shard& shard) {
+  Plan out = plan;
+  out.points.clear();
+  out.runs.clear();
+  for (size_t i = 0; i < plan.runs.size(); ++i) {
+    if (shard_of(plan.runs[i].run_id, shard.count) != shard.index) continue;
+    out.points.push_back(plan.points[i]);
+    out.runs.push_back(plan.runs[i]);  // keeps its position in the whole sweep
+  }
+  return out;
 }
 
 PlanStatus plan_status(const Plan& plan, const std::map<std::string, std::string>& statuses) {

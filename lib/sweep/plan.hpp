@@ -26,6 +26,20 @@ struct Plan {
 // per distinct data selection (dataset, folder, protocol, sizes), not once per run.
 Plan make_plan(const SweepSpec& spec, const DataFilesFn& data_files);
 
+// Sharding for clusters: shard_of(id, N) = (the first 8 bytes of the run id, read as a
+// big-endian unsigned integer) mod N. It depends on the run's identity only, so N
+// processes that expand the same sweep on N machines split it the same way: each
+// run lands in exactly one shard, whatever the order or the machine.
+int shard_of(const std::string& run_id, int n);
+
+struct Shard {
+  int index = 0, count = 1;  // shard index/count, 0 <= index < count
+};
+// "i/N"; throws SweepError with the expected form otherwise.
+Shard parse_shard(const std::string& text);
+// The runs of one shard, in sweep order, each keeping its position in the whole sweep.
+Plan select_shard(const Plan& plan, const Shard& shard);
+
 // How the plan stands against a database.
 struct PlanStatus {
   int64_t total = 0, done = 0, failed = 0, diverged = 0, running = 0, queued = 0, fresh = 0;

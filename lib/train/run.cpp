@@ -133,6 +133,8 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
     }
     rng_from_string(train_rng, c.rng_state);
     start_epoch = c.epoch;
+    // epochs done so far, also when none is left to train (stopped after the last one)
+    result.epochs_done = start_epoch;
     best_valid = c.best_valid_elbo;
     best_epoch = c.best_epoch;
     last_loss = c.last_loss;

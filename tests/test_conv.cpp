@@ -3,14 +3,20 @@
 // differences in double (layers with uneven stride/padding, and a small conv VAE with every
 // likelihood and both posteriors), and the MNIST preset against the PyTorch peer's shapes
 // and parameter count.
+#include <unistd.h>
+
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "gradcheck.hpp"
 #include "models/model.hpp"
 #include "nn/conv_net.hpp"
+#include "train/checkpoint.hpp"
 #include "train/objective.hpp"
+#include "train/run.hpp"
 
 using namespace vae;
 using json = nlohmann::json;
@@ -352,4 +358,31 @@ TEST_CASE("conv settings that cannot work are refused with the key named", "[con
   const std::map<std::string, Value> bad_arch{{"arch", std::string("cnn")}}, bad_kernel{{"conv-kernel", int64_t(0)}};
   CHECK_THROWS_WITH(vae::apply(c, bad_arch), Catch::Contains("key 'arch'"));
   CHECK_THROWS_WITH(vae::apply(c, bad_kernel), Catch::Contains("key 'conv-kernel'"));
+}
+
+TEST_CASE("a stopped and resumed conv run ends with the numbers and running statistics of an uninterrupted one",
+          "[conv][train][resume]") {
+  namespace fs = std::filesystem;
+  ConfigMap c = default_config();
+  vae::apply(c, {{"arch", std::string("conv")}, {"conv-channels", std::vector<int64_t>{4, 8}},
+                 {"latent", int64_t(3)}, {"likelihood", std::string("gaussian")}, {"sigma", std::string("optimal")},
+                 {"train-size", int64_t(300)}, {"test-size", int64_t(50)}, {"batch", int64_t(50)},
+                 {"epochs", int64_t(3)}, {"iw-samples", int64_t(10)}, {"iw-examples", int64_t(10)}});
+  const fs::path base = fs::temp_directory_path() / ("vae_conv_resume_" + std::to_string(::getpid()));
+  const fs::path whole = base / "whole", parts = base / "parts";
+  fs::create_directories(whole);
+  fs::create_directories(parts);
+  const RunResult full = train_and_evaluate(c, RunOptions{whole.string(), false, true, nullptr}, nullptr);
+  REQUIRE(full.status == "done");
+  std::atomic<bool> stop{true};  // stop after the first epoch's checkpoint
+  REQUIRE(train_and_evaluate(c, RunOptions{parts.string(), false, true, &stop}, nullptr).status == "stopped");
+  const RunResult rest = train_and_evaluate(c, RunOptions{parts.string(), true, true, nullptr}, nullptr);
+  REQUIRE(rest.status == "done");
+  const Checkpoint a = load_checkpoint((whole / "last.ckpt").string()), b = load_checkpoint((parts / "last.ckpt").string());
+  CHECK(a.model_state.size() == 2 * (4 + 8) + 2 * 4);  // running mean and variance of 3 batch norms
+  CHECK(a.params == b.params);
+  CHECK(a.model_state == b.model_state);
+  CHECK(rest.metrics.at("test_elbo") == full.metrics.at("test_elbo"));
+  CHECK(rest.metrics.at("test_nll") == full.metrics.at("test_nll"));
+  fs::remove_all(base);
 }

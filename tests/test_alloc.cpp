@@ -181,18 +181,22 @@ TEST_CASE("a training step allocates nothing after the first", "[alloc]") {
     SigmaMode sigma;
     const char* optimizer;
     bool dynamic;
+    bool conv;  // --arch conv (the peer's preset) instead of the MLP
   };
   const Case cases[] = {
-      {"bernoulli, dynamic binarization, adam", LikelihoodKind::Bernoulli, SigmaMode::Fixed, "adam", true},
-      {"bernoulli, fixed data, adagrad", LikelihoodKind::Bernoulli, SigmaMode::Fixed, "adagrad", false},
-      {"gaussian learned sigma, adam", LikelihoodKind::Gaussian, SigmaMode::Learned, "adam", false},
-      {"gaussian optimal sigma, adam", LikelihoodKind::Gaussian, SigmaMode::Optimal, "adam", false},
-      {"gaussian per-pixel sigma, adam", LikelihoodKind::Gaussian, SigmaMode::PerPixel, "adam", false},
+      {"bernoulli, dynamic binarization, adam", LikelihoodKind::Bernoulli, SigmaMode::Fixed, "adam", true, false},
+      {"bernoulli, fixed data, adagrad", LikelihoodKind::Bernoulli, SigmaMode::Fixed, "adagrad", false, false},
+      {"gaussian learned sigma, adam", LikelihoodKind::Gaussian, SigmaMode::Learned, "adam", false, false},
+      {"gaussian optimal sigma, adam", LikelihoodKind::Gaussian, SigmaMode::Optimal, "adam", false, false},
+      {"gaussian per-pixel sigma, adam", LikelihoodKind::Gaussian, SigmaMode::PerPixel, "adam", false, false},
+      {"conv, bernoulli, dynamic binarization, adam", LikelihoodKind::Bernoulli, SigmaMode::Fixed, "adam", true, true},
+      {"conv, gaussian per-pixel sigma, adam", LikelihoodKind::Gaussian, SigmaMode::PerPixel, "adam", false, true},
   };
   for (const Case& c : cases) {
     DYNAMIC_SECTION(c.name) {
       // The model: 784-400-20, batch 128, and a last batch of 72 rows.
       VaeShape shape;
+      if (c.conv) shape.arch = Arch::Conv;
       Likelihood<float> lik;
       lik.kind = c.kind;
       lik.sigma = c.sigma;

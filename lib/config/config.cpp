@@ -58,6 +58,15 @@ std::vector<OptionSpec> make_options() {
       opt("hidden", K::IntList, std::vector<I>{400},
           "hidden layer sizes of encoder and decoder (decoder mirrored), e.g. 500,500", {}, 1.0,
           65536.0),
+      opt("arch", K::String, std::string("mlp"),
+          "encoder and decoder of model = vae: mlp (--hidden), or conv: --conv-channels stride-2 "
+          "convolutions with batch norm, linear heads, and transposed convolutions back (the "
+          "defaults are the MNIST preset of ../shared/bench/torch_vae_baseline.py --arch conv)",
+          {"mlp", "conv"}),
+      opt("conv-channels", K::IntList, std::vector<I>{32, 64, 128, 256},
+          "arch = conv: encoder channels, each a Conv2d with stride 2 (the decoder mirrors them)",
+          {}, 1.0, 4096.0),
+      opt("conv-kernel", K::Int, I(3), "arch = conv: kernel size (padding (k-1)/2)", {}, 1.0, 15.0),
       opt("activation", K::String, std::string("relu"),
           "hidden activation (leaky-relu: max(x, 0.01 x), ladder/hierarchical only)",
           {"relu", "tanh", "softplus", "sigmoid", "elu", "leaky-relu"}),
@@ -360,6 +369,8 @@ void validate(const ConfigMap& c) {
   if (num("warmup") > 0 && num("warmup") > num("epochs") && num("epochs") > 0) {
     // allowed: warm-up longer than training is a legitimate (if odd) setting
   }
+  if (std::get<std::vector<int64_t>>(c.at("conv-channels")).empty())
+    throw ConfigError("key 'conv-channels': at least one convolution is needed");
   if (std::get<std::vector<int64_t>>(c.at("hidden")).empty())
     throw ConfigError("key 'hidden': at least one hidden layer is needed");
   const bool stacked = str("model") == "ladder" || str("model") == "hierarchical";
@@ -372,6 +383,8 @@ void validate(const ConfigMap& c) {
                         std::to_string(layers.size()) + " stochastic layers (need one per layer)");
     if (str("posterior") != "gaussian")
       throw ConfigError("key 'posterior': model = " + str("model") + " has Gaussian posteriors only");
+    if (str("arch") != "mlp")
+      throw ConfigError("key 'arch': model = " + str("model") + " is built of dense layers only (arch = mlp)");
   } else {
     if (std::get<bool>(c.at("batchnorm")))
       throw ConfigError("key 'batchnorm': only model = ladder or hierarchical has batch normalization");
@@ -404,6 +417,9 @@ TrainConfig to_train_config(const ConfigMap& c) {
   t.model = s("model");
   t.latent = i("latent");
   t.hidden = std::get<std::vector<int64_t>>(c.at("hidden"));
+  t.arch = s("arch");
+  t.conv_channels = std::get<std::vector<int64_t>>(c.at("conv-channels"));
+  t.conv_kernel = i("conv-kernel");
   t.layers = std::get<std::vector<int64_t>>(c.at("layers"));
   t.det_layers = std::get<std::vector<int64_t>>(c.at("det-layers"));
   t.det_depth = i("det-depth");

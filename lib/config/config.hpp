@@ -71,6 +71,9 @@ struct TrainConfig {
   std::string model;        // vae | ladder | hierarchical
   int64_t latent;
   std::vector<int64_t> hidden;
+  std::string arch;         // mlp | conv (model = vae)
+  std::vector<int64_t> conv_channels;  // conv: encoder channels (stride 2 each)
+  int64_t conv_kernel;
   std::vector<int64_t> layers, det_layers;  // ladder/hierarchical: stochastic and deterministic sizes, bottom first
   int64_t det_depth;        // dense layers per deterministic block
   bool batchnorm;

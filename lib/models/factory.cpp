@@ -9,7 +9,7 @@ namespace vae {
 
 std::unique_ptr<Model> make_model(const TrainConfig& tc, std::size_t rows, std::size_t cols,
                                   std::mt19937_64& init_rng) {
-  if (tc.model == "vae") return make_mlp_vae(tc, rows * cols, init_rng);
+  if (tc.model == "vae") return make_mlp_vae(tc, rows, cols, init_rng);
   if (tc.model == "ladder" || tc.model == "hierarchical") return make_ladder_vae(tc, rows * cols, init_rng);
   throw ConfigError("key 'model': unknown model '" + tc.model + "'");
 }

@@ -1,7 +1,9 @@
-// The MLP VAE (Gaussian, beta- and sigma-VAE, IAF posterior) behind the Model interface.
+// The VAE (Gaussian, beta- and sigma-VAE, IAF posterior; MLP or convolutional encoder and
+// decoder) behind the Model interface.
 #include "models/mlp_vae.hpp"
 
 #include <cmath>
+#include <stdexcept>
 
 #include "train/evaluate.hpp"
 #include "train/evaluate_iaf.hpp"
@@ -18,10 +20,18 @@ class MlpVae final : public Model {
   Vae<float>& model() { return model_; }
   Buffer<float>& params() override { return model_.params; }
   Buffer<float>& grads() override { return model_.grads; }
+  std::vector<float> state() const override { return std::vector<float>(model_.state.begin(), model_.state.end()); }
+  void load_state(const std::vector<float>& s) override {
+    if (s.size() != model_.state.size())
+      throw std::runtime_error("checkpoint: the model state has " + std::to_string(s.size()) +
+                               " values, the model needs " + std::to_string(model_.state.size()));
+    std::copy(s.begin(), s.end(), model_.state.begin());
+  }
 
   void reserve(std::size_t train_batch, std::size_t eval_batch) override {
     model_.reserve(train_, train_batch);
     model_.reserve(eval_, eval_batch);
+    eval_.training = false;  // conv batch norm: evaluation uses the running statistics
   }
   BatchLoss train_step(const data::Images& images, const uint32_t* index, std::size_t rows, bool dynamic,
                        std::mt19937_64& rng, const ObjectiveParams& p) override {
@@ -101,9 +111,17 @@ Likelihood<float> likelihood_from(const TrainConfig& tc) {
   return lik;
 }
 
-std::unique_ptr<Model> make_mlp_vae(const TrainConfig& tc, std::size_t data_dim, std::mt19937_64& init_rng) {
+std::unique_ptr<Model> make_mlp_vae(const TrainConfig& tc, std::size_t rows, std::size_t cols,
+                                    std::mt19937_64& init_rng) {
   VaeShape shape;
-  shape.data_dim = data_dim;
+  shape.data_dim = rows * cols;
+  if (tc.arch == "conv") {
+    shape.arch = Arch::Conv;
+    shape.conv.rows = rows;
+    shape.conv.cols = cols;
+    shape.conv.channels.assign(tc.conv_channels.begin(), tc.conv_channels.end());
+    shape.conv.kernel = std::size_t(tc.conv_kernel);
+  }
   shape.latent = std::size_t(tc.latent);
   shape.hidden.assign(tc.hidden.begin(), tc.hidden.end());
   shape.activation = parse_activation(tc.activation);
@@ -116,7 +134,12 @@ std::unique_ptr<Model> make_mlp_vae(const TrainConfig& tc, std::size_t data_dim,
     shape.iaf.forget_bias = tc.iaf_forget_bias;
     shape.iaf.kl = tc.iaf_kl == "stl" ? FlowKl::Stl : FlowKl::Sample;
   }
-  auto m = std::make_unique<MlpVae>(shape, likelihood_from(tc));
+  std::unique_ptr<MlpVae> m;
+  try {
+    m = std::make_unique<MlpVae>(shape, likelihood_from(tc));
+  } catch (const std::invalid_argument& e) {  // a conv geometry the images do not allow
+    throw ConfigError(std::string("keys 'conv-channels', 'conv-kernel': ") + e.what());
+  }
   m->model().initialize(tc.init == "normal" ? Init::Normal : Init::Uniform, tc.init_std, init_rng);
   return m;
 }

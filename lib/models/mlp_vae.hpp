@@ -1,4 +1,5 @@
-// Factory of the MLP VAE (Kingma & Welling 2013) with any likelihood / sigma mode.
+// Factory of the VAE (Kingma & Welling 2013), MLP or convolutional (--arch), with any
+// likelihood / sigma mode.
 #pragma once
 
 #include "models/model.hpp"
@@ -6,5 +7,6 @@
 
 namespace vae {
 Likelihood<float> likelihood_from(const TrainConfig& tc);
-std::unique_ptr<Model> make_mlp_vae(const TrainConfig& tc, std::size_t data_dim, std::mt19937_64& init_rng);
+std::unique_ptr<Model> make_mlp_vae(const TrainConfig& tc, std::size_t rows, std::size_t cols,
+                                    std::mt19937_64& init_rng);
 }  // namespace vae

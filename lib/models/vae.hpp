@@ -11,13 +11,21 @@
 // log q(z_T|x) - log p(z_T), split over latent coordinates (prob/iaf.hpp), so the
 // objective (train/objective.hpp) and the ELBO read it unchanged. With T = 0 the model
 // is the Gaussian VAE exactly: same layout, same numbers, analytic KL.
+//
+// With arch = Conv the encoder and decoder MLPs are the convolutional ones of
+// nn/conv_net.hpp (the decoder's last transposed convolution gives the likelihood's
+// parameters, so dec_out/dec_logsig are unused); posterior, heads and likelihood are the
+// same code. Its batch norm uses batch statistics when Work::training is set, else the
+// running ones kept in `state`.
 #pragma once
 
 #include <cstddef>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "nn/conv_net.hpp"
 #include "nn/made.hpp"
 #include "nn/mlp.hpp"
 #include "prob/gaussian.hpp"
@@ -27,6 +35,7 @@
 namespace vae {
 
 enum class PosteriorKind { Gaussian, Iaf };
+enum class Arch { Mlp, Conv };
 
 struct VaeShape {
   std::size_t data_dim = 784, latent = 20;
@@ -34,6 +43,8 @@ struct VaeShape {
   Activation activation = Activation::ReLU;
   PosteriorKind posterior = PosteriorKind::Gaussian;
   IafShape iaf;  // read only when posterior == Iaf
+  Arch arch = Arch::Mlp;
+  ConvShape conv;  // read only when arch == Conv (rows * cols == data_dim)
 };
 
 // A named range of the flat parameter buffer (gradient-check groups, golden tests).
@@ -47,31 +58,43 @@ class Vae {
  public:
   VaeShape shape;
   Mlp<T> encoder, decoder;
+  ConvEncoder<T> conv_encoder;  // arch == Conv: these instead of the MLPs and dec_out/dec_logsig
+  ConvDecoder<T> conv_decoder;
   Linear enc_mu, enc_logvar, dec_out, dec_logsig;  // dec_logsig: per-pixel sigma only
   Linear enc_ctx;          // IAF context head (steps > 0 and context > 0 only)
   std::vector<Made<T>> flow;  // one MADE per IAF step; empty: the Gaussian posterior
   T forget_bias = 1;
   Likelihood<T> lik;
   Buffer<T> params, grads;
+  Buffer<T> state;  // batch-norm running statistics (conv), saved in checkpoints
 
   Vae(const VaeShape& s, const Likelihood<T>& likelihood) : shape(s), lik(likelihood) {
-    ParamLayout layout;
-    std::vector<std::size_t> enc_sizes{s.data_dim};
-    enc_sizes.insert(enc_sizes.end(), s.hidden.begin(), s.hidden.end());
-    encoder.build(layout, enc_sizes, s.activation);
-    enc_mu = Linear::make(layout, encoder.out_size(), s.latent);
-    enc_logvar = Linear::make(layout, encoder.out_size(), s.latent);
-    std::vector<std::size_t> dec_sizes{s.latent};
-    dec_sizes.insert(dec_sizes.end(), s.hidden.rbegin(), s.hidden.rend());
-    decoder.build(layout, dec_sizes, s.activation);
-    dec_out = Linear::make(layout, decoder.out_size(), s.data_dim);
-    if (lik.per_pixel()) dec_logsig = Linear::make(layout, decoder.out_size(), s.data_dim);
+    ParamLayout layout, state_layout;
+    if (conv()) {
+      if (s.conv.rows * s.conv.cols != s.data_dim)
+        throw std::invalid_argument("conv VAE: image size does not match the data dimension");
+      conv_encoder.build(layout, state_layout, s.conv, s.activation);
+      enc_mu = Linear::make(layout, conv_encoder.out_size(), s.latent);
+      enc_logvar = Linear::make(layout, conv_encoder.out_size(), s.latent);
+      conv_decoder.build(layout, state_layout, s.conv, conv_encoder, s.latent, lik.per_pixel(), s.activation);
+    } else {
+      std::vector<std::size_t> enc_sizes{s.data_dim};
+      enc_sizes.insert(enc_sizes.end(), s.hidden.begin(), s.hidden.end());
+      encoder.build(layout, enc_sizes, s.activation);
+      enc_mu = Linear::make(layout, encoder.out_size(), s.latent);
+      enc_logvar = Linear::make(layout, encoder.out_size(), s.latent);
+      std::vector<std::size_t> dec_sizes{s.latent};
+      dec_sizes.insert(dec_sizes.end(), s.hidden.rbegin(), s.hidden.rend());
+      decoder.build(layout, dec_sizes, s.activation);
+      dec_out = Linear::make(layout, decoder.out_size(), s.data_dim);
+      if (lik.per_pixel()) dec_logsig = Linear::make(layout, decoder.out_size(), s.data_dim);
+    }
     if (lik.has_shared_param()) lik.shared_offset = layout.take(1);
     // The flow's parameters come last, so the Gaussian part has the same layout (and, from
     // the same seed, the same initial values) as the Gaussian VAE.
     if (s.posterior == PosteriorKind::Iaf && s.iaf.steps > 0) {
       const std::size_t C = s.iaf.context;
-      if (C > 0) enc_ctx = Linear::make(layout, encoder.out_size(), C);
+      if (C > 0) enc_ctx = Linear::make(layout, h_size(), C);
       flow.resize(s.iaf.steps);
       for (std::size_t t = 0; t < flow.size(); ++t)
         flow[t].build(layout, s.latent, C, s.iaf.hidden, s.iaf.layers, s.activation, iaf_order(s.latent, t));
@@ -79,8 +102,11 @@ class Vae {
     }
     params.assign(layout.size, T(0));
     grads.assign(layout.size, T(0));
+    state.assign(state_layout.size, T(0));
   }
 
+  bool conv() const { return shape.arch == Arch::Conv; }
+  std::size_t h_size() const { return conv() ? conv_encoder.out_size() : encoder.out_size(); }
   std::size_t num_params() const { return params.size(); }
   std::size_t flow_steps() const { return flow.size(); }
   bool has_context() const { return !flow.empty() && shape.iaf.context > 0; }
@@ -90,28 +116,58 @@ class Vae {
     for (const auto& l : encoder.layers) all.push_back(&l);
     all.push_back(&enc_mu);
     all.push_back(&enc_logvar);
-    for (const auto& l : decoder.layers) all.push_back(&l);
-    all.push_back(&dec_out);
-    if (lik.per_pixel()) all.push_back(&dec_logsig);
+    if (conv()) {
+      all.push_back(&conv_decoder.fc);
+    } else {
+      for (const auto& l : decoder.layers) all.push_back(&l);
+      all.push_back(&dec_out);
+      if (lik.per_pixel()) all.push_back(&dec_logsig);
+    }
     if (has_context()) all.push_back(&enc_ctx);
     return all;
   }
 
   // Every parameter, by name: enc0 ... enc_mu enc_logvar dec0 ... dec_out [dec_logsig]
   // [log_sigma] [enc_ctx] then per IAF step t: iaf<t>.h<k> (masked), iaf<t>.ctx (W only),
-  // iaf<t>.m, iaf<t>.s (masked); .W and .b of each.
+  // iaf<t>.m, iaf<t>.s (masked); .W and .b of each. Conv: conv<i>, bn<i> (.gamma, .beta),
+  // enc_mu, enc_logvar, dec_fc, deconv<i>, dbn<i>, [deconv_logsig] in place of the MLPs.
   std::vector<ParamRange> param_groups() const {
     std::vector<ParamRange> g;
     auto lin = [&](const std::string& n, const Linear& l) {
       g.push_back({n + ".W", l.w, l.in * l.out});
       g.push_back({n + ".b", l.b, l.out});
     };
+    auto conv_layer = [&](const std::string& n, std::size_t w, std::size_t nw, std::size_t b, std::size_t nb) {
+      g.push_back({n + ".W", w, nw});
+      g.push_back({n + ".b", b, nb});
+    };
+    auto norm = [&](const std::string& n, const BatchNorm& bn) {
+      g.push_back({n + ".gamma", bn.gamma, bn.n});
+      g.push_back({n + ".beta", bn.beta, bn.n});
+    };
+    for (std::size_t i = 0; i < conv_encoder.convs.size(); ++i) {
+      const Conv2d& c = conv_encoder.convs[i];
+      conv_layer("conv" + std::to_string(i), c.w, c.cout * c.patch(), c.b, c.cout);
+      norm("bn" + std::to_string(i), conv_encoder.norms[i]);
+    }
     for (std::size_t i = 0; i < encoder.layers.size(); ++i) lin("enc" + std::to_string(i), encoder.layers[i]);
     lin("enc_mu", enc_mu);
     lin("enc_logvar", enc_logvar);
+    if (conv()) {
+      lin("dec_fc", conv_decoder.fc);
+      for (std::size_t i = 0; i < conv_decoder.deconvs.size(); ++i) {
+        const ConvTranspose2d& c = conv_decoder.deconvs[i];
+        conv_layer("deconv" + std::to_string(i), c.w, c.cin * c.patch(), c.b, c.cout);
+        if (i < conv_decoder.norms.size()) norm("dbn" + std::to_string(i), conv_decoder.norms[i]);
+      }
+      if (conv_decoder.has_logsig) {
+        const ConvTranspose2d& c = conv_decoder.logsig;
+        conv_layer("deconv_logsig", c.w, c.cin * c.patch(), c.b, c.cout);
+      }
+    }
     for (std::size_t i = 0; i < decoder.layers.size(); ++i) lin("dec" + std::to_string(i), decoder.layers[i]);
-    lin("dec_out", dec_out);
-    if (lik.per_pixel()) lin("dec_logsig", dec_logsig);
+    if (!conv()) lin("dec_out", dec_out);
+    if (lik.per_pixel() && !conv()) lin("dec_logsig", dec_logsig);
     if (lik.has_shared_param()) g.push_back({"log_sigma", lik.shared_offset, 1});
     if (has_context()) lin("enc_ctx", enc_ctx);
     for (std::size_t t = 0; t < flow.size(); ++t) {
@@ -126,6 +182,10 @@ class Vae {
 
   void initialize(Init init, double std_dev, std::mt19937_64& rng) {
     for (const Linear* l : linears()) init_linear(params.data(), *l, init, std_dev, rng);
+    if (conv()) {
+      conv_encoder.initialize(params.data(), state.data(), init, std_dev, rng);
+      conv_decoder.initialize(params.data(), state.data(), init, std_dev, rng);
+    }
     if (lik.has_shared_param()) params[lik.shared_offset] = T(0);  // sigma = 1
     for (const Made<T>& m : flow) m.initialize(params.data(), init, std_dev, rng);
   }
@@ -145,6 +205,11 @@ class Vae {
     std::vector<IafStepWork<T>> steps;
     std::vector<double> log_q, log_p;
     FlowKl kl_estimator = FlowKl::Sample;  // of the last posterior_forward
+    // Conv: the encoder's and decoder's buffers, and the batch-norm mode (training: batch
+    // statistics, running ones updated; else the running ones). MLP: unused.
+    typename ConvEncoder<T>::Work cenc;
+    typename ConvDecoder<T>::Work cdec;
+    bool training = true;
   };
 
   void reserve(Work& w, std::size_t max_batch) const {
@@ -156,8 +221,13 @@ class Vae {
     const std::size_t DS = lik.per_pixel() ? D : 1;  // unused buffers stay tiny
     w.raw_logsig.reserve(B, DS);
     w.draw_logsig.reserve(B, DS);
-    encoder.reserve(w.enc, B);
-    decoder.reserve(w.dec, B);
+    if (conv()) {
+      conv_encoder.reserve(w.cenc, B);
+      conv_decoder.reserve(w.cdec, B);
+    } else {
+      encoder.reserve(w.enc, B);
+      decoder.reserve(w.dec, B);
+    }
     w.lw.reserve(B, D);
     w.rec.assign(B, T(0));
     w.ones_b.assign(B, T(1));
@@ -180,8 +250,9 @@ class Vae {
   // x [B,D] -> mu, logvar [B,L]
   void encode(Work& w, std::size_t B) {
     auto x = w.x.view(B);
-    encoder.forward(w.enc, x, params.data(), B);
-    auto h = w.enc.post.back().view(B);
+    if (conv()) conv_encoder.forward(w.cenc, w.x.ptr(), params.data(), state.data(), B, w.training);
+    else encoder.forward(w.enc, x, params.data(), B);
+    auto h = conv() ? conv_encoder.output(w.cenc, B) : w.enc.post.back().view(B);
     auto mu = w.mu.view(B), logvar = w.logvar.view(B);
     linear_forward(mu, h, enc_mu.W(params.data()), enc_mu.bias(params.data()));
     linear_forward(logvar, h, enc_logvar.W(params.data()), enc_logvar.bias(params.data()));
@@ -241,16 +312,27 @@ class Vae {
     for (std::size_t b = 0; b < B; ++b) out[b] = -double(w.rec[b]) + w.log_p[b] - w.log_q[b];
   }
 
-  // z [B,L] and x [B,D] -> rec[b] = -log p(x_b | z_b)
-  void decode(Work& w, std::size_t B) {
+  // z [B,L] -> the likelihood's parameters: out [B,D] and, per-pixel sigma, raw_logsig.
+  void decode_params(Work& w, std::size_t B) {
     auto z = w.z.view(B);
+    auto out = w.out.view(B);
+    auto raw = raw_logsig_view(w, B);
+    if (conv()) {
+      conv_decoder.forward(w.cdec, z, out.data(), raw.data(), params.data(), state.data(), B, w.training);
+      return;
+    }
     decoder.forward(w.dec, z, params.data(), B);
     auto g = w.dec.post.back().view(B);
-    auto out = w.out.view(B);
     linear_forward(out, g, dec_out.W(params.data()), dec_out.bias(params.data()));
-    auto raw = raw_logsig_view(w, B);
     if (lik.per_pixel())
       linear_forward(raw, g, dec_logsig.W(params.data()), dec_logsig.bias(params.data()));
+  }
+
+  // z [B,L] and x [B,D] -> rec[b] = -log p(x_b | z_b)
+  void decode(Work& w, std::size_t B) {
+    decode_params(w, B);
+    auto out = w.out.view(B);
+    auto raw = raw_logsig_view(w, B);
     auto rec = vec(w.rec.data(), B);
     auto x = w.x.view(B);
     likelihood_forward(rec, w.lw, lik, out, raw, x, params.data());
@@ -273,19 +355,23 @@ class Vae {
     auto x = w.x.view(B), out = w.out.view(B), dout = w.dout.view(B);
     auto raw = raw_logsig_view(w, B), draw = draw_logsig_view(w, B);
     likelihood_backward(dout, draw, w.lw, lik, out, raw, x, P, G, rec_scale);
-    // decoder heads -> decoder MLP -> dz
-    auto g = w.dec.post.back().view(B);
-    auto dg = w.dec.grad.back().view(B);
-    auto dW = dec_out.W(G);
-    auto db = dec_out.bias(G);
-    linear_backward(&dg, dW, db, dout, g, dec_out.W(P), ones);
-    if (lik.per_pixel()) {
-      auto dWs = dec_logsig.W(G);
-      auto dbs = dec_logsig.bias(G);
-      linear_backward(&dg, dWs, dbs, draw, g, dec_logsig.W(P), ones, T(1));
-    }
     auto z = w.z.view(B), dz = w.dz.view(B);
-    decoder.backward(w.dec, &dz, z, P, G, B, ones);
+    if (conv()) {
+      conv_decoder.backward(w.cdec, dz, dout.data(), draw.data(), z, P, G, B, w.training);
+    } else {
+      // decoder heads -> decoder MLP -> dz
+      auto g = w.dec.post.back().view(B);
+      auto dg = w.dec.grad.back().view(B);
+      auto dW = dec_out.W(G);
+      auto db = dec_out.bias(G);
+      linear_backward(&dg, dW, db, dout, g, dec_out.W(P), ones);
+      if (lik.per_pixel()) {
+        auto dWs = dec_logsig.W(G);
+        auto dbs = dec_logsig.bias(G);
+        linear_backward(&dg, dWs, dbs, draw, g, dec_logsig.W(P), ones, T(1));
+      }
+      decoder.backward(w.dec, &dz, z, P, G, B, ones);
+    }
     // reparametrization and KL (or the flow and the sampled KL) -> mu, logvar, ctx
     auto dmu = w.dmu.view(B), dlogvar = w.dlogvar.view(B);
     auto kw = vec(w.kl_weight.data(), shape.latent);
@@ -307,9 +393,9 @@ class Vae {
       else
         flow_base_backward_stl(dmu, dlogvar, dz0, w.logvar.view(B), w.eps.view(B), kw);
     }
-    // encoder heads -> encoder MLP
-    auto h = w.enc.post.back().view(B);
-    auto dh = w.enc.grad.back().view(B);
+    // encoder heads -> encoder MLP (or convolutions)
+    auto h = conv() ? conv_encoder.output(w.cenc, B) : w.enc.post.back().view(B);
+    auto dh = conv() ? conv_encoder.output_grad(w.cenc, B) : w.enc.grad.back().view(B);
     auto dWm = enc_mu.W(G);
     auto dbm = enc_mu.bias(G);
     linear_backward(&dh, dWm, dbm, dmu, h, enc_mu.W(P), ones);
@@ -321,7 +407,8 @@ class Vae {
       auto dbc = enc_ctx.bias(G);
       linear_backward(&dh, dWc, dbc, w.dctx.view(B), h, enc_ctx.W(P), ones, T(1));
     }
-    encoder.backward(w.enc, nullptr, x, P, G, B, ones);
+    if (conv()) conv_encoder.backward(w.cenc, P, G, B, w.training);
+    else encoder.backward(w.enc, nullptr, x, P, G, B, ones);
   }
 
  private:

@@ -103,11 +103,8 @@ void decode_samples(Vae<T>& model, typename Vae<T>::Work& w, const T* x_row, std
     model.decode(w, m);
     return;
   }
-  T* P = model.params.data();
-  auto z = w.z.view(m), out = w.out.view(m);
-  model.decoder.forward(w.dec, z, P, m);
-  linear_forward(out, w.dec.post.back().view(m), model.dec_out.W(P), model.dec_out.bias(P));
-  bernoulli_nll_rows(w.rec.data(), static_cast<T*>(nullptr), out.data(), x_row, 0, m, model.shape.data_dim);
+  model.decode_params(w, m);
+  bernoulli_nll_rows(w.rec.data(), static_cast<T*>(nullptr), w.out.ptr(), x_row, 0, m, model.shape.data_dim);
 }
 
 // Mean over the first n_examples images of -log p(x), estimated with K importance samples

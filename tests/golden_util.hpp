@@ -29,6 +29,7 @@ void put(Vec& buf, std::size_t off, const json& values) {
 // got[i] against want[i], each within tol absolutely or relatively.
 inline void expect_near(const double* got, const json& want, double tol, const std::string& what) {
   INFO(what);
+  REQUIRE(want.size() > 0);  // an empty golden array would compare nothing
   for (std::size_t i = 0; i < want.size(); ++i) {
     INFO("index " << i);
     CHECK(got[i] == Approx(want[i].get<double>()).margin(tol).epsilon(tol));

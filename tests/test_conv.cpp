@@ -11,6 +11,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "golden_util.hpp"
 #include "gradcheck.hpp"
 #include "models/model.hpp"
 #include "nn/conv_net.hpp"
@@ -21,25 +22,11 @@
 using namespace vae;
 using json = nlohmann::json;
 using vae::test::max_rel_error;
+using vae::testing::expect_near;
 
 namespace {
 
 std::vector<double> to_vec(const json& j) { return j.get<std::vector<double>>(); }
-
-void expect_near(const double* got, const json& want, double tol, const std::string& what) {
-  INFO(what);
-  REQUIRE(want.size() > 0);
-  for (std::size_t i = 0; i < want.size(); ++i) {
-    INFO("index " << i);
-    CHECK(got[i] == Approx(want[i].get<double>()).margin(tol).epsilon(tol));
-  }
-}
-
-json load_golden() {
-  std::ifstream in(std::string(VAE_TEST_DIR) + "/golden/conv.json");
-  REQUIRE(in.good());
-  return json::parse(in);
-}
 
 // One layer of either kind with its parameters in P (W then b), as the golden case states it.
 struct AnyConv {
@@ -74,7 +61,7 @@ struct AnyConv {
 }  // namespace
 
 TEST_CASE("Conv2d and ConvTranspose2d outputs and gradients equal PyTorch's", "[conv][golden]") {
-  const json golden = load_golden();
+  const json golden = vae::testing::load_golden("conv.json");
   REQUIRE(golden["convs"].size() == 5);
   for (const json& g : golden["convs"]) {
     DYNAMIC_SECTION(g["name"].get<std::string>()) {
@@ -101,7 +88,7 @@ TEST_CASE("Conv2d and ConvTranspose2d outputs and gradients equal PyTorch's", "[
 }
 
 TEST_CASE("BatchNorm2d over channels-last images equals PyTorch's", "[conv][batchnorm][golden]") {
-  const json golden = load_golden();
+  const json golden = vae::testing::load_golden("conv.json");
   REQUIRE(golden["norms"].size() == 3);
   for (const json& g : golden["norms"]) {
     DYNAMIC_SECTION(g["name"].get<std::string>()) {
@@ -267,7 +254,7 @@ TEST_CASE("small conv VAE gradient matches finite differences for every likeliho
 }
 
 TEST_CASE("the conv preset has the PyTorch peer's shapes and parameter count", "[conv][model]") {
-  const json golden = load_golden();
+  const json golden = vae::testing::load_golden("conv.json");
   for (const auto& [latent, count] : golden["peer_conv_vae_params"].items()) {
     DYNAMIC_SECTION("latent " << latent) {
       TrainConfig tc = to_train_config([&] {

@@ -455,7 +455,8 @@ TEST_CASE("defaults of settings added after the identity recipe are pinned", "[s
       {"layers", "64,32,16,8,4"}, {"det-layers", "512,256,128,64,32"}, {"det-depth", "2"},
       {"batchnorm", "false"},     {"iaf-steps", "2"},                  {"iaf-hidden", "320"},
       {"iaf-made-layers", "2"},   {"iaf-context", "64"},               {"iaf-forget-bias", "1"},
-      {"iaf-kl", "sample"}};
+      {"iaf-kl", "sample"},       {"disent-batch", "64"},              {"disent-train", "10000"},
+      {"disent-eval", "5000"}};
   for (const auto& [key, value] : pinned) {
     INFO("setting " << key);
     const OptionSpec* s = find_option(key);

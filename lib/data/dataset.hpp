@@ -85,6 +85,7 @@ std::string default_data_dir(const std::string& dataset);
 // The files load(spec) would read, in reading order. For each file stem the
 // gzipped "stem.gz" is preferred over the raw "stem". A missing file is a
 // DataError naming both names tried.
+// dsprites: the cache file (written first when missing), or none when rendered on the fly.
 std::vector<std::string> data_file_paths(const DataSpec& spec);
 
 // Reads and splits a data set (see the top of this file). Bad files: DataError.

@@ -1,6 +1,7 @@
 // dSprites-style renderer, splits and bit-packed cache (see dsprites.hpp).
 #include "data/dsprites.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>

@@ -95,7 +95,8 @@ std::map<std::string, double> all_metrics(const std::vector<std::size_t>& sizes,
 
 // A model's encoder means on rendered dSprites images, as a Representation.
 Representation dsprites_encoder(Model& model);
-// all_metrics on the dSprites grid with that representation.
+// all_metrics on the dSprites grid with that representation, plus the protocol
+// used (disent_batch, disent_train, disent_eval).
 std::map<std::string, double> dsprites_metrics(Model& model, const DisentangleOptions& o);
 
 }  // namespace vae::eval

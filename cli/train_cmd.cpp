@@ -82,6 +82,11 @@ void print_summary(std::ostream& out, const RunResult& r, const TrainConfig& tc)
     std::snprintf(line, sizeof line, "  %-22s %12.5f\n", "sigma (learned)", get("sigma_learned"));
     out << line;
   }
+  if (r.metrics.count("mig")) {
+    std::snprintf(line, sizeof line, "  %-22s %12.4f   (FactorVAE %.4f, beta-VAE %.4f)\n", "MIG",
+                  get("mig"), get("factor_vae_metric"), get("beta_vae_metric"));
+    out << line;
+  }
   std::snprintf(line, sizeof line, "  %-22s %12.0f\n", "train samples/s", get("samples_per_s"));
   out << line;
   out << "  KL per dimension:";

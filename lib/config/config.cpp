@@ -23,7 +23,7 @@ std::vector<OptionSpec> make_options() {
   return {
       // data
       opt("dataset", K::String, std::string("mnist"), "data set",
-          {"mnist", "fashion-mnist", "binarized-mnist", "frey-face"}),
+          {"mnist", "fashion-mnist", "binarized-mnist", "frey-face", "dsprites"}),
       opt("data-dir", K::String, std::string(""),
           "folder of the data files (default: $VAE_DATA_DIR, else ../shared/data/<set> "
           "beside the repository; Fashion-MNIST: /usr/share/datasets/fashion-mnist)",
@@ -38,6 +38,10 @@ std::vector<OptionSpec> make_options() {
           "hold out the last N training images for validation (binarized-mnist uses its "
           "own split when 0)", {}, 0.0),
       opt("test-size", K::Int, I(0), "use the first N test images (0: all)", {}, 0.0),
+      opt("dsprites-cache", K::String, std::string(""),
+          "dsprites: bit-packed file of the whole rendered grid (377 MB), written atomically when "
+          "missing; its checksum is recorded with the run. \"\": render the split on the fly",
+          {}, {}, {}, false),
       // model
       opt("model", K::String, std::string("vae"),
           "model: vae (one stochastic layer), hierarchical (L stochastic layers, bottom-up "
@@ -134,6 +138,16 @@ std::vector<OptionSpec> make_options() {
           "test examples for the importance-weighted estimate (0: the whole test set)", {}, 0.0),
       opt("iw-chunk", K::Int, I(500), "importance samples decoded at once", {}, 1.0, 1e6, false),
       opt("eval-every", K::Int, I(0), "test ELBO every N epochs (0: only at the end)", {}, 0.0),
+      // disentanglement metrics (dsprites; eval/disentangle.hpp)
+      opt("disent-batch", K::Int, I(64),
+          "dsprites: examples per point of the beta-VAE and FactorVAE metrics (64 in disentanglement_lib)",
+          {}, 2.0, 1e6),
+      opt("disent-train", K::Int, I(10000),
+          "dsprites: training points of the beta-VAE/FactorVAE classifiers, and the samples of MIG "
+          "and of the FactorVAE variance estimate (10000 in disentanglement_lib)", {}, 10.0, 1e8),
+      opt("disent-eval", K::Int, I(5000),
+          "dsprites: evaluation points of the beta-VAE/FactorVAE classifiers (5000 in "
+          "disentanglement_lib; 0: skip all disentanglement metrics)", {}, 0.0, 1e8),
   };
 }
 
@@ -359,7 +373,14 @@ void validate(const ConfigMap& c) {
                       "dataset = binarized-mnist");
   if (dataset == "binarized-mnist" && binarize != "auto" && binarize != "fixed")
     throw ConfigError("key 'binarize': binarized-mnist is already binary (use auto or fixed)");
-  if (likelihood == "bernoulli" && (binarize == "none" || dataset == "frey-face"))
+  if (dataset == "dsprites" && binarize != "auto" && binarize != "none")
+    throw ConfigError("key 'binarize': dsprites is already binary (use auto or none)");
+  if (dataset != "dsprites" && !str("dsprites-cache").empty())
+    throw ConfigError("key 'dsprites-cache': only for dataset = dsprites");
+  if (dataset == "dsprites" && num("train-size") == 0)
+    throw ConfigError("key 'train-size': dsprites needs a training-set size (the whole grid as bytes "
+                      "is 3 GB), e.g. train-size = 50000");
+  if (likelihood == "bernoulli" && dataset != "dsprites" && (binarize == "none" || dataset == "frey-face"))
     throw ConfigError("key 'likelihood': a Bernoulli decoder needs binary data "
                       "(binarize = dynamic, or dataset = binarized-mnist)");
   if (likelihood == "gaussian" && binarize == "dynamic")
@@ -409,11 +430,13 @@ TrainConfig to_train_config(const ConfigMap& c) {
   t.binarize = s("binarize");
   if (t.binarize == "auto") {
     if (t.dataset == "binarized-mnist") t.binarize = "fixed";
+    else if (t.dataset == "dsprites") t.binarize = "none";  // already 0/1
     else t.binarize = t.likelihood == "bernoulli" ? "dynamic" : "none";
   }
   t.train_size = i("train-size");
   t.valid_size = i("valid-size");
   t.test_size = i("test-size");
+  t.dsprites_cache = s("dsprites-cache");
   t.model = s("model");
   t.latent = i("latent");
   t.hidden = std::get<std::vector<int64_t>>(c.at("hidden"));
@@ -457,6 +480,9 @@ TrainConfig to_train_config(const ConfigMap& c) {
   t.iw_examples = i("iw-examples");
   t.iw_chunk = i("iw-chunk");
   t.eval_every = i("eval-every");
+  t.disent_batch = i("disent-batch");
+  t.disent_train = i("disent-train");
+  t.disent_eval = i("disent-eval");
   return t;
 }
 

@@ -63,10 +63,11 @@ void validate(const ConfigMap& config);
 // The typed view the library uses.
 struct TrainConfig {
   // data
-  std::string dataset;      // mnist | fashion-mnist | binarized-mnist | frey-face
+  std::string dataset;      // mnist | fashion-mnist | binarized-mnist | frey-face | dsprites
   std::string data_dir;     // "" = the dataset's default folder
   std::string binarize;     // dynamic | none | fixed (resolved from "auto")
   int64_t train_size, valid_size, test_size;
+  std::string dsprites_cache;  // dsprites: bit-packed grid file ("" = render on the fly)
   // model
   std::string model;        // vae | ladder | hierarchical
   int64_t latent;
@@ -102,6 +103,8 @@ struct TrainConfig {
   int64_t batch, epochs, seed, threads;
   // evaluation
   int64_t iw_samples, iw_examples, iw_chunk, eval_every;
+  // disentanglement metrics (dsprites): points per batch, classifier train/eval points
+  int64_t disent_batch, disent_train, disent_eval;
 };
 
 TrainConfig to_train_config(const ConfigMap& config);

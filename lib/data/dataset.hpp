@@ -14,6 +14,7 @@
 //    would put near-duplicates on both sides. Test = the LAST n/10 frames
 //    (196 of 1965: frames 1769..1964), train = the first n - n/10 (1769). A
 //    validation split, when valid_size > 0, is the last valid_size train frames.
+//  - dsprites: rendered, not read; its own split (data/dsprites.hpp).
 //  Then train_size keeps the first train_size training images (after the
 //  hold-out) and test_size the first test_size test images; 0 = all.
 //
@@ -63,9 +64,10 @@ Images read_amat(const std::string& path);
 Images read_frey_face(const std::string& path);
 
 struct DataSpec {
-  std::string dataset;   // "mnist" | "fashion-mnist" | "binarized-mnist" | "frey-face"
+  std::string dataset;   // "mnist" | "fashion-mnist" | "binarized-mnist" | "frey-face" | "dsprites"
   std::string data_dir;  // "" = default_data_dir(dataset)
   std::string binarize;  // "dynamic" | "none" | "fixed" (already resolved by the caller)
+  std::string dsprites_cache;  // dsprites: bit-packed grid file ("" = render on the fly)
   int64_t train_size = 0, valid_size = 0, test_size = 0;  // 0 = all / none
 };
 
@@ -83,6 +85,7 @@ std::string default_data_dir(const std::string& dataset);
 // The files load(spec) would read, in reading order. For each file stem the
 // gzipped "stem.gz" is preferred over the raw "stem". A missing file is a
 // DataError naming both names tried.
+// dsprites: the cache file (written first when missing), or none when rendered on the fly.
 std::vector<std::string> data_file_paths(const DataSpec& spec);
 
 // Reads and splits a data set (see the top of this file). Bad files: DataError.

@@ -5,6 +5,7 @@
 
 #include "data/dataset.hpp"
 #include "data/detail.hpp"
+#include "data/dsprites.hpp"
 #include "util/hash.hpp"
 
 namespace vae::data {
@@ -146,9 +147,17 @@ std::string default_data_dir(const std::string& dataset) {
   return (fs::path(VAE_SOURCE_DIR) / ".." / "shared" / "data" / sub).lexically_normal().string();
 }
 
-std::vector<std::string> data_file_paths(const DataSpec& spec) { return make_plan(spec).in_order(); }
+std::vector<std::string> data_file_paths(const DataSpec& spec) {
+  if (spec.dataset == "dsprites") {
+    if (spec.dsprites_cache.empty()) return {};  // rendered on the fly: no file
+    dsprites::ensure_cache(spec.dsprites_cache);
+    return {spec.dsprites_cache};
+  }
+  return make_plan(spec).in_order();
+}
 
 Splits load(const DataSpec& spec) {
+  if (spec.dataset == "dsprites") return dsprites::load(spec);
   const Plan plan = make_plan(spec);
   Splits s;
   if (is_mnist_like(spec.dataset)) {

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "data/dataset.hpp"
+#include "eval/disentangle.hpp"
 #include "train/checkpoint.hpp"
 #include "train/optimizer.hpp"
 #include "models/model.hpp"
@@ -33,6 +34,7 @@ data::DataSpec data_spec(const TrainConfig& tc) {
   spec.train_size = tc.train_size;
   spec.valid_size = tc.valid_size;
   spec.test_size = tc.test_size;
+  spec.dsprites_cache = tc.dsprites_cache;
   return spec;
 }
 
@@ -66,6 +68,15 @@ std::string training_identity(const ConfigMap& config) {
   ConfigMap c = config;
   for (const char* k : {"epochs", "iw-samples", "iw-examples", "iw-chunk", "eval-every"}) c.erase(k);
   return sha256_hex(to_json(c, true));
+}
+
+eval::DisentangleOptions disentangle_options(const TrainConfig& tc) {
+  eval::DisentangleOptions o;
+  o.batch = std::size_t(tc.disent_batch);
+  o.num_train = std::size_t(tc.disent_train);
+  o.num_variance = std::size_t(tc.disent_train);
+  o.num_eval = std::size_t(tc.disent_eval);
+  return o;
 }
 
 std::vector<DataFile> data_files_for(const ConfigMap& config) {
@@ -299,6 +310,12 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
     result.metrics["iw_examples"] = double(tc.iw_examples == 0 ? data.test.n
                                                              : std::min<std::size_t>(tc.iw_examples, data.test.n));
     if (tc.likelihood == "gaussian") result.metrics["test_bpd"] = nll / (D * std::log(2.0));
+  }
+  if (tc.dataset == "dsprites" && tc.disent_eval > 0) {
+    // Disentanglement of the encoder's means against the known factors.
+    const auto t_dis = Clock::now();
+    for (const auto& [k, v] : eval::dsprites_metrics(*model, disentangle_options(tc))) result.metrics[k] = v;
+    result.metrics["disent_s"] = seconds_since(t_dis);
   }
   if (tc.likelihood == "gaussian")
     result.metrics["test_elbo_bpd"] = -result.metrics["test_elbo"] / (D * std::log(2.0));

@@ -43,7 +43,8 @@ struct RunResult {
   std::string message;  // why it diverged or stopped
   int64_t epochs_done = 0;
   // test_elbo, test_rec, test_kl, test_nll, test_bpd (Gaussian), active_units,
-  // samples_per_s, train_s, eval_s, sigma_eval (optimal sigma), ...
+  // samples_per_s, train_s, eval_s, sigma_eval (optimal sigma), and for dsprites
+  // beta_vae_metric, factor_vae_metric, mig (eval/disentangle.hpp), ...
   std::map<std::string, double> metrics;
   std::vector<double> kl_per_dim;
   std::vector<double> train_loss_curve;  // mean training loss of each epoch (this process's)
@@ -57,6 +58,12 @@ std::string training_identity(const ConfigMap& config);
 
 // The data files a configuration reads, with their checksums (for run identity).
 std::vector<DataFile> data_files_for(const ConfigMap& config);
+
+// The disentanglement metrics' protocol of a configuration (dsprites runs).
+namespace eval {
+struct DisentangleOptions;
+}
+eval::DisentangleOptions disentangle_options(const TrainConfig& tc);
 
 // Trains and evaluates. Throws ConfigError on bad settings, std::runtime_error on
 // data or I/O problems; a NaN/Inf loss returns status "diverged".

@@ -34,3 +34,8 @@ $vae plot curves  --run $bernoulli --run $beta4 --metric train_loss --label late
                   --out $out/mnist_curves.png
 $vae plot latents --run $sigma --out $out/sigma_mnist_latents.png
 $vae plot metric  --sweep quickstart --metric test_nll --x latent --line beta --out $out/quickstart_nll.png
+
+# dSprites-style data: the best-MIG run of sweeps/dsprites_beta.toml (results/dsprites.db)
+if [ -f results/dsprites.db ]; then
+  $vae draw traversals --db results/dsprites.db --run c5f9d489c975 --out $out/dsprites_beta16_traversals.png
+fi

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -74,6 +75,23 @@ inline Proc run_vae(const std::vector<std::string>& args, const std::string& log
   Proc p = start_vae(args, log_prefix);
   p.wait();
   return p;
+}
+
+// Runs a shell command line; its exit status and standard output.
+struct Shell {
+  int status;
+  std::string out;
+};
+inline Shell shell(const std::string& cmd) {
+  Shell r{-1, ""};
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+  const int st = ::pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
 }
 
 inline bool pid_alive(pid_t pid) {

@@ -11,6 +11,7 @@
 
 #include "train/checkpoint.hpp"
 #include "train/run.hpp"
+#include "process_util.hpp"
 
 using namespace vae;
 namespace fs = std::filesystem;
@@ -41,21 +42,8 @@ struct TempDir {
 
 std::vector<float> params_of(const fs::path& ckpt) { return load_checkpoint(ckpt.string()).params; }
 
-struct Shell {
-  int status;
-  std::string out;
-};
-Shell shell(const std::string& cmd) {
-  Shell r{0, ""};
-  FILE* p = ::popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  char buf[4096];
-  size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-  int st = ::pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
+using vae::testing::Shell;
+using vae::testing::shell;
 const std::string kVae = VAE_BINARY;
 
 }  // namespace

@@ -1,4 +1,5 @@
 #include "draw/trained.hpp"
+#include "train/run.hpp"
 
 #include <random>
 #include <stdexcept>
@@ -26,14 +27,7 @@ TrainedModel load_trained(const std::string& checkpoint_path, const ConfigMap* c
     }
   }
   const TrainConfig tc = to_train_config(t.config);
-  data::DataSpec spec;
-  spec.dataset = tc.dataset;
-  spec.data_dir = tc.data_dir;
-  spec.binarize = tc.binarize;
-  spec.train_size = tc.train_size;
-  spec.valid_size = tc.valid_size;
-  spec.test_size = tc.test_size;
-  t.data = data::load(spec);
+  t.data = data::load(data_spec(tc));  // the run's data, as it was trained
   std::mt19937_64 unused_init(0);  // the parameters are overwritten below
   t.model = make_model(tc, t.data.test.rows, t.data.test.cols, unused_init);
   if (c.params.size() != t.model->num_params())

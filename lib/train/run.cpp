@@ -26,17 +26,6 @@ double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-data::DataSpec data_spec(const TrainConfig& tc) {
-  data::DataSpec spec;
-  spec.dataset = tc.dataset;
-  spec.data_dir = tc.data_dir;
-  spec.binarize = tc.binarize;
-  spec.train_size = tc.train_size;
-  spec.valid_size = tc.valid_size;
-  spec.test_size = tc.test_size;
-  spec.dsprites_cache = tc.dsprites_cache;
-  return spec;
-}
 
 // Independent random streams of a run, each a function of the seed alone.
 std::mt19937_64 stream(int64_t seed, uint64_t purpose) {
@@ -63,6 +52,18 @@ std::string format_duration(double s) {
 }
 
 }  // namespace
+
+data::DataSpec data_spec(const TrainConfig& tc) {
+  data::DataSpec spec;
+  spec.dataset = tc.dataset;
+  spec.data_dir = tc.data_dir;
+  spec.binarize = tc.binarize;
+  spec.train_size = tc.train_size;
+  spec.valid_size = tc.valid_size;
+  spec.test_size = tc.test_size;
+  spec.dsprites_cache = tc.dsprites_cache;
+  return spec;
+}
 
 std::string training_identity(const ConfigMap& config) {
   ConfigMap c = config;

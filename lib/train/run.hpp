@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "data/dataset.hpp"
 
 namespace vae {
 
@@ -51,6 +52,9 @@ struct RunResult {
   std::vector<DataFile> data_files;
   std::string binarize;  // resolved protocol
 };
+
+// What to load for a run: its data settings.
+data::DataSpec data_spec(const TrainConfig& tc);
 
 // The part of a configuration that determines the training trajectory: a checkpoint
 // is resumed only under the same one (epochs and evaluation settings may change).

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <random>
 #include <string>
 
@@ -40,6 +41,19 @@ inline std::pair<sweep::Plan, int64_t> register_sweep(store::Db& db, const std::
   int64_t id = st.upsert_sweep(plan.spec.name, file, text);
   st.register_runs(id, plan.runs);
   return {plan, id};
+}
+
+// Writes text to DIR/name; the path.
+inline std::string write(const TempDir& dir, const std::string& name, const std::string& text) {
+  std::string path = dir.file(name);
+  std::ofstream(path) << text;
+  return path;
+}
+
+// One integer from a read-only query of the database at db_path (-1 if no row).
+inline int64_t q(const std::string& db_path, const std::string& sql) {
+  store::Db db(db_path, store::Db::Mode::ReadOnly);
+  return db.scalar_int(sql, -1);
 }
 
 }  // namespace vae::testing

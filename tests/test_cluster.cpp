@@ -108,16 +108,8 @@ std::string check_intact(const std::string& path) {
   return r;
 }
 
-std::string write(const TempDir& dir, const std::string& name, const std::string& text) {
-  std::string path = dir.file(name);
-  std::ofstream(path) << text;
-  return path;
-}
-
-int64_t q(const std::string& db_path, const std::string& sql) {
-  store::Db db(db_path, store::Db::Mode::ReadOnly);
-  return db.scalar_int(sql, -1);
-}
+using vae::testing::q;
+using vae::testing::write;
 
 }  // namespace
 

@@ -27,16 +27,8 @@ std::string tiny_sweep(const std::string& name, const std::string& grid, int see
          "\nhidden = [64]\niw-samples = 5\niw-examples = 100\nbatch = 100\n[grid]\n" + grid + "\n";
 }
 
-std::string write(const TempDir& dir, const std::string& name, const std::string& text) {
-  std::string path = dir.file(name);
-  std::ofstream(path) << text;
-  return path;
-}
-
-int64_t q(const std::string& db_path, const std::string& sql) {
-  store::Db db(db_path, store::Db::Mode::ReadOnly);
-  return db.scalar_int(sql, -1);
-}
+using vae::testing::q;
+using vae::testing::write;
 
 // The final database holds exactly the expected runs, each done once (one
 // successful attempt), every epoch recorded once, and is intact.

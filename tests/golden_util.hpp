@@ -7,13 +7,15 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "test_paths.hpp"
+
 namespace vae::testing {
 
 using json = nlohmann::json;
 
 // tests/golden/NAME, parsed; fails the test when the file is missing.
 inline json load_golden(const std::string& name) {
-  const std::string path = std::string(VAE_TEST_DIR) + "/golden/" + name;
+  const std::string path = std::string(test_dir()) + "/golden/" + name;
   std::ifstream in(path);
   INFO("golden file " << path);
   REQUIRE(in.good());

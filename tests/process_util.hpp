@@ -15,6 +15,8 @@
 #include <thread>
 #include <vector>
 
+#include "test_paths.hpp"
+
 namespace vae::testing {
 
 struct Proc {
@@ -47,13 +49,13 @@ struct Proc {
   std::string err() const { return slurp(err_path); }
 };
 
-// Starts VAE_BINARY with args in the background; stdout and stderr go to files
+// Starts the vae program with args in the background; stdout and stderr go to files
 // next to `log_prefix`.
 inline Proc start_vae(const std::vector<std::string>& args, const std::string& log_prefix) {
   Proc p;
   p.out_path = log_prefix + ".out";
   p.err_path = log_prefix + ".err";
-  std::vector<std::string> all{VAE_BINARY};
+  std::vector<std::string> all{vae_binary()};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& s : all) argv.push_back(s.data());
@@ -65,7 +67,7 @@ inline Proc start_vae(const std::vector<std::string>& args, const std::string& l
     dup2(out, 1);
     dup2(err, 2);
     setenv("OPENBLAS_NUM_THREADS", "1", 1);
-    execv(VAE_BINARY, argv.data());
+    execv(vae_binary(), argv.data());
     _exit(127);
   }
   return p;

@@ -11,6 +11,7 @@
 #include <random>
 
 #include "data/dataset.hpp"
+#include "test_paths.hpp"
 
 namespace fs = std::filesystem;
 using namespace vae::data;
@@ -642,7 +643,7 @@ TEST_CASE("default_data_dir follows VAE_DATA_DIR, else the repository's shared d
   ::unsetenv("VAE_DATA_DIR");
   CHECK(default_data_dir("fashion-mnist") == "/usr/share/datasets/fashion-mnist");
   const std::string mnist = default_data_dir("mnist");
-  CHECK(mnist == (fs::path(VAE_SOURCE_DIR) / ".." / "shared" / "data" / "mnist").lexically_normal().string());
+  CHECK(mnist == (fs::path(vae::testing::source_dir()) / ".." / "shared" / "data" / "mnist").lexically_normal().string());
   CHECK_THAT(mnist, !Contains(".."));
   CHECK_THROWS_AS(default_data_dir("svhn"), std::invalid_argument);
   if (saved) ::setenv("VAE_DATA_DIR", saved_value.c_str(), 1);

@@ -17,7 +17,7 @@ namespace {
 
 using vae::testing::Shell;
 using vae::testing::shell;
-const std::string kVae = VAE_BINARY;
+const std::string kVae = vae::testing::vae_binary();
 
 }  // namespace
 

@@ -4,11 +4,12 @@
 #include <nlohmann/json.hpp>
 
 #include "train/optimizer.hpp"
+#include "test_paths.hpp"
 
 using namespace vae;
 
 TEST_CASE("Adam and Adagrad steps equal torch.optim's", "[optimizer][golden]") {
-  std::ifstream in(std::string(VAE_TEST_DIR) + "/golden/optimizers.json");
+  std::ifstream in(std::string(vae::testing::test_dir()) + "/golden/optimizers.json");
   REQUIRE(in.good());
   const auto g = nlohmann::json::parse(in);
   const auto p0 = g["p0"].get<std::vector<double>>();

@@ -44,7 +44,7 @@ std::vector<float> params_of(const fs::path& ckpt) { return load_checkpoint(ckpt
 
 using vae::testing::Shell;
 using vae::testing::shell;
-const std::string kVae = VAE_BINARY;
+const std::string kVae = vae::testing::vae_binary();
 
 }  // namespace
 

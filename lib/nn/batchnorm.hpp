@@ -11,7 +11,7 @@
 #pragma once
 
 #include <cmath>
-#include <xtensor-blas/xblas.hpp>
+#include "tensor/blas.hpp"
 #include <xtensor/xmath.hpp>
 #include <xtensor/xnoalias.hpp>
 
@@ -55,10 +55,10 @@ void batchnorm_forward_train(MatView<T>& out, MatView<T>& xhat, VecView<T>& mean
                              VecView<T>& inv_std, const MatView<T>& in, const VecView<T>& gamma,
                              const VecView<T>& beta, const VecView<T>& ones) {
   const T inv_b = T(1) / T(in.shape()[0]);
-  xt::blas::gemv(in, ones, mean, true, inv_b, T(0));
+  blas_gemv(in, ones, mean, true, inv_b, T(0));
   xt::noalias(xhat) = in - mean;
   xt::noalias(out) = xhat * xhat;  // out as scratch: two passes, no cancellation
-  xt::blas::gemv(out, ones, var, true, inv_b, T(0));
+  blas_gemv(out, ones, var, true, inv_b, T(0));
   xt::noalias(inv_std) = T(1) / xt::sqrt(var + T(kBatchNormEps));
   xt::noalias(xhat) = xhat * inv_std;
   xt::noalias(out) = gamma * xhat + beta;
@@ -85,8 +85,8 @@ void batchnorm_backward_train(MatView<T>& din, VecView<T>& dgamma, VecView<T>& d
                               const VecView<T>& ones, MatView<T>& scratch, VecView<T>& s1, VecView<T>& s2) {
   const T inv_b = T(1) / T(dout.shape()[0]);
   xt::noalias(scratch) = dout * xhat;
-  xt::blas::gemv(scratch, ones, s2, true, T(1), T(0));
-  xt::blas::gemv(dout, ones, s1, true, T(1), T(0));
+  blas_gemv(scratch, ones, s2, true, T(1), T(0));
+  blas_gemv(dout, ones, s1, true, T(1), T(0));
   xt::noalias(dgamma) += s2;
   xt::noalias(dbeta) += s1;
   xt::noalias(s1) = s1 * inv_b;
@@ -100,8 +100,8 @@ void batchnorm_backward_eval(MatView<T>& din, VecView<T>& dgamma, VecView<T>& db
                              const MatView<T>& xhat, const VecView<T>& inv_std, const VecView<T>& gamma,
                              const VecView<T>& ones, MatView<T>& scratch) {
   xt::noalias(scratch) = dout * xhat;
-  xt::blas::gemv(scratch, ones, dgamma, true, T(1), T(1));
-  xt::blas::gemv(dout, ones, dbeta, true, T(1), T(1));
+  blas_gemv(scratch, ones, dgamma, true, T(1), T(1));
+  blas_gemv(dout, ones, dbeta, true, T(1), T(1));
   xt::noalias(din) = dout * (gamma * inv_std);
 }
 

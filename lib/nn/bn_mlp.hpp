@@ -122,7 +122,7 @@ struct BnMlp {
         nonlinearity_forward(post, pre, act);
         continue;
       }
-      xt::blas::gemm(x, l.W(P), pre, false, true, T(1), T(0));
+      blas_gemm(x, l.W(P), pre, false, true, T(1), T(0));
       const BatchNorm& n = norms[i];
       auto y = w.bn[i].view(B), xhat = w.xhat[i].view(B);
       auto inv_std = vec(w.inv_std[i].data(), l.out);
@@ -169,12 +169,12 @@ struct BnMlp {
       } else {
         batchnorm_backward_eval(g, dgamma, dbeta, g, xhat, inv_std, gamma, ones, scratch);
       }
-      xt::blas::gemm(g, x, dW, true, false, T(1), T(1));
+      blas_gemm(g, x, dW, true, false, T(1), T(1));
       if (i > 0) {
         auto dprev = w.grad[i - 1].view(B);
-        xt::blas::gemm(g, l.W(P), dprev, false, false, T(1), T(0));
+        blas_gemm(g, l.W(P), dprev, false, false, T(1), T(0));
       } else if (din) {
-        xt::blas::gemm(g, l.W(P), *din, false, false, T(1), din_beta);
+        blas_gemm(g, l.W(P), *din, false, false, T(1), din_beta);
       }
     }
   }

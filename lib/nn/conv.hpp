@@ -23,7 +23,7 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
-#include <xtensor-blas/xblas.hpp>
+#include "tensor/blas.hpp"
 
 #include "nn/params.hpp"
 #include "tensor/linear.hpp"
@@ -234,7 +234,7 @@ void conv_transpose2d_forward(T* out, T* col, const T* in, const ConvTranspose2d
   const std::size_t rows = B * l.g.small_pixels(), out_rows = B * l.out_pixels();
   auto x = mat(const_cast<T*>(in), rows, l.cin);
   auto c = mat(col, rows, l.patch());
-  xt::blas::gemm(x, l.W(P), c, false, false, T(1), T(0));
+  blas_gemm(x, l.W(P), c, false, false, T(1), T(0));
   const T* bias = P + l.b;
   for (std::size_t r = 0; r < out_rows; ++r) std::copy(bias, bias + l.cout, out + r * l.cout);
   col2im(out, col, l.g, B, l.cout);
@@ -251,12 +251,12 @@ void conv_transpose2d_backward(T* din, T* dcol, T* G, const T* dout, const T* in
   auto x = mat(const_cast<T*>(in), rows, l.cin);
   auto dW = l.W(G);
   auto db = l.bias(G);
-  xt::blas::gemm(x, dc, dW, true, false, T(1), T(1));
+  blas_gemm(x, dc, dW, true, false, T(1), T(1));
   auto d = mat(const_cast<T*>(dout), out_rows, l.cout);
-  xt::blas::gemv(d, vec(const_cast<T*>(ones), out_rows), db, true, T(1), T(1));
+  blas_gemv(d, vec(const_cast<T*>(ones), out_rows), db, true, T(1), T(1));
   if (din) {
     auto dx = mat(din, rows, l.cin);
-    xt::blas::gemm(dc, l.W(P), dx, false, true, T(1), din_beta);
+    blas_gemm(dc, l.W(P), dx, false, true, T(1), din_beta);
   }
 }
 

@@ -16,7 +16,7 @@
 #include <random>
 #include <stdexcept>
 #include <vector>
-#include <xtensor-blas/xblas.hpp>
+#include "tensor/blas.hpp"
 
 #include "nn/params.hpp"
 #include "tensor/activation.hpp"
@@ -49,10 +49,10 @@ template <class T>
 void masked_linear_backward(MatView<T>* din, MatView<T>& dW, VecView<T>& db, MatView<T>& S,
                             const MatView<T>& dout, const MatView<T>& in, const MatView<T>& Wm,
                             const MatView<T>& M, const VecView<T>& ones, T din_beta = T(0)) {
-  xt::blas::gemm(dout, in, S, true, false, T(1), T(0));
+  blas_gemm(dout, in, S, true, false, T(1), T(0));
   xt::noalias(dW) += S * M;
-  xt::blas::gemv(dout, ones, db, true, T(1), T(1));
-  if (din) xt::blas::gemm(dout, Wm, *din, false, false, T(1), din_beta);
+  blas_gemv(dout, ones, db, true, T(1), T(1));
+  if (din) blas_gemm(dout, Wm, *din, false, false, T(1), din_beta);
 }
 
 // Degrees of a hidden layer of `width` units over n inputs (1..max(n-1, 1)).
@@ -166,7 +166,7 @@ struct Made {
       auto Wm = mat(w.wm[l].data(), lin.out, lin.in);
       if (l == 0) {
         masked_linear_forward(pre, Wm, z, lin.W(params), hidden[l].M(), lin.bias(params));
-        if (nctx > 0) xt::blas::gemm(h, Wc(params), pre, false, true, T(1), T(1));
+        if (nctx > 0) blas_gemm(h, Wc(params), pre, false, true, T(1), T(1));
       } else {
         masked_linear_forward(pre, Wm, w.post[l - 1].view(B), lin.W(params), hidden[l].M(), lin.bias(params));
       }
@@ -207,8 +207,8 @@ struct Made {
         masked_linear_backward(dz, dW, db, Sl, gl, z, Wm, hidden[l].M(), ones, T(1));
         if (nctx > 0) {
           auto dWc = Wc(grads);
-          xt::blas::gemm(gl, h, dWc, true, false, T(1), T(1));
-          if (dh) xt::blas::gemm(gl, Wc(params), *dh, false, false, T(1), T(1));
+          blas_gemm(gl, h, dWc, true, false, T(1), T(1));
+          if (dh) blas_gemm(gl, Wc(params), *dh, false, false, T(1), T(1));
         }
       }
     }

@@ -8,7 +8,7 @@
 #include <cmath>
 #include <string>
 #include <xsimd/xsimd.hpp>
-#include <xtensor-blas/xblas.hpp>
+#include "tensor/blas.hpp"
 
 #include "prob/gaussian.hpp"
 #include "tensor/activation.hpp"
@@ -154,7 +154,7 @@ void likelihood_forward(VecView<T>& nll, LikelihoodWork<T>& w, const Likelihood<
     const T inv_var = std::exp(T(-2) * s);
     xt::noalias(elem) = T(0.5) * inv_var * xt::square(x - mean) + (s + half_log2pi);
   }
-  xt::blas::gemv(elem, ones, nll, false, T(1), T(0));
+  blas_gemv(elem, ones, nll, false, T(1), T(0));
 }
 
 // d(scale * sum_b nll[b]) w.r.t. out, raw_logsig and the shared log sigma parameter.

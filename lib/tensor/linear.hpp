@@ -2,7 +2,7 @@
 #pragma once
 
 #include <algorithm>
-#include <xtensor-blas/xblas.hpp>
+#include "tensor/blas.hpp"
 
 #include "tensor/view.hpp"
 
@@ -15,7 +15,7 @@ template <class T>
 void linear_forward(MatView<T>& out, const MatView<T>& in, const MatView<T>& W, const VecView<T>& b) {
   const std::size_t B = out.shape()[0], O = out.shape()[1];
   for (std::size_t r = 0; r < B; ++r) std::copy(b.data(), b.data() + O, out.data() + r * O);
-  xt::blas::gemm(in, W, out, false, true, T(1), T(1));
+  blas_gemm(in, W, out, false, true, T(1), T(1));
 }
 
 // dW += dout^T . in ; db += sum over the batch of dout ; din = dout . W + din_beta * din
@@ -25,9 +25,9 @@ template <class T>
 void linear_backward(MatView<T>* din, MatView<T>& dW, VecView<T>& db, const MatView<T>& dout,
                      const MatView<T>& in, const MatView<T>& W, const VecView<T>& ones,
                      T din_beta = T(0)) {
-  xt::blas::gemm(dout, in, dW, true, false, T(1), T(1));
-  xt::blas::gemv(dout, ones, db, true, T(1), T(1));
-  if (din) xt::blas::gemm(dout, W, *din, false, false, T(1), din_beta);
+  blas_gemm(dout, in, dW, true, false, T(1), T(1));
+  blas_gemv(dout, ones, db, true, T(1), T(1));
+  if (din) blas_gemm(dout, W, *din, false, false, T(1), din_beta);
 }
 
 }  // namespace vae

@@ -334,3 +334,23 @@ TEST_CASE("vae reproduce: bad spec, a report without runs, a tiny table run and 
   CHECK_THAT(p.err(), Catch::Contains("already done 4"));
   CHECK(nlohmann::json::parse(p.out())["cells"] == j["cells"]);
 }
+
+TEST_CASE("vae reproduce --slurm writes the job array of the spec's sweep", "[reproduce][e2e]") {
+  using vae::testing::run_vae;
+  TempDir dir;
+  const std::string spec = vae::testing::write(dir, "toy.toml", kSpec);
+  const std::string db = dir.file("r.db");
+  auto p = run_vae({"reproduce", spec, "--budget", "short", "--slurm", "--array", "3", "--time", "1:00:00", "--db", db},
+                   dir.file("slurm"));
+  INFO(p.err());
+  REQUIRE(p.wait() == 0);
+  const std::string sweep = dir.file("reproduce/toy-table.short.toml");
+  REQUIRE(std::filesystem::exists(sweep));
+  std::ifstream f(dir.file("slurm/toy-table.short/array.sbatch"));
+  std::stringstream text;
+  text << f.rdbuf();
+  CHECK_THAT(text.str(), Catch::Contains("#SBATCH --array=0-2") && Catch::Contains(sweep) &&
+                             Catch::Contains("#SBATCH --time=1:00:00"));
+  CHECK_FALSE(std::filesystem::exists(db));  // nothing run, nothing recorded
+  CHECK_THAT(p.err(), Catch::Contains("12 runs in 3 tasks"));
+}

@@ -78,7 +78,7 @@ std::string temp_copy_path(const reproduce::ReproPlan& plan) {
 
 struct Throughput {
   double train_samples_per_s = 0, iw_rows_per_s = 0;
-  int64_t train_n = 0;
+  int64_t train_n = 0, test_n = 0;
 };
 
 // A short training of the cell's own model (20 batches, a few IW samples) on this machine.
@@ -87,7 +87,9 @@ Throughput calibrate(const std::map<std::string, Value>& settings) {
   vae::apply(c, settings);
   const TrainConfig full = to_train_config(c);
   Throughput t;
-  t.train_n = int64_t(data::load(data_spec(full)).train.n);
+  const data::Splits data = data::load(data_spec(full));
+  t.train_n = int64_t(data.train.n);
+  t.test_n = int64_t(data.test.n);
   const std::map<std::string, Value> short_run{
       {"train-size", int64_t(std::min<int64_t>(t.train_n, 20 * full.batch))}, {"epochs", int64_t(1)},
       {"test-size", int64_t(100)}, {"valid-size", int64_t(0)}, {"iw-samples", int64_t(200)},
@@ -118,7 +120,8 @@ double estimate_seconds(const reproduce::Spec& spec, const reproduce::Budget& b,
       if (!cache.count(key)) cache[key] = calibrate(s);
       const Throughput& t = cache[key];
       const TrainConfig tc = to_train_config(c);
-      const double iw_rows = double(tc.iw_samples) * double(tc.iw_examples == 0 ? 10000 : tc.iw_examples);
+      const double examples = tc.iw_examples == 0 ? double(t.test_n) : double(std::min(tc.iw_examples, t.test_n));
+      const double iw_rows = double(tc.iw_samples) * examples;
       total += double(tc.epochs) * double(t.train_n) / t.train_samples_per_s + iw_rows / t.iw_rows_per_s;
     }
   return total * double(spec.seeds);

@@ -19,7 +19,8 @@
 #include <vector>
 
 #include "train/optimizer.hpp"
-#include "train/step.hpp"
+#include "models/algorithms.hpp"
+#include "models/vae.hpp"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define VAE_COUNT_ALLOCS 0
@@ -213,7 +214,7 @@ TEST_CASE("a training step allocates nothing after the first", "[alloc]") {
       for (std::size_t i = 0; i < order.size(); ++i) order[i] = uint32_t(order.size() - 1 - i);
       const ObjectiveParams p{1.0, 0.0};
       auto step = [&](std::size_t start, std::size_t rows) {
-        BatchLoss l = forward_backward(model, w, images, order.data() + start, rows, c.dynamic, rng, p);
+        BatchLoss l = train_step(model, w, images, order.data() + start, rows, c.dynamic, rng, p);
         opt.step(model.params, model.grads, 1e-3);
         return l.loss;
       };

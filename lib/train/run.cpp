@@ -112,7 +112,8 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
 
   const std::size_t N = data.train.n, B = std::size_t(tc.batch);
   if (N == 0) throw std::runtime_error("the training set is empty");
-  model->reserve(std::min(B, N), std::max<std::size_t>(500, std::size_t(tc.iw_chunk)));
+  const std::size_t k = std::size_t(tc.k);  // rows per example in training
+  model->reserve(std::min(B, N) * k, std::max<std::size_t>(500, std::size_t(tc.iw_chunk)));
 
   Optimizer<float> opt;
   opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps, model->num_params());
@@ -200,7 +201,7 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
       const double progress_epochs = double(epoch) + double(step + 1) / double(steps_per_epoch);
       beta_eff = tc.warmup > 0 ? tc.beta * std::min(1.0, progress_epochs / double(tc.warmup)) : tc.beta;
       BatchLoss l = model->train_step(data.train, order.data() + start, rows, dynamic, train_rng,
-                                      ObjectiveParams{beta_eff, tc.free_bits});
+                                      ObjectiveParams{beta_eff, tc.free_bits, tc.objective, k});
       if (epoch + 1 == options.fault_nan_epoch && step == 0) l.loss = std::nan("");
       if (!std::isfinite(l.loss)) {
         std::ostringstream m;

@@ -15,7 +15,8 @@
 #include "tensor/activation.hpp"
 #include "tensor/linear.hpp"
 #include "train/batch.hpp"
-#include "train/evaluate.hpp"
+#include "models/algorithms.hpp"
+#include "models/vae.hpp"
 #include "train/optimizer.hpp"
 
 using namespace vae;

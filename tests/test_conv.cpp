@@ -16,7 +16,8 @@
 #include "models/model.hpp"
 #include "nn/conv_net.hpp"
 #include "train/checkpoint.hpp"
-#include "train/objective.hpp"
+#include "models/algorithms.hpp"
+#include "models/vae.hpp"
 #include "train/run.hpp"
 
 using namespace vae;
@@ -239,7 +240,7 @@ TEST_CASE("small conv VAE gradient matches finite differences for every likeliho
       std::vector<double> analytic(model.grads.begin(), model.grads.end());
       auto f = [&]() {
         model.forward(w, B);
-        return objective(model, w, B, p).loss;
+        return elbo_objective(model, w, B, p).loss;
       };
       // In training mode a convolution's bias followed by batch norm is subtracted again with
       // the batch mean: its gradient is exactly zero, so finite differences of it are pure

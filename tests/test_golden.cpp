@@ -4,7 +4,8 @@
 
 #include "golden_util.hpp"
 
-#include "train/objective.hpp"
+#include "models/algorithms.hpp"
+#include "models/vae.hpp"
 
 using namespace vae;
 using json = nlohmann::json;

@@ -2,7 +2,8 @@
 #include <catch2/catch.hpp>
 
 #include "gradcheck.hpp"
-#include "train/objective.hpp"
+#include "models/algorithms.hpp"
+#include "models/vae.hpp"
 
 using namespace vae;
 using vae::test::max_rel_error;
@@ -73,7 +74,7 @@ TEST_CASE("whole VAE gradient matches finite differences for every activation an
         std::vector<double> analytic(model.grads.begin(), model.grads.end());
         auto f = [&]() {
           model.forward(w, B);
-          return objective(model, w, B, p).loss;
+          return elbo_objective(model, w, B, p).loss;
         };
         std::vector<vae::test::Group> groups;
         int k = 0;

@@ -3,8 +3,8 @@
 #include <cmath>
 #include <random>
 
-#include "train/evaluate.hpp"
-#include "train/objective.hpp"
+#include "models/algorithms.hpp"
+#include "models/vae.hpp"
 
 using namespace vae;
 

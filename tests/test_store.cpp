@@ -460,6 +460,21 @@ TEST_CASE("the flow's KL estimator counts only when there is a flow", "[store]")
   CHECK(id_of("iaf", 2, "stl") != id_of("iaf", 2, "sample"));
 }
 
+TEST_CASE("the objective: default settings keep old run ids, and iwae with k = 1 is the ELBO run", "[store]") {
+  auto id_of = [](const std::string& objective, int64_t k) {
+    ConfigMap c = default_config();
+    c["objective"] = objective;
+    c["k"] = k;
+    return run_id_of(identity_json(canonical_config(c), {}));
+  };
+  CHECK(id_of("elbo", 1) == run_id_of(identity_json(canonical_config(default_config()), {})));
+  CHECK(identity_json(canonical_config(default_config()), {}).find("objective") == std::string::npos);
+  CHECK(identity_json(canonical_config(default_config()), {}).find("\"k\"") == std::string::npos);
+  CHECK(id_of("iwae", 1) == id_of("elbo", 1));
+  CHECK(id_of("iwae", 5) != id_of("elbo", 5));
+  CHECK(id_of("elbo", 5) != id_of("elbo", 1));
+}
+
 TEST_CASE("defaults of settings added after the identity recipe are pinned", "[store]") {
   // A setting outside the baseline is hashed only when it differs from its default.
   // Changing its default would give runs with different settings one id (the old
@@ -472,7 +487,7 @@ TEST_CASE("defaults of settings added after the identity recipe are pinned", "[s
       {"iaf-made-layers", "2"},   {"iaf-context", "64"},               {"iaf-forget-bias", "1"},
       {"iaf-kl", "sample"},       {"arch", "mlp"},                     {"conv-channels", "32,64,128,256"},
       {"conv-kernel", "3"},       {"disent-batch", "64"},              {"disent-train", "10000"},
-      {"disent-eval", "5000"}};
+      {"disent-eval", "5000"},    {"objective", "elbo"},               {"k", "1"}};
   for (const auto& [key, value] : pinned) {
     INFO("setting " << key);
     const OptionSpec* s = find_option(key);

@@ -118,6 +118,13 @@ std::vector<OptionSpec> make_options() {
       opt("warmup", K::Int, I(0), "linear KL warm-up from 0 to beta over N epochs", {}, 0.0),
       opt("free-bits", K::Float, 0.0,
           "free bits: minimum KL in nats per latent dimension (batch average), 0: off", {}, 0.0),
+      opt("objective", K::String, std::string("elbo"),
+          "training objective over --k samples per example: elbo (the mean of the k single-sample "
+          "ELBOs) or iwae (Burda et al. 2016: log (1/k) sum_j p(x,z_j)/q(z_j|x), gradient with the "
+          "self-normalised weights; no beta, warm-up or free bits; k = 1 is the ELBO)",
+          {"elbo", "iwae"}),
+      opt("k", K::Int, I(1), "samples of z per example in training (objective elbo or iwae)", {}, 1.0,
+          100000.0),
       // optimisation
       opt("optimizer", K::String, std::string("adam"), "optimizer", {"adam", "adagrad"}),
       opt("lr", K::Float, 1e-3, "learning rate", {}, 0.0),
@@ -416,6 +423,14 @@ void validate(const ConfigMap& c) {
     if (str("activation") == "leaky-relu")
       throw ConfigError("key 'activation': leaky-relu is implemented for model = ladder or hierarchical");
   }
+  if (str("objective") == "iwae") {
+    if (std::get<double>(c.at("beta")) != 1.0 || num("warmup") > 0 || std::get<double>(c.at("free-bits")) > 0)
+      throw ConfigError("key 'objective': iwae is the bound on log p(x) itself: use beta = 1, warmup = 0, "
+                        "free-bits = 0");
+    if (stacked && num("k") > 1)
+      throw ConfigError("key 'objective': iwae with k > 1 is not implemented for model = " + str("model") +
+                        " (its backward pass has no per-sample weights yet); use objective = elbo");
+  }
   if (str("posterior") == "iaf" && num("iaf-steps") > 0 && std::get<double>(c.at("free-bits")) > 0)
     throw ConfigError("key 'free-bits': not defined for posterior = iaf (with iaf-steps > 0): the "
                       "flow mixes latent dimensions, so its single-sample KL has no per-dimension "
@@ -468,6 +483,8 @@ TrainConfig to_train_config(const ConfigMap& c) {
   t.beta = f("beta");
   t.warmup = i("warmup");
   t.free_bits = f("free-bits");
+  t.objective = s("objective") == "iwae" ? Objective::Iwae : Objective::Elbo;
+  t.k = i("k");
   t.optimizer = s("optimizer");
   t.lr = f("lr");
   t.lr_schedule = s("lr-schedule");

@@ -60,6 +60,10 @@ std::map<std::string, Value> read_settings_toml(const std::string& path);
 // Checks relations between settings (e.g. sigma only with a Gaussian likelihood).
 void validate(const ConfigMap& config);
 
+// --objective: the ELBO (averaged over k samples per example) or the IWAE bound
+// log (1/k) sum_j w_j (Burda et al. 2016); models/algorithms.hpp.
+enum class Objective { Elbo, Iwae };
+
 // The typed view the library uses.
 struct TrainConfig {
   // data
@@ -94,6 +98,8 @@ struct TrainConfig {
   double beta;
   int64_t warmup;           // epochs of linear KL warm-up (0: none)
   double free_bits;         // nats per latent dimension (0: off)
+  Objective objective;      // elbo | iwae
+  int64_t k;                // samples of z per example
   // optimisation
   std::string optimizer;    // adam | adagrad
   double lr;

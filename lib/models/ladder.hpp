@@ -27,6 +27,7 @@
 #pragma once
 
 #include <algorithm>
+#include <map>
 #include <cstddef>
 #include <random>
 #include <stdexcept>
@@ -34,10 +35,12 @@
 #include <utility>
 #include <vector>
 
+#include "models/contract.hpp"
 #include "models/model.hpp"
 #include "nn/bn_mlp.hpp"
 #include "prob/ladder_gaussian.hpp"
 #include "prob/likelihood.hpp"
+#include "prob/noise.hpp"
 
 namespace vae {
 
@@ -53,12 +56,6 @@ struct LadderShape {
   Inference inference = Inference::Ladder;
 };
 
-// A named range of the parameter buffer (a layer's W, b, gamma, beta; the shared log sigma).
-struct ParamGroup {
-  std::string name;
-  std::size_t offset, size;
-};
-
 template <class T>
 class LadderVae {
  public:
@@ -71,7 +68,7 @@ class LadderVae {
   BnMlp<T> dec;                        // z_1 -> p(x | z_1)
   Linear dec_out, dec_logsig;          // dec_logsig: per-pixel sigma only
   Buffer<T> params, grads;
-  Buffer<T> stats;                     // batch-norm running means and variances
+  Buffer<T> state;                     // batch-norm running means and variances
 
   LadderVae(const LadderShape& s, const Likelihood<T>& likelihood) : shape(s), lik(likelihood) {
     const std::size_t L = s.latent.size();
@@ -103,16 +100,22 @@ class LadderVae {
     if (lik.has_shared_param()) lik.shared_offset = P.take(1);
     params.assign(P.size, T(0));
     grads.assign(P.size, T(0));
-    stats.assign(S.size, T(0));
+    state.assign(S.size, T(0));
   }
 
   std::size_t layers() const { return shape.latent.size(); }
+  // The first unit of layer i among all units side by side (layer 1 first).
+  std::size_t unit_offset(std::size_t i) const {
+    std::size_t u = 0;
+    for (std::size_t j = 0; j < i; ++j) u += shape.latent[j];
+    return u;
+  }
   std::size_t num_params() const { return params.size(); }
   bool ladder() const { return shape.inference == Inference::Ladder; }
 
   // Every parameter range by name, in layout order (gradient checks, golden tests).
-  std::vector<ParamGroup> param_groups() const {
-    std::vector<ParamGroup> g;
+  std::vector<ParamRange> param_groups() const {
+    std::vector<ParamRange> g;
     auto mlp = [&](const std::string& name, const BnMlp<T>& m) {
       for (std::size_t k = 0; k < m.layers.size(); ++k) {
         const std::string n = name + "." + std::to_string(k);
@@ -145,13 +148,13 @@ class LadderVae {
     lin("dec.out", dec_out);
     if (lik.per_pixel()) lin("dec.logsig", dec_logsig);
     if (lik.has_shared_param()) g.push_back({"log_sigma", lik.shared_offset, 1});
-    std::sort(g.begin(), g.end(), [](const ParamGroup& a, const ParamGroup& b) { return a.offset < b.offset; });
+    std::sort(g.begin(), g.end(), [](const ParamRange& a, const ParamRange& b) { return a.offset < b.offset; });
     return g;
   }
 
   void initialize(Init init, double std_dev, std::mt19937_64& rng) {
     T* P = params.data();
-    T* S = stats.data();
+    T* S = state.data();
     for (std::size_t i = 0; i < layers(); ++i) {
       up[i].initialize(P, S, init, std_dev, rng);
       init_linear(P, up_mu[i], init, std_dev, rng);
@@ -175,9 +178,8 @@ class LadderVae {
     Activation2<T> eps, mu_hat, a_hat, var_hat, mu_p, a_p, var_p, mu_q, var_q, z, kl;
     Activation2<T> dz, dmu_q, dvar_q, dmu_hat, dvar_hat, dmu_p, dvar_p;
     typename BnMlp<T>::Work up, down;
-    Buffer<T> kl_weight;  // [S_i]: weight of each unit's KL in the loss (set by the objective)
   };
-  struct Work {
+  struct Work : LossWeights<T> {
     std::size_t max_batch = 0;
     bool training = true;  // the mode of the last forward; backward uses the same
     Activation2<T> x, out, raw_logsig, dout, draw_logsig;
@@ -185,6 +187,7 @@ class LadderVae {
     typename BnMlp<T>::Work dec;
     LikelihoodWork<T> lw;
     Buffer<T> rec, ones_b;  // [B]
+    std::vector<double> log_q;  // [B], log_weights' scratch
   };
 
   void reserve(Work& w, std::size_t max_batch) const {
@@ -200,7 +203,6 @@ class LadderVae {
       for (Activation2<T>* a : {&l.mu_p, &l.a_p, &l.var_p, &l.dmu_p, &l.dvar_p}) a->reserve(B, SP);
       up[i].reserve(l.up, B);
       if (i + 1 < L) down[i].reserve(l.down, B);
-      l.kl_weight.assign(S, T(0));
     }
     dec.reserve(w.dec, B);
     for (Activation2<T>* a : {&w.x, &w.out, &w.dout}) a->reserve(B, D);
@@ -210,6 +212,8 @@ class LadderVae {
     w.lw.reserve(B, D);
     w.rec.assign(B, T(0));
     w.ones_b.assign(B, T(1));
+    w.reserve_weights(B, units());
+    w.log_q.assign(B, 0.0);
   }
 
   // x -> everything that does not depend on the noise: ladder, the whole bottom-up pass
@@ -289,7 +293,7 @@ class LadderVae {
   void decode_z1(Work& w, std::size_t B) {
     T* P = params.data();
     auto ones = vec(w.ones_b.data(), B);
-    dec.forward(w.dec, w.layer[0].z.view(B), P, stats.data(), B, w.training, ones);
+    dec.forward(w.dec, w.layer[0].z.view(B), P, state.data(), B, w.training, ones);
     auto g = dec.output(w.dec, B);
     auto out = w.out.view(B);
     linear_forward(out, g, dec_out.W(P), dec_out.bias(P));
@@ -300,13 +304,15 @@ class LadderVae {
   }
 
   // Accumulates into grads the gradient of
-  //   rec_scale * sum_b rec[b] + sum_{i,b,j} kl_weight_i[j] * kl_i[b,j]
-  // for the last forward (the objective sets rec_scale = 1/B and kl_weight = beta/B).
+  //   rec_scale * sum_b rec[b] + sum_{i,b,j} unit_weight[u0_i + j] * kl_i[b,j]
+  // for the last forward (the objective sets rec_scale = 1/B and unit_weight = beta/B).
+  // Row weights (the IWAE objective) are not implemented for this family.
   void backward(Work& w, std::size_t B, T rec_scale) {
     T* P = params.data();
     T* G = grads.data();
     const std::size_t L = layers();
     const bool tr = w.training;
+    if (w.row_weighted) throw std::logic_error("LadderVae::backward: row weights (IWAE) are not implemented");
     auto ones = vec(w.ones_b.data(), B);
     // likelihood -> decoder -> dz_1
     {
@@ -327,7 +333,7 @@ class LadderVae {
       // Top-down pass in reverse: layer i's merge, then its prior's MLP into dz_{i+1}.
       for (std::size_t i = 0; i + 1 < L; ++i) {
         Layer& l = w.layer[i];
-        auto kw = vec(l.kl_weight.data(), shape.latent[i]);
+        auto kw = vec(w.unit_weight.data() + unit_offset(i), shape.latent[i]);
         auto dmu_q = l.dmu_q.view(B), dvar_q = l.dvar_q.view(B), dmu_p = l.dmu_p.view(B), dvar_p = l.dvar_p.view(B);
         auto dmu_hat = l.dmu_hat.view(B), dvar_hat = l.dvar_hat.view(B);
         kl_gaussians_backward(dmu_q, dvar_q, dmu_p, dvar_p, l.dz.view(B), l.eps.view(B), l.mu_q.view(B),
@@ -352,7 +358,7 @@ class LadderVae {
       // Each KL estimate's direct gradient on z_i and on its prior, whose MLP reads z_{i+1}.
       for (std::size_t i = 0; i + 1 < L; ++i) {
         Layer& l = w.layer[i];
-        auto kw = vec(l.kl_weight.data(), shape.latent[i]);
+        auto kw = vec(w.unit_weight.data() + unit_offset(i), shape.latent[i]);
         auto dz = l.dz.view(B), dmu_p = l.dmu_p.view(B), dvar_p = l.dvar_p.view(B);
         kl_sampled_backward_p(dz, dmu_p, dvar_p, l.z.view(B), l.mu_p.view(B), l.var_p.view(B), kw);
         auto dz_above = w.layer[i + 1].dz.view(B);
@@ -363,7 +369,7 @@ class LadderVae {
       for (std::size_t i = L; i-- > 0;) {
         Layer& l = w.layer[i];
         if (i + 1 < L) {
-          auto kw = vec(l.kl_weight.data(), shape.latent[i]);
+          auto kw = vec(w.unit_weight.data() + unit_offset(i), shape.latent[i]);
           auto dmu = l.dmu_hat.view(B), dvar = l.dvar_hat.view(B);
           kl_sampled_backward_q(dmu, dvar, l.dz.view(B), l.eps.view(B), l.var_q.view(B), kw);
         }
@@ -378,9 +384,82 @@ class LadderVae {
     }
   }
 
+  // ---- the rest of the model contract (models/contract.hpp) ----
+  std::size_t data_dim() const { return shape.data_dim; }
+  std::size_t units() const { return unit_offset(layers()); }
+  std::vector<std::size_t> unit_layers() const { return shape.latent; }
+  void forward(Work& w, std::size_t B) { forward(w, B, w.training); }
+  // eps of every layer, layer 1 first: the order is part of a run's determinism.
+  void draw_noise(Work& w, std::size_t B, std::mt19937_64& rng) {
+    for (std::size_t i = 0; i < layers(); ++i) fill_normal(w.layer[i].eps.ptr(), B * shape.latent[i], rng);
+  }
+  void add_kl_columns(Work& w, std::size_t B, double* acc) const {
+    for (std::size_t i = 0, u0 = 0; i < layers(); u0 += shape.latent[i++]) {
+      const std::size_t S = shape.latent[i];
+      const T* kl = w.layer[i].kl.ptr();
+      for (std::size_t b = 0; b < B; ++b)
+        for (std::size_t j = 0; j < S; ++j) acc[u0 + j] += double(kl[b * S + j]);
+    }
+  }
+  void after_step(Work& w, std::size_t B) { update_running(w, B); }
+
+  // After forward_down: out[b] = log p(x_b|z_1) p(z_L) prod_{i<L} p(z_i|z_{i+1}) - log q(z_1..z_L|x_b).
+  void log_weights(Work& w, std::size_t B, double* out) {
+    const std::size_t L = layers();
+    double* log_p = out;
+    double* log_q = w.log_q.data();
+    std::fill(log_p, log_p + B, 0.0);
+    std::fill(log_q, log_q + B, 0.0);
+    add_log_standard_rows(log_p, w.layer[L - 1].z.view(B));
+    for (std::size_t i = 0; i + 1 < L; ++i) {
+      auto& l = w.layer[i];
+      add_log_normal_rows(log_p, l.z.view(B), l.mu_p.view(B), l.var_p.view(B));
+    }
+    for (std::size_t i = 0; i < L; ++i) add_log_q_rows(log_q, w.layer[i].eps.view(B), w.layer[i].var_q.view(B));
+    for (std::size_t r = 0; r < B; ++r) out[r] = -double(w.rec[r]) + log_p[r] - log_q[r];
+  }
+
+  // Posterior means along the mean path (eps = 0), all layers side by side, layer 1 first:
+  // for layers above the first, the mean of q given the mean path (exact for the ladder's top
+  // layer and the hierarchical VAE's first; cheap, noise-free, the same rule for both).
+  bool has_base_codes() const { return false; }
+  void mean_codes(Work& w, std::size_t B, T* codes, T* /*base*/) {
+    for (auto& l : w.layer) std::fill(l.eps.data.begin(), l.eps.data.end(), T(0));
+    forward_up(w, B, w.training);
+    forward_down(w, B, false);
+    copy_layers(w, B, codes, [](Layer& l) { return l.mu_q.ptr(); });
+  }
+
+  // x row 0 -> what does not depend on the noise, on rows 0..m-1 (evaluation mode).
+  void iw_prepare(Work& w, std::size_t m) {
+    forward_up(w, 1, false);
+    const std::size_t D = shape.data_dim;
+    for (std::size_t r = 1; r < m; ++r) std::copy(w.x.ptr(), w.x.ptr() + D, w.x.ptr() + r * D);
+    broadcast_up(w, m);
+  }
+  void iw_samples(Work& w, std::size_t m) { forward_down(w, m); }
+
+  // p(x|z_1) reads only z_1: the first S_1 columns of each code (the rest are ignored), so
+  // decoding encode_mean's codes is a reconstruction. x is zeroed: decode_z1 also scores it.
+  void set_codes(Work& w, std::size_t B, const T* codes) {
+    const std::size_t U = units(), S1 = shape.latent[0];
+    T* z1 = w.layer[0].z.ptr();
+    for (std::size_t r = 0; r < B; ++r) std::copy(codes + r * U, codes + r * U + S1, z1 + r * S1);
+    std::fill(w.x.ptr(), w.x.ptr() + B * shape.data_dim, T(0));
+  }
+  void decode(Work& w, std::size_t B) { decode_z1(w, B); }
+
+  // Codes [z_1 | ... | z_L] drawn top-down from p(z_L) prod p(z_i | z_{i+1}), after draw_noise.
+  bool standard_prior() const { return false; }
+  void prior_codes(Work& w, std::size_t B, T* codes) {
+    forward_prior(w, B);
+    copy_layers(w, B, codes, [](Layer& l) { return l.z.ptr(); });
+  }
+  void describe(std::map<std::string, double>& metrics) const { metrics["stochastic_layers"] = double(layers()); }
+
   // After a training-mode forward of B rows: fold its batch statistics into the running ones.
   void update_running(Work& w, std::size_t B) {
-    T* S = stats.data();
+    T* S = state.data();
     for (std::size_t i = 0; i < layers(); ++i) {
       up[i].update_running(w.layer[i].up, S, B);
       if (i + 1 < layers()) down[i].update_running(w.layer[i].down, S, B);
@@ -389,12 +468,22 @@ class LadderVae {
   }
 
  private:
+  // Each layer's [B,S_i] buffer (chosen by `of`) into codes [B,U], layers side by side.
+  template <class Of>
+  void copy_layers(Work& w, std::size_t B, T* codes, Of of) {
+    const std::size_t U = units();
+    for (std::size_t i = 0, u0 = 0; i < layers(); u0 += shape.latent[i++]) {
+      const std::size_t S = shape.latent[i];
+      const T* src = of(w.layer[i]);
+      for (std::size_t r = 0; r < B; ++r) std::copy(src + r * S, src + (r + 1) * S, codes + r * U + u0);
+    }
+  }
   // Block i on its input, then the heads: (mu_hat_i, var_hat_i).
   void up_block(Work& w, std::size_t i, const MatView<T>& in, std::size_t B) {
     T* P = params.data();
     Layer& l = w.layer[i];
     auto ones = vec(w.ones_b.data(), B);
-    up[i].forward(l.up, in, P, stats.data(), B, w.training, ones);
+    up[i].forward(l.up, in, P, state.data(), B, w.training, ones);
     auto d = up[i].output(l.up, B);
     auto mu = l.mu_hat.view(B), a = l.a_hat.view(B), var = l.var_hat.view(B);
     linear_forward(mu, d, up_mu[i].W(P), up_mu[i].bias(P));
@@ -406,7 +495,7 @@ class LadderVae {
     T* P = params.data();
     Layer& l = w.layer[i];
     auto ones = vec(w.ones_b.data(), B);
-    down[i].forward(l.down, w.layer[i + 1].z.view(B), P, stats.data(), B, w.training, ones);
+    down[i].forward(l.down, w.layer[i + 1].z.view(B), P, state.data(), B, w.training, ones);
     auto g = down[i].output(l.down, B);
     auto mu = l.mu_p.view(B), a = l.a_p.view(B), var = l.var_p.view(B);
     linear_forward(mu, g, down_mu[i].W(P), down_mu[i].bias(P));
@@ -423,7 +512,7 @@ class LadderVae {
   // The top layer: z_L and its analytic KL to N(0, I) -> dmu_hat, dvar_hat.
   void top_backward(Work& w, std::size_t B) {
     Layer& t = w.layer[layers() - 1];
-    auto kw = vec(t.kl_weight.data(), shape.latent.back());
+    auto kw = vec(w.unit_weight.data() + unit_offset(layers() - 1), shape.latent.back());
     auto dmu = t.dmu_hat.view(B), dvar = t.dvar_hat.view(B);
     kl_standard_backward(dmu, dvar, t.dz.view(B), t.eps.view(B), t.mu_q.view(B), t.var_q.view(B), kw);
   }
@@ -461,46 +550,6 @@ class LadderVae {
     return lik.per_pixel() ? w.draw_logsig.view(B) : mat(w.draw_logsig.ptr(), 0, 0);
   }
 };
-
-// The objective over all layers: loss = mean_b rec[b] + beta * sum_{i,j} KL_ij, with KL_ij
-// the batch mean of layer i's unit j (analytic or single-sample, see above). Free bits
-// apply per unit as in the one-layer VAE. Sets the KL weights backward() uses; kl_layer
-// (if given) receives each layer's mean KL.
-template <class T>
-BatchLoss ladder_objective(LadderVae<T>& model, typename LadderVae<T>::Work& w, std::size_t B,
-                           const ObjectiveParams& p, std::vector<double>* kl_layer = nullptr) {
-  BatchLoss out;
-  for (std::size_t b = 0; b < B; ++b) out.rec += double(w.rec[b]);
-  out.rec /= double(B);
-  double kl_term = 0;
-  if (kl_layer) kl_layer->assign(model.layers(), 0.0);
-  for (std::size_t i = 0; i < model.layers(); ++i) {
-    const std::size_t S = model.shape.latent[i];
-    const T* kl = w.layer[i].kl.ptr();
-    for (std::size_t j = 0; j < S; ++j) {
-      double kl_j = 0;
-      for (std::size_t b = 0; b < B; ++b) kl_j += double(kl[b * S + j]);
-      kl_j /= double(B);
-      out.kl += kl_j;
-      if (kl_layer) (*kl_layer)[i] += kl_j;
-      const bool clamped = p.free_bits > 0 && kl_j < p.free_bits;
-      kl_term += clamped ? p.free_bits : kl_j;
-      w.layer[i].kl_weight[j] = clamped ? T(0) : T(p.beta / double(B));
-    }
-  }
-  out.loss = out.rec + p.beta * kl_term;
-  return out;
-}
-
-// One forward and backward pass in the given mode: grads += d loss / d params.
-template <class T>
-BatchLoss ladder_loss_and_grad(LadderVae<T>& model, typename LadderVae<T>::Work& w, std::size_t B,
-                               const ObjectiveParams& p, bool training) {
-  model.forward(w, B, training);
-  BatchLoss l = ladder_objective(model, w, B, p);
-  model.backward(w, B, T(1) / T(B));
-  return l;
-}
 
 // The Model for --model ladder | hierarchical (models/ladder.cpp).
 std::unique_ptr<Model> make_ladder_vae(const TrainConfig& tc, std::size_t data_dim, std::mt19937_64& init_rng);

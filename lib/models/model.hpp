@@ -19,6 +19,8 @@ namespace vae {
 struct ObjectiveParams {
   double beta = 1.0;       // already multiplied by the warm-up factor
   double free_bits = 0.0;  // lambda in nats per latent dimension, 0: off
+  Objective objective = Objective::Elbo;
+  std::size_t k = 1;       // samples per example
 };
 
 struct BatchLoss {

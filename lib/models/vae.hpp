@@ -9,7 +9,7 @@
 //   (mu, logvar, c) --reparam(eps)--> z_0 --IAF_1(., c)--> ... --IAF_T(., c)--> z_T
 // The analytic KL no longer exists; kl holds the single-sample estimate
 // log q(z_T|x) - log p(z_T), split over latent coordinates (prob/iaf.hpp), so the
-// objective (train/objective.hpp) and the ELBO read it unchanged. With T = 0 the model
+// objective and the ELBO (models/algorithms.hpp) read it unchanged. With T = 0 the model
 // is the Gaussian VAE exactly: same layout, same numbers, analytic KL.
 //
 // With arch = Conv the encoder and decoder MLPs are the convolutional ones of
@@ -20,17 +20,21 @@
 #pragma once
 
 #include <cstddef>
+#include <cmath>
+#include <map>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "models/contract.hpp"
 #include "nn/conv_net.hpp"
 #include "nn/made.hpp"
 #include "nn/mlp.hpp"
 #include "prob/gaussian.hpp"
 #include "prob/iaf.hpp"
 #include "prob/likelihood.hpp"
+#include "prob/noise.hpp"
 
 namespace vae {
 
@@ -45,12 +49,6 @@ struct VaeShape {
   IafShape iaf;  // read only when posterior == Iaf
   Arch arch = Arch::Mlp;
   ConvShape conv;  // read only when arch == Conv (rows * cols == data_dim)
-};
-
-// A named range of the flat parameter buffer (gradient-check groups, golden tests).
-struct ParamRange {
-  std::string name;
-  std::size_t offset, size;
 };
 
 template <class T>
@@ -191,13 +189,14 @@ class Vae {
   }
 
   // Everything one batch needs, allocated once for batches of up to max_batch rows.
-  struct Work {
+  struct Work : LossWeights<T> {
     std::size_t max_batch = 0;
     Activation2<T> x, eps, mu, logvar, z, kl, dmu, dlogvar, dz;
+    Activation2<T> kw_rows;  // row-weighted backward: row_weight[b] * unit_weight[l], [B,L]
     Activation2<T> out, raw_logsig, dout, draw_logsig;
     typename Mlp<T>::Work enc, dec;
     LikelihoodWork<T> lw;
-    Buffer<T> rec, ones_b, kl_weight;  // [B], [B], [L]
+    Buffer<T> rec, ones_b;  // [B], [B]
     // IAF: context c and its gradient [B,C]; zf[t] = input of step t (zf[0] = z_0) and
     // dzf[t] its gradient [B,L]; the flow ends in z. log_q, log_p: [B] in double.
     Activation2<T> ctx, dctx;
@@ -215,7 +214,7 @@ class Vae {
   void reserve(Work& w, std::size_t max_batch) const {
     const std::size_t D = shape.data_dim, L = shape.latent, B = max_batch;
     w.max_batch = B;
-    for (Activation2<T>* a : {&w.mu, &w.logvar, &w.z, &w.kl, &w.dmu, &w.dlogvar, &w.dz, &w.eps})
+    for (Activation2<T>* a : {&w.mu, &w.logvar, &w.z, &w.kl, &w.dmu, &w.dlogvar, &w.dz, &w.eps, &w.kw_rows})
       a->reserve(B, L);
     for (Activation2<T>* a : {&w.x, &w.out, &w.dout}) a->reserve(B, D);
     const std::size_t DS = lik.per_pixel() ? D : 1;  // unused buffers stay tiny
@@ -231,7 +230,7 @@ class Vae {
     w.lw.reserve(B, D);
     w.rec.assign(B, T(0));
     w.ones_b.assign(B, T(1));
-    w.kl_weight.assign(L, T(0));
+    w.reserve_weights(B, L);
     const std::size_t C = has_context() ? shape.iaf.context : 0;
     w.ctx.reserve(B, C);
     w.dctx.reserve(B, C);
@@ -272,7 +271,12 @@ class Vae {
     auto z = w.z.view(B), kl = w.kl.view(B);
     if (flow.empty()) {
       reparam_forward(z, mu, logvar, eps);
-      kl_forward(kl, mu, logvar);
+      if (!w.sampled_kl) {
+        kl_forward(kl, mu, logvar);
+        return;
+      }
+      flow_kl_begin(kl, eps, logvar);  // the single-sample log q - log p, as a flow of 0 steps
+      flow_kl_end(kl, z);
       return;
     }
     auto z0 = w.zf[0].view(B);
@@ -307,7 +311,7 @@ class Vae {
 
   // After forward (or posterior_forward and decode): out[b] = log p(x_b, z_b) - log q(z_b|x_b),
   // the log importance weight of the sample z_b.
-  void log_weights(double* out, Work& w, std::size_t B) {
+  void log_weights(Work& w, std::size_t B, double* out) {
     log_densities(w, B);
     for (std::size_t b = 0; b < B; ++b) out[b] = -double(w.rec[b]) + w.log_p[b] - w.log_q[b];
   }
@@ -345,16 +349,90 @@ class Vae {
     decode(w, B);
   }
 
+  // ---- the rest of the model contract (models/contract.hpp) ----
+  std::size_t data_dim() const { return shape.data_dim; }
+  std::size_t units() const { return shape.latent; }
+  std::vector<std::size_t> unit_layers() const { return {}; }
+  void draw_noise(Work& w, std::size_t B, std::mt19937_64& rng) { fill_normal(w.eps.ptr(), B * shape.latent, rng); }
+  void add_kl_columns(Work& w, std::size_t B, double* acc) const {
+    const std::size_t L = shape.latent;
+    const T* kl = w.kl.ptr();
+    for (std::size_t i = 0; i < B * L; ++i) acc[i % L] += double(kl[i]);
+  }
+  void after_step(Work&, std::size_t) {}
+
+  // The code of x: mu; with the IAF, the code in the decoder's space, z_T at eps = 0
+  // (deterministic and cheap; the flow is nonlinear, so it is not exactly E_q[z_T|x]), and
+  // base = the base Gaussian's mu.
+  bool has_base_codes() const { return !flow.empty(); }
+  void mean_codes(Work& w, std::size_t B, T* codes, T* base) {
+    const std::size_t n = B * shape.latent;
+    encode(w, B);
+    if (base) std::copy(w.mu.ptr(), w.mu.ptr() + n, base);
+    if (!flow.empty()) {
+      std::fill(w.eps.ptr(), w.eps.ptr() + n, T(0));
+      posterior_forward(w, B);
+    }
+    const T* c = flow.empty() ? w.mu.ptr() : w.z.ptr();
+    std::copy(c, c + n, codes);
+  }
+
+  // x row 0 -> its posterior's parameters on rows 0..m-1. A Bernoulli decoder scores every
+  // sample against row 0 (see iw_samples); the others need m copies of x.
+  void iw_prepare(Work& w, std::size_t m) {
+    encode(w, 1);
+    auto replicate = [&](T* p, std::size_t n) {
+      for (std::size_t r = 1; r < m; ++r) std::copy(p, p + n, p + r * n);
+    };
+    if (lik.kind != LikelihoodKind::Bernoulli) replicate(w.x.ptr(), shape.data_dim);
+    replicate(w.mu.ptr(), shape.latent);
+    replicate(w.logvar.ptr(), shape.latent);
+    if (has_context()) replicate(w.ctx.ptr(), shape.iaf.context);
+  }
+  // eps [m,L] -> z and rec of m samples of row 0's posterior. A Bernoulli decoder reads the
+  // one image row for every sample (decode() would score m copies and keep exp(-|logit|) for
+  // a backward pass: two [m,D] streams that evict the weights the next chunk's gemm reads).
+  void iw_samples(Work& w, std::size_t m) {
+    if (flow.empty()) {
+      const std::size_t L = shape.latent;
+      T* z = w.z.ptr();
+      const T *eps = w.eps.ptr(), *mu = w.mu.ptr(), *logvar = w.logvar.ptr();
+      for (std::size_t r = 0; r < m; ++r)
+        for (std::size_t l = 0; l < L; ++l) z[r * L + l] = mu[l] + std::exp(T(0.5) * logvar[l]) * eps[r * L + l];
+    } else {
+      posterior_forward(w, m);
+    }
+    if (lik.kind != LikelihoodKind::Bernoulli) {
+      decode(w, m);
+      return;
+    }
+    decode_params(w, m);
+    bernoulli_nll_rows(w.rec.data(), static_cast<T*>(nullptr), w.out.ptr(), w.x.ptr(), 0, m, shape.data_dim);
+  }
+
+  // codes [B,L] -> z, the decoder's input (x is zeroed: decode() also scores it).
+  void set_codes(Work& w, std::size_t B, const T* codes) {
+    std::copy(codes, codes + B * shape.latent, w.z.ptr());
+    std::fill(w.x.ptr(), w.x.ptr() + B * shape.data_dim, T(0));
+  }
+  bool standard_prior() const { return true; }  // N(0, I) over z (z_T with the IAF)
+  void prior_codes(Work& w, std::size_t B, T* codes) {
+    std::copy(w.eps.ptr(), w.eps.ptr() + B * shape.latent, codes);
+  }
+  void describe(std::map<std::string, double>&) const {}
+
   // Accumulates into grads the gradient of
-  //   rec_scale * sum_b rec[b] + sum_{b,l} kl_weight[l] * kl[b,l]
-  // (the objective sets rec_scale = 1/B and kl_weight = beta/B, or 0 under free bits).
+  //   sum_b c_b (rec_scale * rec[b] + sum_l unit_weight[l] * kl[b,l]),
+  // c_b = row_weight[b] when w.row_weighted (IWAE), else 1 (models/contract.hpp; the ELBO
+  // objective sets rec_scale = 1/B and unit_weight = beta/B, or 0 under free bits).
   void backward(Work& w, std::size_t B, T rec_scale) {
     T* P = params.data();
     T* G = grads.data();
     auto ones = vec(w.ones_b.data(), B);
     auto x = w.x.view(B), out = w.out.view(B), dout = w.dout.view(B);
     auto raw = raw_logsig_view(w, B), draw = draw_logsig_view(w, B);
-    likelihood_backward(dout, draw, w.lw, lik, out, raw, x, P, G, rec_scale);
+    likelihood_backward(dout, draw, w.lw, lik, out, raw, x, P, G, rec_scale,
+                        w.row_weighted ? w.row_weight.data() : static_cast<const T*>(nullptr));
     auto z = w.z.view(B), dz = w.dz.view(B);
     if (conv()) {
       conv_decoder.backward(w.cdec, dz, dout.data(), draw.data(), z, P, G, B, w.training);
@@ -373,27 +451,18 @@ class Vae {
       decoder.backward(w.dec, &dz, z, P, G, B, ones);
     }
     // reparametrization and KL (or the flow and the sampled KL) -> mu, logvar, ctx
-    auto dmu = w.dmu.view(B), dlogvar = w.dlogvar.view(B);
-    auto kw = vec(w.kl_weight.data(), shape.latent);
-    if (flow.empty()) {
-      gaussian_backward(dmu, dlogvar, dz, w.mu.view(B), w.logvar.view(B), w.eps.view(B), kw);
+    if (w.row_weighted) {
+      if (!w.sampled_kl) throw std::logic_error("Vae::backward: row weights need the sampled KL");
+      const std::size_t L = shape.latent;
+      T* kw = w.kw_rows.ptr();
+      for (std::size_t b = 0; b < B; ++b)
+        for (std::size_t l = 0; l < L; ++l) kw[b * L + l] = w.row_weight[b] * w.unit_weight[l];
+      posterior_backward(w, B, w.kw_rows.view(B));
     } else {
-      xt::noalias(dz) += kw * z;  // from + kw z^2 / 2 of the sampled KL
-      auto c = ctx_view(w, B), dc = w.dctx.view(B);
-      if (has_context()) dc.fill(T(0));
-      for (std::size_t t = flow.size(); t-- > 0;) {
-        auto dz_out = t + 1 < flow.size() ? w.dzf[t + 1].view(B) : dz;
-        auto dz_in = w.dzf[t].view(B);
-        iaf_step_backward(dz_in, has_context() ? &dc : nullptr, w.steps[t], flow[t], dz_out, kw,
-                          w.zf[t].view(B), c, P, G, B, ones);
-      }
-      auto dz0 = w.dzf[0].view(B);
-      if (w.kl_estimator == FlowKl::Sample)
-        flow_base_backward(dmu, dlogvar, dz0, w.logvar.view(B), w.eps.view(B), kw);
-      else
-        flow_base_backward_stl(dmu, dlogvar, dz0, w.logvar.view(B), w.eps.view(B), kw);
+      posterior_backward(w, B, vec(w.unit_weight.data(), shape.latent));
     }
     // encoder heads -> encoder MLP (or convolutions)
+    auto dmu = w.dmu.view(B), dlogvar = w.dlogvar.view(B);
     auto h = conv() ? conv_encoder.output(w.cenc, B) : w.enc.post.back().view(B);
     auto dh = conv() ? conv_encoder.output_grad(w.cenc, B) : w.enc.grad.back().view(B);
     auto dWm = enc_mu.W(G);
@@ -409,6 +478,34 @@ class Vae {
     }
     if (conv()) conv_encoder.backward(w.cenc, P, G, B, w.training);
     else encoder.backward(w.enc, nullptr, x, P, G, B, ones);
+  }
+
+  // dz and the KL weights kw ([L] per unit, or [B,L] per row and unit) -> dmu, dlogvar, dctx.
+  template <class KW>
+  void posterior_backward(Work& w, std::size_t B, const KW& kw) {
+    T* P = params.data();
+    T* G = grads.data();
+    auto ones = vec(w.ones_b.data(), B);
+    auto z = w.z.view(B), dz = w.dz.view(B);
+    auto dmu = w.dmu.view(B), dlogvar = w.dlogvar.view(B);
+    if (flow.empty() && !w.sampled_kl) {
+      gaussian_backward(dmu, dlogvar, dz, w.mu.view(B), w.logvar.view(B), w.eps.view(B), kw);
+      return;
+    }
+    xt::noalias(dz) += kw * z;  // from + kw z^2 / 2 of the sampled KL
+    auto c = ctx_view(w, B), dc = w.dctx.view(B);
+    if (has_context()) dc.fill(T(0));
+    for (std::size_t t = flow.size(); t-- > 0;) {
+      auto dz_out = t + 1 < flow.size() ? w.dzf[t + 1].view(B) : dz;
+      auto dz_in = w.dzf[t].view(B);
+      iaf_step_backward(dz_in, has_context() ? &dc : nullptr, w.steps[t], flow[t], dz_out, kw, w.zf[t].view(B), c,
+                        P, G, B, ones);
+    }
+    auto dz0 = flow.empty() ? dz : w.dzf[0].view(B);
+    if (w.kl_estimator == FlowKl::Sample)
+      flow_base_backward(dmu, dlogvar, dz0, w.logvar.view(B), w.eps.view(B), kw);
+    else
+      flow_base_backward_stl(dmu, dlogvar, dz0, w.logvar.view(B), w.eps.view(B), kw);
   }
 
  private:

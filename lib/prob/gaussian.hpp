@@ -27,10 +27,11 @@ void kl_forward(MatView<T>& kl, const MatView<T>& mu, const MatView<T>& logvar) 
 // Gradients of a loss through z and through w[l]-weighted KL elements:
 //   dmu = dz + w * mu ; dlogvar = dz * eps * exp(logvar / 2) / 2 + w * (exp(logvar) - 1) / 2
 // w [L] holds the weight of each latent dimension's KL in the loss (beta / B, 0 under free bits).
-template <class T>
+// (w may also be [B,L]: a weight per row and dimension.)
+template <class T, class W>
 void gaussian_backward(MatView<T>& dmu, MatView<T>& dlogvar, const MatView<T>& dz,
                        const MatView<T>& mu, const MatView<T>& logvar, const MatView<T>& eps,
-                       const VecView<T>& w) {
+                       const W& w) {
   xt::noalias(dmu) = dz + w * mu;
   xt::noalias(dlogvar) =
       T(0.5) * dz * eps * xt::exp(T(0.5) * logvar) + T(0.5) * w * (xt::exp(logvar) - T(1));

@@ -28,7 +28,7 @@ namespace vae {
 //          (so the expected gradient is unchanged) but is pure noise where q matches the prior:
 //          there the Gaussian VAE's analytic KL has zero gradient, the sampled KL's is
 //          O(1) per latent dimension. The loss value is the same.
-// Evaluation always reports the single-sample log q - log p (train/evaluate_iaf.hpp).
+// Evaluation always reports the single-sample log q - log p (models/algorithms.hpp).
 enum class FlowKl { Sample, Stl };
 
 // The flow's hyper-parameters (--iaf-steps, --iaf-hidden, --iaf-made-layers,
@@ -77,9 +77,10 @@ void iaf_step_forward(MatView<T>& z_out, IafStepWork<T>& w, const Made<T>& made,
 // (kw: the weight of log q in the loss, per latent coordinate). Given dz_out = dL/dz_out:
 //   dm = dz_out (1 - sigma);  ds = (dz_out (z_in - m) sigma - kw) (1 - sigma);
 //   dz_in = dz_out sigma + MADE's input gradient;  dh += MADE's context gradient.
-template <class T>
+// (kw may also be [B,L]: a weight per row and coordinate.)
+template <class T, class KW>
 void iaf_step_backward(MatView<T>& dz_in, MatView<T>* dh, IafStepWork<T>& w, const Made<T>& made,
-                       const MatView<T>& dz_out, const VecView<T>& kw, const MatView<T>& z_in,
+                       const MatView<T>& dz_out, const KW& kw, const MatView<T>& z_in,
                        const MatView<T>& h, T* params, T* grads, std::size_t B, const VecView<T>& ones) {
   auto m = w.m.view(B), sig = w.sig.view(B), dm = w.dm.view(B), ds = w.ds.view(B);
   xt::noalias(dm) = dz_out * (T(1) - sig);
@@ -104,18 +105,18 @@ void flow_kl_end(MatView<T>& kl, const MatView<T>& z) {
 // Gradient into the base Gaussian: z0 = mu + exp(logvar/2) eps, and through
 // kw[l] * (-logvar/2) of the sampled KL (eps is an input, fixed):
 //   dmu = dz0 ;  dlogvar = dz0 eps exp(logvar/2) / 2 - kw / 2
-template <class T>
+template <class T, class KW>
 void flow_base_backward(MatView<T>& dmu, MatView<T>& dlogvar, const MatView<T>& dz0,
-                        const MatView<T>& logvar, const MatView<T>& eps, const VecView<T>& kw) {
+                        const MatView<T>& logvar, const MatView<T>& eps, const KW& kw) {
   xt::noalias(dmu) = dz0;
   xt::noalias(dlogvar) = T(0.5) * dz0 * eps * xt::exp(T(0.5) * logvar) - T(0.5) * kw;
 }
 // The same without the score term kw * d log N(z_0; mu, exp(logvar)) / d(mu, logvar) at fixed
 // z_0 = (eps / sigma, (eps^2 - 1) / 2) (FlowKl::Stl):
 //   dmu = dz0 - kw eps exp(-logvar/2) ;  dlogvar = dz0 eps exp(logvar/2) / 2 - kw eps^2 / 2
-template <class T>
+template <class T, class KW>
 void flow_base_backward_stl(MatView<T>& dmu, MatView<T>& dlogvar, const MatView<T>& dz0,
-                            const MatView<T>& logvar, const MatView<T>& eps, const VecView<T>& kw) {
+                            const MatView<T>& logvar, const MatView<T>& eps, const KW& kw) {
   xt::noalias(dmu) = dz0 - kw * eps * xt::exp(T(-0.5) * logvar);
   xt::noalias(dlogvar) = T(0.5) * (dz0 * eps * xt::exp(T(0.5) * logvar) - kw * eps * eps);
 }

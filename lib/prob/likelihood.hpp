@@ -157,22 +157,26 @@ void likelihood_forward(VecView<T>& nll, LikelihoodWork<T>& w, const Likelihood<
   blas_gemv(elem, ones, nll, false, T(1), T(0));
 }
 
-// d(scale * sum_b nll[b]) w.r.t. out, raw_logsig and the shared log sigma parameter.
+// d(scale * sum_b c_b nll[b]) w.r.t. out, raw_logsig and the shared log sigma parameter,
+// c_b = row_scale[b] (the IWAE objective's row weights), or 1 when row_scale is null.
 template <class T>
 void likelihood_backward(MatView<T>& dout, MatView<T>& draw_logsig, LikelihoodWork<T>& w,
                          const Likelihood<T>& lik, const MatView<T>& out,
                          const MatView<T>& raw_logsig, const MatView<T>& x, const T* params,
-                         T* grads, T scale) {
-  const std::size_t B = out.shape()[0];
+                         T* grads, T scale, const T* row_scale = nullptr) {
+  const std::size_t B = out.shape()[0], D = out.shape()[1];
   if (lik.kind == LikelihoodKind::Bernoulli) {
     // sigmoid(a) from the forward pass's e = exp(-|a|): no transcendental here.
-    const std::size_t n = B * out.shape()[1];
-    const T* __restrict a = out.data();
-    const T* __restrict e = w.mean.ptr();
-    const T* __restrict xs = x.data();
-    T* __restrict d = dout.data();
+    const std::size_t n = row_scale ? D : B * D;
+    for (std::size_t b = 0; b < (row_scale ? B : 1); ++b) {
+      const T s = row_scale ? scale * row_scale[b] : scale;
+      const T* __restrict a = out.data() + b * D;
+      const T* __restrict e = w.mean.ptr() + b * D;
+      const T* __restrict xs = x.data() + b * D;
+      T* __restrict d = dout.data() + b * D;
 #pragma omp simd
-    for (std::size_t i = 0; i < n; ++i) d[i] = scale * ((a[i] >= T(0) ? T(1) : e[i]) / (T(1) + e[i]) - xs[i]);
+      for (std::size_t i = 0; i < n; ++i) d[i] = s * ((a[i] >= T(0) ? T(1) : e[i]) / (T(1) + e[i]) - xs[i]);
+    }
     return;
   }
   auto mean = w.mean.view(B);
@@ -189,19 +193,37 @@ void likelihood_backward(MatView<T>& dout, MatView<T>& draw_logsig, LikelihoodWo
     const T inv_var = std::exp(T(-2) * s);
     xt::noalias(dout) = (scale * inv_var) * (mean - x);
     if (lik.sigma == SigmaMode::Learned) {
-      // d/ds sum (r^2 e^{-2s}/2 + s) = sum (1 - r^2 e^{-2s}); chain through the soft clip.
-      double sum_r2 = 0;
-      for (std::size_t b = 0; b < B; ++b)
-        for (std::size_t i = 0; i < mean.shape()[1]; ++i) {
-          double r = double(x(b, i)) - double(mean(b, i));
-          sum_r2 += r * r;
+      // d/ds sum_b c_b sum_i (r^2 e^{-2s}/2 + s) = sum_b c_b (D - sum_i r^2 e^{-2s}); chain
+      // through the soft clip.
+      double total = 0;  // without row weights: n - sum r^2 e^{-2s} over the batch
+      if (!row_scale) {
+        double sum_r2 = 0;
+        for (std::size_t b = 0; b < B; ++b)
+          for (std::size_t i = 0; i < D; ++i) {
+            double r = double(x(b, i)) - double(mean(b, i));
+            sum_r2 += r * r;
+          }
+        total = double(B * D) - sum_r2 * double(inv_var);
+      } else {
+        for (std::size_t b = 0; b < B; ++b) {
+          double sum_r2 = 0;
+          for (std::size_t i = 0; i < D; ++i) {
+            double r = double(x(b, i)) - double(mean(b, i));
+            sum_r2 += r * r;
+          }
+          total += double(row_scale[b]) * (double(D) - sum_r2 * double(inv_var));
         }
-      const double n = double(B * mean.shape()[1]);
+      }
       const T raw = params[lik.shared_offset];
-      grads[lik.shared_offset] +=
-          T(double(scale) * (n - sum_r2 * double(inv_var)) * double(sigmoid(raw - lik.min_log_sigma)));
+      grads[lik.shared_offset] += T(double(scale) * total * double(sigmoid(raw - lik.min_log_sigma)));
     }
   }
+  if (row_scale)
+    for (std::size_t b = 0; b < B; ++b) {
+      for (std::size_t i = 0; i < D; ++i) dout(b, i) *= row_scale[b];
+      if (lik.sigma == SigmaMode::PerPixel)
+        for (std::size_t i = 0; i < D; ++i) draw_logsig(b, i) *= row_scale[b];
+    }
   if (lik.sigmoid_mean) xt::noalias(dout) = dout * mean * (T(1) - mean);
 }
 

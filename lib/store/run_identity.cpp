@@ -13,6 +13,9 @@ ConfigMap canonical_config(const ConfigMap& config) {
   c["binarize"] = t.binarize;
   // The KL gradient estimator of the flow means nothing without flow steps.
   if (t.posterior != "iaf" || t.iaf_steps == 0) c["iaf-kl"] = default_config().at("iaf-kl");
+  // With one sample per example the IWAE bound is the ELBO, and the objective takes the
+  // ELBO's path (models/algorithms.hpp): the same run.
+  if (t.objective == Objective::Iwae && t.k == 1) c["objective"] = default_config().at("objective");
   return c;
 }
 

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "data/dataset.hpp"
+#include "prob/noise.hpp"
 
 namespace vae {
 
@@ -72,12 +73,6 @@ void gather_batch_binarized(T* x, const data::Images& images, const uint32_t* in
       have_low = true;
     }
   }
-}
-
-template <class T>
-void fill_normal(T* eps, std::size_t n, std::mt19937_64& rng) {
-  std::normal_distribution<T> normal(T(0), T(1));  // fresh each call: no hidden state to checkpoint
-  for (std::size_t i = 0; i < n; ++i) eps[i] = normal(rng);
 }
 
 }  // namespace vae

@@ -11,6 +11,7 @@
 
 #include "data/dataset.hpp"
 #include "eval/disentangle.hpp"
+#include "train/evaluators.hpp"
 #include "train/checkpoint.hpp"
 #include "train/optimizer.hpp"
 #include "models/model.hpp"
@@ -97,248 +98,291 @@ std::vector<DataFile> data_files_for(const ConfigMap& config) {
   return files;
 }
 
+namespace {
+
+// Everything one run's training loop reads and writes; what a checkpoint carries is
+// saved from and restored into it.
+struct Trainer {
+  const TrainConfig& tc;
+  const RunOptions& options;
+  RunHooks* hooks;
+  std::string identity, legacy_identity, config_json, last_path, best_path;
+  data::Splits data;
+  std::unique_ptr<Model> model;
+  Optimizer<float> opt;
+  std::mt19937_64 train_rng;
+  std::vector<uint32_t> order;
+  std::size_t N = 0, B = 0, steps_per_epoch = 0;
+  int64_t start_epoch = 0, best_epoch = -1;
+  double best_valid = -1e300, last_loss = 0;
+  // Training time and samples, including the earlier attempts of a resumed run
+  // (resumed_seconds: theirs alone, for the ETA).
+  double train_seconds = 0, samples_done = 0, best_epoch_s = 0, resumed_seconds = 0;
+  bool progress = false, tty = false;
+};
+
+// Data, model (from the init stream), optimizer and paths; no training state yet.
+void set_up(Trainer& t, const ConfigMap& config, RunResult& result) {
+  const TrainConfig& tc = t.tc;
+  t.identity = training_identity(config);
+  t.legacy_identity = legacy_training_identity(config);
+  ConfigMap resolved = config;
+  resolved["binarize"] = tc.binarize;
+  t.config_json = to_json(resolved, false);
+  result.binarize = tc.binarize;
+  const auto t_load = Clock::now();
+  t.data = data::load(data_spec(tc));
+  for (const auto& [path, sum] : t.data.files) result.data_files.push_back({path, sum});
+  result.metrics["load_s"] = seconds_since(t_load);
+  {
+    auto init_rng = stream(tc.seed, kInitStream);
+    t.model = make_model(tc, t.data.train.rows, t.data.train.cols, init_rng);
+  }
+  result.metrics["n_params"] = double(t.model->num_params());
+  t.N = t.data.train.n;
+  t.B = std::size_t(tc.batch);
+  if (t.N == 0) throw std::runtime_error("the training set is empty");
+  t.steps_per_epoch = (t.N + t.B - 1) / t.B;
+  const std::size_t k = std::size_t(tc.k);  // rows per example in training
+  t.model->reserve(std::min(t.B, t.N) * k, std::max<std::size_t>(500, std::size_t(tc.iw_chunk)));
+  t.opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps, t.model->num_params());
+  t.train_rng = stream(tc.seed, kTrainStream);
+  t.order.resize(t.N);
+  std::iota(t.order.begin(), t.order.end(), 0u);
+  t.last_path = t.options.out_dir.empty() ? "" : t.options.out_dir + "/last.ckpt";
+  t.best_path = t.options.out_dir.empty() ? "" : t.options.out_dir + "/best.ckpt";
+  if (!t.options.out_dir.empty()) std::filesystem::create_directories(t.options.out_dir);
+  t.progress = !t.options.quiet;
+  t.tty = t.progress && ::isatty(STDERR_FILENO);
+}
+
+// Continues from out_dir/last.ckpt when asked to and it exists.
+void resume(Trainer& t, RunResult& result) {
+  if (!t.options.resume || t.last_path.empty() || !std::filesystem::exists(t.last_path)) return;
+  Checkpoint c = load_checkpoint(t.last_path);
+  if (c.identity != t.identity && c.identity != t.legacy_identity)
+    throw std::runtime_error(t.last_path + ": checkpoint of a different configuration");
+  if (c.params.size() != t.model->num_params())
+    throw std::runtime_error(t.last_path + ": parameter count does not match the model");
+  t.model->params().assign(c.params.begin(), c.params.end());
+  t.model->load_state(c.model_state);
+  if (t.opt.kind == "adam") {
+    t.opt.adam.m.assign(c.opt_a.begin(), c.opt_a.end());
+    t.opt.adam.v.assign(c.opt_b.begin(), c.opt_b.end());
+    t.opt.adam.t = c.opt_t;
+  } else {
+    t.opt.adagrad.sum_sq.assign(c.opt_a.begin(), c.opt_a.end());
+  }
+  rng_from_string(t.train_rng, c.rng_state);
+  t.start_epoch = c.epoch;
+  // epochs done so far, also when none is left to train (stopped after the last one)
+  result.epochs_done = t.start_epoch;
+  t.best_valid = c.best_valid_elbo;
+  t.best_epoch = c.best_epoch;
+  t.last_loss = c.last_loss;
+  t.train_seconds = c.train_seconds;
+  t.samples_done = c.samples_done;
+  t.best_epoch_s = c.best_epoch_seconds;
+  t.resumed_seconds = c.train_seconds;
+  if (t.progress)
+    std::fprintf(stderr, "resumed from %s at epoch %lld\n", t.last_path.c_str(), (long long)t.start_epoch);
+}
+
+Checkpoint make_checkpoint(const Trainer& t, int64_t epochs_done) {
+  Checkpoint c;
+  c.identity = t.identity;
+  c.config_json = t.config_json;
+  c.epoch = epochs_done;
+  c.params.assign(t.model->params().begin(), t.model->params().end());
+  c.model_state = t.model->state();
+  if (t.opt.kind == "adam") {
+    c.opt_a.assign(t.opt.adam.m.begin(), t.opt.adam.m.end());
+    c.opt_b.assign(t.opt.adam.v.begin(), t.opt.adam.v.end());
+    c.opt_t = t.opt.adam.t;
+  } else {
+    c.opt_a.assign(t.opt.adagrad.sum_sq.begin(), t.opt.adagrad.sum_sq.end());
+  }
+  c.rng_state = rng_to_string(t.train_rng);
+  c.best_valid_elbo = t.best_valid;
+  c.best_epoch = t.best_epoch;
+  c.last_loss = t.last_loss;
+  c.train_seconds = t.train_seconds;
+  c.samples_done = t.samples_done;
+  c.best_epoch_seconds = t.best_epoch_s;
+  return c;
+}
+
+struct EpochSums {
+  double loss = 0, rec = 0, kl = 0, beta_eff = 0;
+  bool diverged = false;
+};
+
+// One pass over the shuffled training set; on a NaN/Inf loss, fills result and stops.
+EpochSums train_epoch(Trainer& t, int64_t epoch, double lr, RunResult& result) {
+  const TrainConfig& tc = t.tc;
+  const bool dynamic = tc.binarize == "dynamic";
+  // Each epoch's order is a function of the RNG state alone, so a resumed run sees the same.
+  std::iota(t.order.begin(), t.order.end(), 0u);
+  std::shuffle(t.order.begin(), t.order.end(), t.train_rng);
+  const auto t_epoch = Clock::now();
+  auto t_report = t_epoch;
+  EpochSums s;
+  s.beta_eff = tc.beta;
+  for (std::size_t step = 0; step < t.steps_per_epoch; ++step) {
+    const std::size_t start = step * t.B, rows = std::min(t.B, t.N - start);
+    // Linear KL warm-up from 0 to beta over tc.warmup epochs, updated every step.
+    const double progress_epochs = double(epoch) + double(step + 1) / double(t.steps_per_epoch);
+    s.beta_eff = tc.warmup > 0 ? tc.beta * std::min(1.0, progress_epochs / double(tc.warmup)) : tc.beta;
+    BatchLoss l = t.model->train_step(t.data.train, t.order.data() + start, rows, dynamic, t.train_rng,
+                                      ObjectiveParams{s.beta_eff, tc.free_bits, tc.objective, std::size_t(tc.k)});
+    if (epoch + 1 == t.options.fault_nan_epoch && step == 0) l.loss = std::nan("");
+    if (!std::isfinite(l.loss)) {
+      std::ostringstream m;
+      m << "loss is " << l.loss << " at epoch " << epoch + 1 << ", step " << step + 1
+        << "; last finite epoch loss " << t.last_loss;
+      result.status = "diverged";
+      result.message = m.str();
+      result.epochs_done = epoch;
+      if (t.progress) std::fprintf(stderr, "%sdiverged: %s\n", t.tty ? "\n" : "", m.str().c_str());
+      s.diverged = true;
+      return s;
+    }
+    t.opt.step(t.model->params(), t.model->grads(), lr);
+    s.loss += l.loss * double(rows);
+    s.rec += l.rec * double(rows);
+    s.kl += l.kl * double(rows);
+    if (t.tty && seconds_since(t_report) > 0.5) {
+      t_report = Clock::now();
+      const double frac = double(step + 1) / double(t.steps_per_epoch);
+      const double el = seconds_since(t_epoch);
+      std::fprintf(stderr, "\repoch %lld/%lld %5.1f%%  loss %.3f  %.0f samples/s  epoch ETA %s   ",
+                   (long long)epoch + 1, (long long)tc.epochs, 100 * frac, s.loss / double(start + rows),
+                   double(start + rows) / el, format_duration(el / frac - el).c_str());
+    }
+  }
+  return s;
+}
+
+// After an epoch's steps: its metrics, the validation and test ELBO when due, checkpoints,
+// hooks and the progress line.
+void end_epoch(Trainer& t, int64_t epoch, double lr, double epoch_s, const EpochSums& s, RunResult& result) {
+  const TrainConfig& tc = t.tc;
+  const double N = double(t.N);
+  t.train_seconds += epoch_s;
+  t.samples_done += N;
+  if (t.best_epoch_s == 0 || epoch_s < t.best_epoch_s) t.best_epoch_s = epoch_s;
+  t.last_loss = s.loss / N;
+  result.train_loss_curve.push_back(t.last_loss);
+  std::map<std::string, double> m{{"train_loss", t.last_loss}, {"train_rec", s.rec / N}, {"train_kl", s.kl / N},
+                                  {"lr", lr}, {"beta_eff", s.beta_eff}, {"epoch_s", epoch_s},
+                                  {"samples_per_s", N / epoch_s}};
+  bool best = false;
+  if (t.data.valid.n > 0) {
+    auto rng = stream(tc.seed, kEvalStream);
+    const ElboReport v = t.model->evaluate(t.data.valid, rng);
+    m["valid_elbo"] = v.elbo;
+    if (v.elbo > t.best_valid) {
+      t.best_valid = v.elbo;
+      t.best_epoch = epoch + 1;
+      best = true;
+    }
+  }
+  if (tc.eval_every > 0 && (epoch + 1) % tc.eval_every == 0) {
+    auto rng = stream(tc.seed, kEvalStream);
+    m["test_elbo"] = t.model->evaluate(t.data.test, rng).elbo;
+  }
+  if (!t.last_path.empty()) {
+    const Checkpoint c = make_checkpoint(t, epoch + 1);
+    save_checkpoint(t.last_path, c);
+    if (t.hooks) t.hooks->on_checkpoint(t.last_path, "last", epoch + 1);
+    if (best) {
+      save_checkpoint(t.best_path, c);
+      if (t.hooks) t.hooks->on_checkpoint(t.best_path, "best", epoch + 1);
+    }
+  }
+  if (t.hooks) t.hooks->on_epoch(epoch + 1, m);
+  result.epochs_done = epoch + 1;
+  if (!t.progress) return;
+  const double eta =
+      (t.train_seconds - t.resumed_seconds) / double(epoch + 1 - t.start_epoch) * double(tc.epochs - epoch - 1);
+  std::fprintf(stderr, "%sepoch %lld/%lld  loss %.3f  (rec %.3f, kl %.3f)", t.tty ? "\r" : "", (long long)epoch + 1,
+               (long long)tc.epochs, t.last_loss, s.rec / N, s.kl / N);
+  if (m.count("valid_elbo")) std::fprintf(stderr, "  valid_elbo %.3f", m["valid_elbo"]);
+  if (m.count("test_elbo")) std::fprintf(stderr, "  test_elbo %.3f", m["test_elbo"]);
+  std::fprintf(stderr, "  %.0f samples/s  ETA %s        \n", N / epoch_s, format_duration(eta).c_str());
+}
+
+// After the last epoch: sigma*, the test ELBO and its parts, the importance-weighted NLL,
+// the evaluators that apply (train/evaluators.hpp), timings.
+void final_evaluation(Trainer& t, RunResult& result) {
+  const TrainConfig& tc = t.tc;
+  Model& model = *t.model;
+  const auto t_eval = Clock::now();
+  {
+    auto rng = stream(tc.seed, kSigmaStream);
+    model.finish_training(t.data.train, rng, result.metrics);
+  }
+  model.describe(result.metrics);
+  {
+    auto rng = stream(tc.seed, kEvalStream);
+    const ElboReport r = model.evaluate(t.data.test, rng);
+    result.metrics["test_elbo"] = r.elbo;
+    result.metrics["test_rec"] = r.rec;
+    result.metrics["test_kl"] = r.kl;
+    result.metrics["active_units"] = double(r.active_units);
+    result.kl_per_dim = r.kl_per_dim;
+    for (const auto& [k, v] : r.extra) result.metrics[k] = v;
+  }
+  const double D = double(t.data.train.dim());
+  if (tc.iw_samples > 0) {
+    auto rng = stream(tc.seed, kIwStream);
+    const auto t_iw = Clock::now();
+    const double nll = model.iw_nll(t.data.test, std::size_t(tc.iw_examples), std::size_t(tc.iw_samples),
+                                    std::size_t(tc.iw_chunk), rng);
+    result.metrics["iw_s"] = seconds_since(t_iw);
+    result.metrics["test_nll"] = nll;
+    result.metrics["iw_samples"] = double(tc.iw_samples);
+    result.metrics["iw_examples"] =
+        double(tc.iw_examples == 0 ? t.data.test.n : std::min<std::size_t>(tc.iw_examples, t.data.test.n));
+    if (tc.likelihood == "gaussian") result.metrics["test_bpd"] = nll / (D * std::log(2.0));
+  }
+  for (const Evaluator& e : evaluators())
+    if (e.applies(tc)) e.run(model, t.data, tc, result.metrics);
+  if (tc.likelihood == "gaussian") result.metrics["test_elbo_bpd"] = -result.metrics["test_elbo"] / (D * std::log(2.0));
+  result.metrics["eval_s"] = seconds_since(t_eval);
+}
+
+}  // namespace
+
 RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options, RunHooks* hooks) {
   const TrainConfig tc = to_train_config(config);
   set_blas_threads(int(tc.threads));
-  const bool progress = !options.quiet;
-  const std::string identity = training_identity(config);
-  ConfigMap resolved = config;
-  resolved["binarize"] = tc.binarize;
-  const std::string config_json = to_json(resolved, false);
-
+  Trainer t{tc, options, hooks};
   RunResult result;
-  result.binarize = tc.binarize;
-  const auto t_load = Clock::now();
-  data::Splits data = data::load(data_spec(tc));
-  for (const auto& [path, sum] : data.files) result.data_files.push_back({path, sum});
-  result.metrics["load_s"] = seconds_since(t_load);
-
-  std::unique_ptr<Model> model;
-  {
-    auto init_rng = stream(tc.seed, kInitStream);
-    model = make_model(tc, data.train.rows, data.train.cols, init_rng);
-  }
-  result.metrics["n_params"] = double(model->num_params());
-
-  const std::size_t N = data.train.n, B = std::size_t(tc.batch);
-  if (N == 0) throw std::runtime_error("the training set is empty");
-  model->reserve(std::min(B, N), std::max<std::size_t>(500, std::size_t(tc.iw_chunk)));
-
-  Optimizer<float> opt;
-  opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps, model->num_params());
-  auto train_rng = stream(tc.seed, kTrainStream);
-  std::vector<uint32_t> order(N);
-  std::iota(order.begin(), order.end(), 0u);
-
-  int64_t start_epoch = 0;
-  double best_valid = -1e300, last_loss = 0;
-  int64_t best_epoch = -1;
-  // Training time and samples of the earlier attempts of a resumed run.
-  double train_seconds = 0, samples_done = 0, best_epoch_s = 0;
-  const std::string last_path = options.out_dir.empty() ? "" : options.out_dir + "/last.ckpt";
-  const std::string best_path = options.out_dir.empty() ? "" : options.out_dir + "/best.ckpt";
-  if (!options.out_dir.empty()) std::filesystem::create_directories(options.out_dir);
-  if (options.resume && !last_path.empty() && std::filesystem::exists(last_path)) {
-    Checkpoint c = load_checkpoint(last_path);
-    if (c.identity != identity && c.identity != legacy_training_identity(config))
-      throw std::runtime_error(last_path + ": checkpoint of a different configuration");
-    if (c.params.size() != model->num_params())
-      throw std::runtime_error(last_path + ": parameter count does not match the model");
-    model->params().assign(c.params.begin(), c.params.end());
-    model->load_state(c.model_state);
-    if (opt.kind == "adam") {
-      opt.adam.m.assign(c.opt_a.begin(), c.opt_a.end());
-      opt.adam.v.assign(c.opt_b.begin(), c.opt_b.end());
-      opt.adam.t = c.opt_t;
-    } else {
-      opt.adagrad.sum_sq.assign(c.opt_a.begin(), c.opt_a.end());
-    }
-    rng_from_string(train_rng, c.rng_state);
-    start_epoch = c.epoch;
-    // epochs done so far, also when none is left to train (stopped after the last one)
-    result.epochs_done = start_epoch;
-    best_valid = c.best_valid_elbo;
-    best_epoch = c.best_epoch;
-    last_loss = c.last_loss;
-    train_seconds = c.train_seconds;
-    samples_done = c.samples_done;
-    best_epoch_s = c.best_epoch_seconds;
-    if (progress) std::fprintf(stderr, "resumed from %s at epoch %lld\n", last_path.c_str(), (long long)start_epoch);
-  }
-
-  auto make_checkpoint = [&](int64_t epochs_done) {
-    Checkpoint c;
-    c.identity = identity;
-    c.config_json = config_json;
-    c.epoch = epochs_done;
-    c.params.assign(model->params().begin(), model->params().end());
-    c.model_state = model->state();
-    if (opt.kind == "adam") {
-      c.opt_a.assign(opt.adam.m.begin(), opt.adam.m.end());
-      c.opt_b.assign(opt.adam.v.begin(), opt.adam.v.end());
-      c.opt_t = opt.adam.t;
-    } else {
-      c.opt_a.assign(opt.adagrad.sum_sq.begin(), opt.adagrad.sum_sq.end());
-    }
-    c.rng_state = rng_to_string(train_rng);
-    c.best_valid_elbo = best_valid;
-    c.best_epoch = best_epoch;
-    c.last_loss = last_loss;
-    c.train_seconds = train_seconds;
-    c.samples_done = samples_done;
-    c.best_epoch_seconds = best_epoch_s;
-    return c;
-  };
-
-  const bool dynamic = tc.binarize == "dynamic";
-  const std::size_t steps_per_epoch = (N + B - 1) / B;
-  const bool tty = progress && ::isatty(STDERR_FILENO);
-  const double resumed_train_seconds = train_seconds;
+  set_up(t, config, result);
+  resume(t, result);
   result.status = "done";
-
-  for (int64_t epoch = start_epoch; epoch < tc.epochs; ++epoch) {
+  for (int64_t epoch = t.start_epoch; epoch < tc.epochs; ++epoch) {
     const double lr = scheduled_lr(tc.lr_schedule, tc.lr, tc.lr_decay, epoch);
-    // Each epoch's order is a function of the RNG state alone, so a resumed run sees the same.
-    std::iota(order.begin(), order.end(), 0u);
-    std::shuffle(order.begin(), order.end(), train_rng);
     const auto t_epoch = Clock::now();
-    auto t_report = t_epoch;
-    double loss_sum = 0, rec_sum = 0, kl_sum = 0, beta_eff = tc.beta;
-    for (std::size_t step = 0; step < steps_per_epoch; ++step) {
-      const std::size_t start = step * B, rows = std::min(B, N - start);
-      // Linear KL warm-up from 0 to beta over tc.warmup epochs, updated every step.
-      const double progress_epochs = double(epoch) + double(step + 1) / double(steps_per_epoch);
-      beta_eff = tc.warmup > 0 ? tc.beta * std::min(1.0, progress_epochs / double(tc.warmup)) : tc.beta;
-      BatchLoss l = model->train_step(data.train, order.data() + start, rows, dynamic, train_rng,
-                                      ObjectiveParams{beta_eff, tc.free_bits});
-      if (epoch + 1 == options.fault_nan_epoch && step == 0) l.loss = std::nan("");
-      if (!std::isfinite(l.loss)) {
-        std::ostringstream m;
-        m << "loss is " << l.loss << " at epoch " << epoch + 1 << ", step " << step + 1
-          << "; last finite epoch loss " << last_loss;
-        result.status = "diverged";
-        result.message = m.str();
-        result.epochs_done = epoch;
-        if (progress) std::fprintf(stderr, "%sdiverged: %s\n", tty ? "\n" : "", m.str().c_str());
-        return result;
-      }
-      opt.step(model->params(), model->grads(), lr);
-      loss_sum += l.loss * double(rows);
-      rec_sum += l.rec * double(rows);
-      kl_sum += l.kl * double(rows);
-      if (tty && seconds_since(t_report) > 0.5) {
-        t_report = Clock::now();
-        const double frac = double(step + 1) / double(steps_per_epoch);
-        const double el = seconds_since(t_epoch);
-        std::fprintf(stderr, "\repoch %lld/%lld %5.1f%%  loss %.3f  %.0f samples/s  epoch ETA %s   ",
-                     (long long)epoch + 1, (long long)tc.epochs, 100 * frac, loss_sum / double(start + rows),
-                     double(start + rows) / el, format_duration(el / frac - el).c_str());
-      }
-    }
-    const double epoch_s = seconds_since(t_epoch);
-    train_seconds += epoch_s;
-    samples_done += double(N);
-    if (best_epoch_s == 0 || epoch_s < best_epoch_s) best_epoch_s = epoch_s;
-    last_loss = loss_sum / double(N);
-    result.train_loss_curve.push_back(last_loss);
-
-    std::map<std::string, double> m{{"train_loss", last_loss},
-                                    {"train_rec", rec_sum / double(N)},
-                                    {"train_kl", kl_sum / double(N)},
-                                    {"lr", lr},
-                                    {"beta_eff", beta_eff},
-                                    {"epoch_s", epoch_s},
-                                    {"samples_per_s", double(N) / epoch_s}};
-    if (data.valid.n > 0) {
-      auto rng = stream(tc.seed, kEvalStream);
-      const ElboReport v = model->evaluate(data.valid, rng);
-      m["valid_elbo"] = v.elbo;
-      if (v.elbo > best_valid) {
-        best_valid = v.elbo;
-        best_epoch = epoch + 1;
-        m["best"] = 1;
-      }
-    }
-    const bool eval_now = tc.eval_every > 0 && (epoch + 1) % tc.eval_every == 0;
-    if (eval_now) {
-      auto rng = stream(tc.seed, kEvalStream);
-      const ElboReport t = model->evaluate(data.test, rng);
-      m["test_elbo"] = t.elbo;
-    }
-    if (!last_path.empty()) {
-      const Checkpoint c = make_checkpoint(epoch + 1);
-      save_checkpoint(last_path, c);
-      if (hooks) hooks->on_checkpoint(last_path, "last", epoch + 1);
-      if (m.count("best")) {
-        save_checkpoint(best_path, c);
-        if (hooks) hooks->on_checkpoint(best_path, "best", epoch + 1);
-      }
-    }
-    m.erase("best");
-    if (hooks) hooks->on_epoch(epoch + 1, m);
-    result.epochs_done = epoch + 1;
-    if (progress) {
-      const double eta = (train_seconds - resumed_train_seconds) / double(epoch + 1 - start_epoch) * double(tc.epochs - epoch - 1);
-      std::fprintf(stderr, "%sepoch %lld/%lld  loss %.3f  (rec %.3f, kl %.3f)", tty ? "\r" : "",
-                   (long long)epoch + 1, (long long)tc.epochs, last_loss, rec_sum / double(N), kl_sum / double(N));
-      if (m.count("valid_elbo")) std::fprintf(stderr, "  valid_elbo %.3f", m["valid_elbo"]);
-      if (m.count("test_elbo")) std::fprintf(stderr, "  test_elbo %.3f", m["test_elbo"]);
-      std::fprintf(stderr, "  %.0f samples/s  ETA %s        \n", double(N) / epoch_s, format_duration(eta).c_str());
-    }
+    const EpochSums s = train_epoch(t, epoch, lr, result);
+    if (s.diverged) return result;
+    end_epoch(t, epoch, lr, seconds_since(t_epoch), s, result);
     if (options.stop && options.stop->load()) {
       result.status = "stopped";
       result.message = "stopped after epoch " + std::to_string(epoch + 1) + " (checkpoint written)";
       return result;
     }
   }
-
-  // Final evaluation on the test set.
-  const auto t_eval = Clock::now();
-  {
-    auto rng = stream(tc.seed, kSigmaStream);
-    model->finish_training(data.train, rng, result.metrics);
-  }
-  model->describe(result.metrics);
-  {
-    auto rng = stream(tc.seed, kEvalStream);
-    const ElboReport t = model->evaluate(data.test, rng);
-    result.metrics["test_elbo"] = t.elbo;
-    result.metrics["test_rec"] = t.rec;
-    result.metrics["test_kl"] = t.kl;
-    result.metrics["active_units"] = double(t.active_units);
-    result.kl_per_dim = t.kl_per_dim;
-    for (const auto& [k, v] : t.extra) result.metrics[k] = v;
-  }
-  const double D = double(data.train.dim());
-  if (tc.iw_samples > 0) {
-    auto rng = stream(tc.seed, kIwStream);
-    const auto t_iw = Clock::now();
-    const double nll = model->iw_nll(data.test, std::size_t(tc.iw_examples), std::size_t(tc.iw_samples),
-                                     std::size_t(tc.iw_chunk), rng);
-    result.metrics["iw_s"] = seconds_since(t_iw);
-    result.metrics["test_nll"] = nll;
-    result.metrics["iw_samples"] = double(tc.iw_samples);
-    result.metrics["iw_examples"] = double(tc.iw_examples == 0 ? data.test.n
-                                                             : std::min<std::size_t>(tc.iw_examples, data.test.n));
-    if (tc.likelihood == "gaussian") result.metrics["test_bpd"] = nll / (D * std::log(2.0));
-  }
-  if (tc.dataset == "dsprites" && tc.disent_eval > 0) {
-    // Disentanglement of the encoder's means against the known factors.
-    const auto t_dis = Clock::now();
-    for (const auto& [k, v] : eval::dsprites_metrics(*model, disentangle_options(tc))) result.metrics[k] = v;
-    result.metrics["disent_s"] = seconds_since(t_dis);
-  }
-  if (tc.likelihood == "gaussian")
-    result.metrics["test_elbo_bpd"] = -result.metrics["test_elbo"] / (D * std::log(2.0));
-  result.metrics["eval_s"] = seconds_since(t_eval);
-  result.metrics["train_s"] = train_seconds;
-  if (train_seconds > 0) result.metrics["samples_per_s"] = samples_done / train_seconds;
+  final_evaluation(t, result);
+  result.metrics["train_s"] = t.train_seconds;
+  if (t.train_seconds > 0) result.metrics["samples_per_s"] = t.samples_done / t.train_seconds;
   // The fastest epoch, as the PyTorch peer reports it (bench/run.sh compares the two).
-  if (best_epoch_s > 0) result.metrics["best_epoch_samples_per_s"] = double(N) / best_epoch_s;
+  if (t.best_epoch_s > 0) result.metrics["best_epoch_samples_per_s"] = double(t.N) / t.best_epoch_s;
   result.metrics["epochs"] = double(result.epochs_done);
-  if (best_epoch > 0) {
-    result.metrics["best_valid_elbo"] = best_valid;
-    result.metrics["best_epoch"] = double(best_epoch);
+  if (t.best_epoch > 0) {
+    result.metrics["best_valid_elbo"] = t.best_valid;
+    result.metrics["best_epoch"] = double(t.best_epoch);
   }
   return result;
 }

@@ -1,0 +1,74 @@
+// The latent-variable-model contract: what a model family (a class template over the
+// scalar type T, e.g. Vae<T>, LadderVae<T>) provides so that the algorithms of
+// models/algorithms.hpp -- the training objective (ELBO with beta / warm-up / free bits,
+// k-sample ELBO, IWAE), ELBO evaluation with its parts, the importance-weighted NLL,
+// optimal sigma, active units, decoding, prior sampling -- are written once, and so that
+// models/adapter.hpp turns it into the program-level Model. lib/models/README.md is the
+// page-long version; the contract tests (tests/test_contract.cpp) check it on every family.
+//
+// A family F<T> has, with U = its latent units (all stochastic layers side by side):
+//   Buffer<T> params, grads, state;      flat parameters, gradients, model state (batch norm)
+//   Likelihood<T> lik;                   p(x|z) (prob/likelihood.hpp)
+//   struct Work : LossWeights<T>         its buffers for up to max_batch rows, with
+//     { max_batch, training, x [B,D], out [B,D], rec [B], lw, ... };   (training: batch-norm mode)
+//   size_t data_dim() const, units() const;
+//   std::vector<std::size_t> unit_layers() const;   stochastic layers' sizes to report one by one
+//                                                   (empty: one layer, no per-layer metrics)
+//   std::vector<ParamRange> param_groups() const;
+//   void initialize(Init, double std, rng);
+//   void reserve(Work&, rows) const;
+//   void draw_noise(Work&, rows, rng);      all the noise of `rows` rows, in a fixed order
+//   void forward(Work&, rows);              x, noise -> rec[b] = -log p(x_b|z_b), per-unit KL terms
+//                                           (analytic, or single-sample log q - log p where no
+//                                           closed form exists or w.sampled_kl is set)
+//   void add_kl_columns(Work&, rows, double* acc);   acc[u] += sum_b kl[b,u], rows in order
+//   void log_weights(Work&, rows, double* out);      log p(x_b, z_b) - log q(z_b|x_b)
+//   void backward(Work&, rows, T rec_scale);
+//       grads += d/dparams of sum_b c_b (rec_scale rec_b + sum_u unit_weight[u] kl[b,u]) with
+//       c_b = row_weight[b] when w.row_weighted, else 1 (row weights need w.sampled_kl)
+//   void after_step(Work&, rows);           after a training step (batch-norm running statistics)
+//   void mean_codes(Work&, rows, T* codes, T* base);   E_q[z|x] of the rows of x [rows,U];
+//                                           base (may be null): a second code set, see has_base_codes
+//   bool has_base_codes() const;
+//   void iw_prepare(Work&, m);              x row 0 -> what its m importance samples share
+//   void iw_samples(Work&, m);              after draw_noise: z and rec of m samples of row 0
+//   void set_codes(Work&, rows, const T* codes);   codes [rows,U] -> the decoder's input
+//   void decode(Work&, rows);               -> out [rows,D]: the likelihood's parameters
+//   bool standard_prior() const;            p(z) = N(0, I) over all U units
+//   void prior_codes(Work&, rows, T* codes);   after draw_noise: ancestral samples [rows,U]
+//   void describe(std::map<std::string, double>&);   family facts worth recording
+#pragma once
+
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include "tensor/view.hpp"
+
+namespace vae {
+
+// A named range of the flat parameter buffer (gradient-check groups, golden tests).
+struct ParamRange {
+  std::string name;
+  std::size_t offset, size;
+};
+
+// The loss weights the objective sets before backward(), part of every family's Work:
+// unit_weight[u] multiplies unit u's KL term (beta / rows, 0 under free bits; 1 under
+// IWAE), row_weight[b] every term of row b when row_weighted (IWAE: the self-normalised
+// importance weight / B). log_w, kl_sums: the objective's scratch.
+template <class T>
+struct LossWeights {
+  Buffer<T> unit_weight, row_weight;
+  bool row_weighted = false;
+  bool sampled_kl = false;  // forward's KL: the single-sample log q - log p, even where analytic
+  std::vector<double> log_w, kl_sums;  // [rows], [units]
+  void reserve_weights(std::size_t rows, std::size_t units) {
+    unit_weight.assign(units, T(0));
+    row_weight.assign(rows, T(0));
+    log_w.assign(rows, 0.0);
+    kl_sums.assign(units, 0.0);
+  }
+};
+
+}  // namespace vae

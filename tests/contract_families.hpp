@@ -1,0 +1,103 @@
+// The model families the contract tests (tests/test_contract.cpp) run over, in double, at
+// sizes small enough for finite differences. One line per family: adding a family to the
+// contract tests is adding its line here.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "models/ladder.hpp"
+#include "models/vae.hpp"
+#include "toy_linear_family.hpp"
+
+namespace vae::test {
+
+// A family under test: how to build it (initialised), and what it supports.
+template <class M>
+struct FamilyCase {
+  std::string name;
+  std::function<std::unique_ptr<M>()> make;
+  bool binary = true;      // Bernoulli likelihood (x in {0,1}), else Gaussian (x in [0,1])
+  bool iwae = true;        // the IWAE objective's row-weighted backward is implemented
+  bool batchnorm = false;  // has a training and an evaluation mode
+};
+
+inline VaeShape small_vae_shape(std::size_t latent = 3) {
+  VaeShape s;
+  s.data_dim = 16;
+  s.latent = latent;
+  s.hidden = {7};
+  s.activation = Activation::Tanh;
+  return s;
+}
+
+template <class M>
+std::unique_ptr<M> initialised(std::unique_ptr<M> m, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  m->initialize(Init::Uniform, 0, rng);
+  return m;
+}
+
+inline Likelihood<double> bernoulli() { return Likelihood<double>{}; }
+inline Likelihood<double> gaussian(SigmaMode mode) {
+  Likelihood<double> l;
+  l.kind = LikelihoodKind::Gaussian;
+  l.sigma = mode;
+  l.min_log_sigma = -2.0;
+  return l;
+}
+
+inline VaeShape small_iaf_shape() {
+  VaeShape s = small_vae_shape(4);
+  s.posterior = PosteriorKind::Iaf;
+  s.iaf.steps = 2;
+  s.iaf.hidden = 6;
+  s.iaf.layers = 1;
+  s.iaf.context = 3;
+  return s;
+}
+inline VaeShape small_conv_shape() {
+  VaeShape s = small_vae_shape();
+  s.arch = Arch::Conv;
+  s.conv.rows = 4;
+  s.conv.cols = 4;
+  s.conv.channels = {2, 3};
+  s.conv.kernel = 3;
+  return s;
+}
+inline LadderShape small_ladder_shape(Inference inference) {
+  LadderShape s;
+  s.data_dim = 16;
+  s.latent = {3, 2};
+  s.hidden = {6, 5};
+  s.depth = 2;
+  s.act = Nonlinearity{Activation::Tanh};
+  s.batchnorm = true;
+  s.inference = inference;
+  return s;
+}
+
+// Calls f(FamilyCase<M>) for every family; f is a generic lambda.
+template <class F>
+void for_each_family(F&& f) {
+  using V = Vae<double>;
+  using Lad = LadderVae<double>;
+  f(FamilyCase<V>{"vae mlp bernoulli", [] { return initialised(std::make_unique<V>(small_vae_shape(), bernoulli()), 1); }});
+  f(FamilyCase<V>{"vae mlp gaussian learned sigma",
+                  [] { return initialised(std::make_unique<V>(small_vae_shape(), gaussian(SigmaMode::Learned)), 2); }, false});
+  f(FamilyCase<V>{"vae mlp gaussian per-pixel sigma",
+                  [] { return initialised(std::make_unique<V>(small_vae_shape(), gaussian(SigmaMode::PerPixel)), 3); }, false});
+  f(FamilyCase<V>{"vae conv bernoulli", [] { return initialised(std::make_unique<V>(small_conv_shape(), bernoulli()), 4); },
+                  true, true, true});
+  f(FamilyCase<V>{"vae iaf bernoulli", [] { return initialised(std::make_unique<V>(small_iaf_shape(), bernoulli()), 5); }});
+  f(FamilyCase<Lad>{"hierarchical bn",
+                    [] { return initialised(std::make_unique<Lad>(small_ladder_shape(Inference::BottomUp), bernoulli()), 6); },
+                    true, false, true});
+  f(FamilyCase<Lad>{"ladder bn",
+                    [] { return initialised(std::make_unique<Lad>(small_ladder_shape(Inference::Ladder), bernoulli()), 7); },
+                    true, false, true});
+  f(FamilyCase<ToyLinearVae<double>>{"toy linear (tests/toy_linear_family.hpp)", [] { return initialised(std::make_unique<ToyLinearVae<double>>(16, 3, 8), 8); }});
+}
+
+}  // namespace vae::test

@@ -9,6 +9,8 @@
 'use strict';
 
 const view = document.getElementById('view');
+// replaceChildren would print a null as "null": optional parts are left out instead.
+function show(...nodes) { view.replaceChildren(...nodes.filter((n) => n !== null && n !== undefined)); }
 let refreshTimer = null;
 let charts = [];
 
@@ -41,6 +43,9 @@ function fmt(x, digits = 2) {
   if (Number.isInteger(x) && Math.abs(x) < 1e9) return String(x);
   return x.toFixed(digits);
 }
+
+// A setting's value as written in a sweep file: 0.5, not 0.5000.
+function fmtParam(x) { return typeof x === 'number' ? String(Number(x.toPrecision(6))) : x === null || x === undefined ? '' : String(x); }
 
 function seconds(s) {
   if (s === null || s === undefined || !isFinite(s) || s < 0) return '--';
@@ -148,7 +153,7 @@ function makeChart(canvas, config) {
 async function sweepsView() {
   const data = await api('/api/sweeps');
   const rows = data.sweeps.map((s) => el('tr', { dataSweep: s.name },
-    el('td', {}, el('a', { href: '#/sweep/' + encodeURIComponent(s.name), text: s.name }),
+    el('td', { class: 'wrap' }, el('a', { href: '#/sweep/' + encodeURIComponent(s.name), text: s.name }),
       s.description ? el('div', { class: 'muted', text: s.description }) : null),
     el('td', { class: 'num total', text: s.total }),
     el('td', { class: 'num done status-done', text: s.done }),
@@ -161,7 +166,7 @@ async function sweepsView() {
     el('td', { class: 'num eta', text: s.running || s.queued || s.interrupted ? seconds(s.eta_s) : 'finished' }),
     el('td', { class: 'muted', text: s.updated_at.replace('T', ' ').replace(/\.\d+Z$/, '') }),
     el('td', {}, el('a', { href: '#/runs?sweep=' + encodeURIComponent(s.name), text: 'runs' }))));
-  view.replaceChildren(
+  show(
     el('h1', { text: 'Sweeps' }),
     data.sweeps.length ? el('table', { id: 'sweeps-table' },
       el('thead', {}, el('tr', {}, ['sweep', 'runs', 'done', 'running', 'failed', 'diverged', 'to do', 'progress', 'ETA', 'updated', '']
@@ -216,7 +221,7 @@ async function sweepView(name, params) {
 
   const tableBox = el('div', { id: 'table-box' });
   const plotBox = el('div', { class: 'charts' });
-  view.replaceChildren(header, controls, tableBox, plotBox);
+  show(header, controls, tableBox, plotBox);
   let t;
   try {
     t = await api('/api/table?' + q);
@@ -288,7 +293,7 @@ async function runsView(params) {
     ['', 'done', 'running', 'queued', 'interrupted', 'failed', 'diverged'].map((s) => el('option', { value: s, selected: s === (params.get('status') || ''), text: s || 'any' })));
   const errBox = el('div', { id: 'runs-error' });
   const tableBox = el('div', { id: 'runs-box' });
-  view.replaceChildren(
+  show(
     el('h1', { text: params.get('sweep') ? 'Runs of ' + params.get('sweep') : 'Runs' }),
     el('div', { class: 'controls' },
       el('label', {}, 'where (the vae query --where grammar, space separated)', filter),
@@ -321,7 +326,7 @@ async function runsView(params) {
     el('td', {}, el('a', { href: '#/run/' + r.run_id, text: short(r.run_id) }, )),
     statusCell(r.status),
     params.get('sweep') ? null : el('td', { text: r.sweep }),
-    data.params.map((k) => el('td', { class: 'num', dataKey: k, text: fmt(r.params[k], 4) })),
+    data.params.map((k) => el('td', { class: 'num', dataKey: k, text: fmtParam(r.params[k]) })),
     data.metrics.map((m) => el('td', { class: 'num', dataKey: m, text: fmt(r.metrics[m], 3) })),
     el('td', { class: 'num', text: r.epochs }),
     el('td', { class: 'num', text: r.wall_s > 0 ? seconds(r.wall_s) : '' }),
@@ -338,10 +343,12 @@ async function runsView(params) {
       el('button', { id: 'prev', disabled: page <= 1, onclick: () => go(page - 1), text: '‹ previous' }), ' ',
       el('span', { text: `page ${page} of ${pages}` }), ' ',
       el('button', { id: 'next', disabled: page >= pages, onclick: () => go(page + 1), text: 'next ›' })),
-    el('p', { class: 'muted' }, 'metrics shown: ', el('select', {
-      id: 'metrics', multiple: true, size: Math.min(6, data.metrics_available.length || 1),
-      onchange: (e) => { const p = new URLSearchParams(params); p.set('metrics', [...e.target.selectedOptions].map((o) => o.value).join(',')); setHash('runs', p); },
-    }, data.metrics_available.map((m) => el('option', { value: m, selected: data.metrics.includes(m), text: m })))));
+    el('p', { class: 'muted', id: 'metrics' }, 'metrics shown: ', data.metrics_available.map((m) => el('label', { class: 'check' },
+      el('input', { type: 'checkbox', value: m, checked: data.metrics.includes(m), onchange: () => {
+        const p = new URLSearchParams(params);
+        p.set('metrics', [...document.querySelectorAll('#metrics input:checked')].map((i) => i.value).join(','));
+        setHash('runs', p);
+      } }), m))));
 }
 
 const curveNames = [
@@ -372,7 +379,7 @@ function curveChart(runs, name, title, id) {
 async function compareView(params) {
   const ids = (params.get('ids') || selected.get().join(',')).split(',').filter(Boolean);
   if (!ids.length) {
-    view.replaceChildren(el('h1', { text: 'Compare' }), el('p', { class: 'muted', text: 'Select runs in the Runs view, then Compare selected.' }));
+    show(el('h1', { text: 'Compare' }), el('p', { class: 'muted', text: 'Select runs in the Runs view, then Compare selected.' }));
     return;
   }
   const data = await api('/api/compare?ids=' + encodeURIComponent(ids.join(',')));
@@ -381,7 +388,7 @@ async function compareView(params) {
   const onlyDiff = params.get('all') !== '1';
   const settings = data.settings.filter((s) => s.differs || !onlyDiff);
   settings.sort((a, b) => (b.differs ? 1 : 0) - (a.differs ? 1 : 0));
-  view.replaceChildren(
+  show(
     el('h1', { text: `Compare ${data.runs.length} runs` }),
     chartsBox,
     el('h2', { text: 'Settings' + (onlyDiff ? ' that differ' : '') }),
@@ -406,12 +413,12 @@ async function runView(id) {
   const r = await api('/api/runs/' + encodeURIComponent(id));
   const a = r.attempts.length ? r.attempts[r.attempts.length - 1] : null;
   const kv = (rows, tableId) => el('table', { id: tableId }, el('tbody', {}, rows.filter(([, v]) => v !== null && v !== undefined && v !== '')
-    .map(([k, v]) => el('tr', {}, el('th', { text: k }), el('td', { text: v })))));
+    .map(([k, v]) => el('tr', {}, el('th', { text: k }), el('td', { class: 'wrap', text: v })))));
   const images = r.artifacts.filter((x) => /\.(png|jpe?g|gif)$/i.test(x.path));
   const klBox = el('div', { class: 'charts' });
   const curveBox = el('div', { class: 'charts' });
   const chosen = new Set(selected.get());
-  view.replaceChildren(
+  show(
     el('h1', {}, 'Run ', el('code', { text: r.run_id }), ' ', el('span', { class: 'status-' + r.status, id: 'run-status', text: r.status })),
     r.message ? el('div', { class: 'error', text: r.message }) : null,
     el('p', {}, r.sweeps.map((s) => el('span', {}, 'sweep ', el('a', { href: '#/sweep/' + encodeURIComponent(s.name), text: s.name }), ` #${s.position + 1} (${s.point_text})  `)),

@@ -37,10 +37,10 @@ async function api(path) {
   return body;
 }
 
+// A metric with fixed decimals (as the CLI tables print them).
 function fmt(x, digits = 2) {
   if (x === null || x === undefined || Number.isNaN(x)) return '';
   if (typeof x !== 'number') return String(x);
-  if (Number.isInteger(x) && Math.abs(x) < 1e9) return String(x);
   return x.toFixed(digits);
 }
 
@@ -440,8 +440,6 @@ async function runView(id) {
         ['wall', seconds(r.wall_s)], ['epochs', r.epochs_done],
         ...r.data_files.map((d) => ['data', `${d.path}  sha256 ${d.sha256.slice(0, 16)}`]),
       ], 'run-provenance'))),
-    el('h2', { text: 'KL per latent unit' }), klBox,
-    el('h2', { text: 'Learning curves' }), curveBox,
     el('h2', { text: 'Pictures' }),
     images.length ? el('div', { class: 'pictures', id: 'pictures' }, images.map((x) => el('figure', {},
       el('img', { src: `/api/runs/${r.run_id}/artifacts/${encodeURIComponent(x.kind)}`, alt: x.kind, dataKind: x.kind,
@@ -449,6 +447,8 @@ async function runView(id) {
         onerror: (e) => { e.target.dataset.loaded = 'error'; } }),
       el('figcaption', { text: `${x.kind} (epoch ${x.epoch})` }))))
       : el('p', { class: 'muted', text: 'No pictures recorded (vae draw samples --run ' + short(r.run_id) + ' --out FILE.png records one).' }),
+    el('h2', { text: 'KL per latent unit' }), klBox,
+    el('h2', { text: 'Learning curves' }), curveBox,
     el('h2', { text: 'Attempts' }),
     el('table', { id: 'attempts' }, el('thead', {}, el('tr', {}, ['#', 'started', 'ended', 'host', 'pid', 'from epoch', 'epochs', 'outcome', 'message'].map((h) => el('th', { text: h })))),
       el('tbody', {}, r.attempts.map((x) => el('tr', {}, [x.attempt, x.started_at, x.ended_at, x.host, x.pid, x.resumed_from_epoch, x.epochs_done, x.outcome || '(running)', x.message].map((v) => el('td', { text: v ?? '' })))))),

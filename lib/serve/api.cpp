@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_map>
+#include <unordered_set>
 #include <sstream>
 
 #include "config/config.hpp"
@@ -72,8 +74,8 @@ int64_t int_param(const Request& rq, const std::string& key, int64_t fallback, i
   return v;
 }
 
-// The selected runs' ids as a JSON array, bound to `json_each(?)` so that a query
-// can restrict itself to them (the read-only connection cannot fill a temporary table).
+// The ids as a JSON array, bound to `json_each(?)` so that a query can restrict itself
+// to them (the read-only connection cannot fill a temporary table).
 std::string ids_json(const std::vector<std::string>& ids) { return json(ids).dump(); }
 
 // ---- sweeps -------------------------------------------------------------------------
@@ -279,19 +281,43 @@ Response table(store::Db& db, const Request& rq) {
 
 // ---- runs ---------------------------------------------------------------------------
 
-// The settings whose values differ across the selected runs (a setting some runs lack
-// differs too), in `vae train --help` order: report::varying_params in SQL, so that a
-// page of 10,000 runs does not load every run's settings.
-std::vector<std::string> varying_keys(store::Db& db, const std::string& ids, size_t n) {
-  std::set<std::string> differ;
-  auto s = db.prepare(
-      "SELECT key FROM params WHERE run_id IN (SELECT value FROM json_each(?1)) "
-      "GROUP BY key HAVING count(DISTINCT value) > 1 OR count(*) < ?2");
-  s.bind(1, ids).bind(2, int64_t(n));
-  while (s.step()) differ.insert(s.get_text(0));
+// The settings whose values differ across the selected runs, in `vae train --help`
+// order: report::varying_params without loading every run's settings. For each
+// setting, the params index (key, value) finds the runs whose value is below or above
+// the first run's; the setting varies when one of them is selected. A setting the
+// first run lacks varies when another selected run has it; `incomplete` names the
+// settings some run of the database lacks, for which a run without it makes a difference too.
+std::vector<std::string> varying_keys(store::Db& db, const std::vector<std::string>& ids,
+                                      const std::unordered_set<std::string>& selected,
+                                      const std::set<std::string>& incomplete) {
   std::vector<std::string> out;
-  for (const auto& o : train_options())
-    if (differ.count(o.key)) out.push_back(o.key);
+  if (ids.empty()) return out;
+  auto first = db.prepare("SELECT value FROM params WHERE run_id = ? AND key = ?");
+  auto other = db.prepare(
+      "SELECT run_id FROM params WHERE key = ?1 AND value < ?2 UNION ALL "
+      "SELECT run_id FROM params WHERE key = ?1 AND value > ?2");
+  auto any = db.prepare("SELECT run_id FROM params WHERE key = ?");
+  auto count = db.prepare("SELECT run_id FROM params WHERE key = ?");
+  for (const auto& o : train_options()) {
+    first.bind(1, ids[0]).bind(2, o.key);
+    bool has = first.step();
+    SqlValue v0 = has ? first.get(0) : SqlValue{};
+    first.reset();
+    bool differs = false;
+    store::Stmt& s = has ? other : any;
+    s.bind(1, o.key);
+    if (has) s.bind(2, v0);
+    while (!differs && s.step()) differs = selected.count(s.get_text(0)) > 0;
+    s.reset();
+    if (!differs && has && incomplete.count(o.key)) {  // some selected run may lack it
+      size_t with = 0;
+      count.bind(1, o.key);
+      while (count.step()) with += selected.count(count.get_text(0));
+      count.reset();
+      differs = with < selected.size();
+    }
+    if (differs) out.push_back(o.key);
+  }
   return out;
 }
 
@@ -299,30 +325,27 @@ const std::set<std::string> kRunColumns = {"run_id", "status", "epochs", "wall_s
 
 // Orders ids by one column (a setting, a final metric, or a column of the runs
 // table); runs without a value go last either way; ties keep the selection's order.
-void sort_ids(store::Db& db, std::vector<std::string>& ids, const std::string& ids_text, const std::string& column,
-              bool descending) {
-  std::map<std::string, SqlValue> key;
+void sort_ids(store::Db& db, std::vector<std::string>& ids, const std::unordered_set<std::string>& selected,
+              const std::string& column, bool descending) {
+  std::unordered_map<std::string, SqlValue> key;
   std::string sql;
-  if (kRunColumns.count(column)) {
-    std::string c = column == "epochs" ? "epochs_done" : column;
-    sql = "SELECT run_id, " + c + " FROM runs WHERE run_id IN (SELECT value FROM json_each(?1))";
-  } else if (find_option(column)) {
-    sql = "SELECT run_id, value FROM params WHERE key = ?2 AND run_id IN (SELECT value FROM json_each(?1))";
-  } else {
-    sql = "SELECT run_id, value FROM metrics WHERE name = ?2 AND run_id IN (SELECT value FROM json_each(?1))";
-  }
+  if (kRunColumns.count(column))
+    sql = "SELECT run_id, " + std::string(column == "epochs" ? "epochs_done" : column) + " FROM runs";
+  else if (find_option(column))
+    sql = "SELECT run_id, value FROM params WHERE key = ?1";
+  else
+    sql = "SELECT run_id, value FROM metrics WHERE name = ?1";
   auto s = db.prepare(sql);
-  s.bind(1, ids_text);
-  if (!kRunColumns.count(column)) s.bind(2, column);
-  while (s.step()) key[s.get_text(0)] = s.get(1);
+  if (!kRunColumns.count(column)) s.bind(1, column);
+  while (s.step()) {
+    std::string id = s.get_text(0);
+    if (selected.count(id)) key[id] = s.get(1);
+  }
   auto rank = [](const SqlValue& v) { return std::holds_alternative<std::monostate>(v) ? 2 : std::holds_alternative<std::string>(v) ? 1 : 0; };
+  auto number = [](const SqlValue& v) { return std::holds_alternative<int64_t>(v) ? double(std::get<int64_t>(v)) : std::get<double>(v); };
   auto less = [&](const SqlValue& a, const SqlValue& b) {
     if (rank(a) != rank(b)) return rank(a) < rank(b);
-    if (rank(a) == 0) {
-      double x = std::holds_alternative<int64_t>(a) ? double(std::get<int64_t>(a)) : std::get<double>(a);
-      double y = std::holds_alternative<int64_t>(b) ? double(std::get<int64_t>(b)) : std::get<double>(b);
-      return x < y;
-    }
+    if (rank(a) == 0) return number(a) < number(b);
     if (rank(a) == 1) return std::get<std::string>(a) < std::get<std::string>(b);
     return false;
   };
@@ -334,7 +357,7 @@ void sort_ids(store::Db& db, std::vector<std::string>& ids, const std::string& i
   });
 }
 
-Response runs_list(store::Db& db, const Options& o, const Request& rq) {
+Response runs_list(store::Db& db, const Options& o, const std::set<std::string>& incomplete, const Request& rq) {
   report::Selection sel;
   sel.sweep = param(rq, "sweep");
   if (!sel.sweep.empty()) find_sweep(db, sel.sweep);
@@ -353,22 +376,21 @@ Response runs_list(store::Db& db, const Options& o, const Request& rq) {
   if (metrics.empty()) metrics = {"test_elbo", "test_nll"};
 
   std::vector<std::string> ids = report::select_runs(db, sel);
-  const std::string ids_text = ids_json(ids);
-  json j;
+  const std::unordered_set<std::string> selected(ids.begin(), ids.end());
   std::vector<std::string> varying;
-  json available = json::array();
   db.read([&] {
-    varying = varying_keys(db, ids_text, ids.size());
-    if (!sort.empty()) sort_ids(db, ids, ids_text, sort, order == "desc");
-    available = json::array();
-    auto m = db.prepare("SELECT DISTINCT name FROM metrics WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY name");
-    m.bind(1, ids_text);
-    while (m.step()) available.push_back(m.get_text(0));
+    varying = varying_keys(db, ids, selected, incomplete);
+    if (!sort.empty()) sort_ids(db, ids, selected, sort, order == "desc");
   });
   std::vector<std::string> page;
   for (size_t i = size_t(std::min<int64_t>(offset, int64_t(ids.size()))); i < ids.size() && int64_t(page.size()) < limit; ++i)
     page.push_back(ids[i]);
   auto rows = report::load_runs(db, page, sel.sweep);
+  // the metrics one can add as columns: those of the runs shown, and those asked for
+  std::set<std::string> names(metrics.begin(), metrics.end());
+  for (const auto& r : rows)
+    for (const auto& [k, v] : r.metrics) names.insert(k);
+  json available(names);
   std::map<std::string, std::string> sweeps_of;
   if (sel.sweep.empty() && !page.empty()) {
     auto s = db.prepare(
@@ -392,7 +414,7 @@ Response runs_list(store::Db& db, const Options& o, const Request& rq) {
                        {"epochs", r.epochs_done},
                        {"wall_s", r.wall_s}});
   }
-  j = json{{"total", ids.size()}, {"offset", offset}, {"limit", limit}, {"sort", sort}, {"order", order},
+  json j = json{{"total", ids.size()}, {"offset", offset}, {"limit", limit}, {"sort", sort}, {"order", order},
            {"params", varying}, {"metrics", metrics}, {"metrics_available", available}, {"runs", out}};
   return json_response(j);
 }
@@ -536,7 +558,12 @@ std::vector<std::string> list_param(const Request& rq, const std::string& key) {
   return out;
 }
 
-Api::Api(store::Db& db, Options options) : db_(db), options_(std::move(options)) {}
+Api::Api(store::Db& db, Options options) : db_(db), options_(std::move(options)) {
+  // Settings some run lacks (runs recorded by an older vae with fewer settings); new runs
+  // always record every setting, so the set cannot grow while the database is served.
+  auto s = db_.prepare("SELECT key FROM params GROUP BY key HAVING count(*) < (SELECT count(*) FROM runs)");
+  while (s.step()) incomplete_.insert(s.get_text(0));
+}
 
 Response Api::route(const Request& rq) {
   const auto parts = split_path(rq.path);
@@ -562,7 +589,7 @@ Response Api::route(const Request& rq) {
   if (n == 2 && parts[1] == "sweeps") return sweeps_list(db_);
   if (n == 3 && parts[1] == "sweeps") return sweep_detail(db_, parts[2]);
   if (n == 2 && parts[1] == "table") return table(db_, rq);
-  if (n == 2 && parts[1] == "runs") return runs_list(db_, options_, rq);
+  if (n == 2 && parts[1] == "runs") return runs_list(db_, options_, incomplete_, rq);
   if (n == 3 && parts[1] == "runs") return run_detail(db_, parts[2]);
   if (n == 5 && parts[1] == "runs" && parts[3] == "artifacts") return artifact(db_, parts[2], parts[4]);
   if (n == 2 && parts[1] == "compare") return compare(db_, options_, rq);

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -59,6 +60,7 @@ class Api {
   Response route(const Request& request);
   store::Db& db_;
   Options options_;
+  std::set<std::string> incomplete_;  // settings some run of the database lacks
 };
 
 // Splits "a,b" and repeated parameters alike into {"a", "b"}.

@@ -416,3 +416,41 @@ TEST_CASE("serve: the real server over HTTP, read-only, the database unchanged",
   CHECK(none.err() == "vae serve: " + dir.file("none.db") + ": no results database here (run a sweep first, or pass --db)\n");
   CHECK(testing::run_vae({"serve", "--db", sdb.path, "--port", "70000"}, dir.file("port")).wait() == 2);
 }
+
+TEST_CASE("serve: a running sweep's ETA counts what the running runs have left", "[serve]") {
+  TempDir dir;
+  const std::string path = dir.file("eta.db");
+  int64_t sweep_id;
+  {
+    auto db = store::open_for_writing(path);
+    sweep_id = testing::register_sweep(*db, "name = \"eta\"\nseeds = 3\n[base]\nepochs = 2\n").second;
+  }
+  sweep::WorkerOptions o;
+  o.db_path = path;
+  o.runs_dir = dir.file("runs");
+  o.sweep_id = sweep_id;
+  o.max_runs = 1;
+  sweep::run_worker(o, [](const ConfigMap&, const RunOptions&, RunHooks*) {
+    RunResult r;
+    r.status = "done";
+    r.epochs_done = 2;
+    r.metrics = {{"test_nll", 90.0}};
+    return r;
+  });
+  auto db = store::open_for_writing(path);
+  db->exec("UPDATE runs SET wall_s = 100 WHERE status = 'done'");  // one done run of 100 s
+  store::ResultsStore st(*db);
+  auto claim = st.claim_next(sweep_id, store::Claimant::self(0), dir.file("runs"), 120);  // one running, just started
+  REQUIRE(claim.state == store::ClaimState::Claimed);
+  store::Db ro(path, store::Db::Mode::ReadOnly);
+  serve::Api api(ro);
+  json s = get_json(api, "/api/sweeps/eta");
+  CHECK(s["done"] == 1);
+  CHECK(s["running"] == 1);
+  CHECK(s["queued"] == 1);
+  CHECK(s["progress"].get<double>() == Approx(1.0 / 3.0));
+  CHECK(s["mean_run_s"].get<double>() == 100.0);
+  // the queued run's 100 s, plus the running one's 100 s less the moment it has run, on one worker
+  CHECK(s["eta_s"].get<double>() == Approx(200.0).margin(5.0));
+  CHECK(s["eta_s"].get<double>() <= 200.0);
+}

@@ -70,7 +70,7 @@ std::string fixed(double x, int digits) {
 
 }  // namespace
 
-TEST_CASE("serve in headless Chromium: every view rendered from the database", "[serve][browser]") {
+TEST_CASE("serve in headless Chromium: every view rendered from the database", "[serve][browser][e2e]") {
   REQUIRE(std::filesystem::exists(kChromium));  // scripts/setup.sh installs Debian's chromium
   TempDir dir;
   testing::ServeDb sdb = testing::make_serve_db(dir);

@@ -101,9 +101,9 @@ SweepRow find_sweep(store::Db& db, const std::string& name) {
   return rows[0];
 }
 
-// Counts, progress and ETA of a sweep. The ETA: the runs still to do (a running run
-// counts for the part of its epochs left) times the mean wall time of the done runs,
-// over the runs going on at once.
+// Counts, progress and ETA of a sweep. The ETA: the runs waiting times the mean wall
+// time of the done runs, plus what the running ones have left of that mean (by the
+// time since their attempt started), over the runs going on at once.
 json sweep_summary(store::Db& db, const SweepRow& sw) {
   store::ResultsStore st(db);
   store::SweepCounts c = st.counts(sw.id);
@@ -113,25 +113,20 @@ json sweep_summary(store::Db& db, const SweepRow& sw) {
         "SELECT avg(r.wall_s) FROM sweep_runs sr JOIN runs r USING (run_id) "
         "WHERE sr.sweep_id = ? AND r.status = 'done' AND r.wall_s > 0");
     m.bind(1, sw.id);
-    if (m.step()) mean_wall = m.get_double(0);
+    mean_wall = m.step() ? m.get_double(0) : NAN;
     auto r = db.prepare(
-        "SELECT r.epochs_done, p.value FROM sweep_runs sr JOIN runs r USING (run_id) "
-        "LEFT JOIN params p ON p.run_id = r.run_id AND p.key = 'epochs' "
-        "WHERE sr.sweep_id = ? AND r.status = 'running'");
+        "SELECT (julianday('now') - julianday(coalesce((SELECT max(a.started_at) FROM attempts a WHERE a.run_id = r.run_id), "
+        "r.started_at))) * 86400 FROM sweep_runs sr JOIN runs r USING (run_id) WHERE sr.sweep_id = ? AND r.status = 'running'");
     r.bind(1, sw.id);
     running_left = 0;
-    while (r.step()) {
-      double total = r.is_null(1) ? 0 : r.get_double(1);
-      running_left += total > 0 ? std::max(0.0, 1.0 - double(r.get_int(0)) / total) : 1.0;
-    }
+    while (r.step())
+      if (std::isfinite(mean_wall)) running_left += std::max(0.0, mean_wall - (r.is_null(0) ? 0.0 : r.get_double(0)));
   });
   const double finished = double(c.done + c.failed + c.diverged);
   json eta = nullptr;
   if (c.remaining() == 0) eta = 0.0;
-  else if (std::isfinite(mean_wall) && c.running > 0) {
-    double units = double(c.queued + c.interrupted) + std::min(running_left, double(c.running));
-    eta = units * mean_wall / double(c.running);
-  }
+  else if (std::isfinite(mean_wall) && c.running > 0)
+    eta = (double(c.queued + c.interrupted) * mean_wall + running_left) / double(c.running);
   std::string description;
   try {
     if (!sw.spec.empty()) description = sweep::parse_sweep_text(sw.spec, sw.file).description;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <unordered_set>
 
 #include "config/config.hpp"
 
@@ -209,28 +210,23 @@ Table build_table(store::Db& db, const TableRequest& rq) {
   for (size_t i = 0; i < runs.size(); ++i) groups[{run_rows[i], run_cols[i]}].push_back(&runs[i]);
   // Same value: equal as stored, or printed alike (as the message below compares them).
   auto same = [](const store::SqlValue& a, const store::SqlValue& b) { return a == b || format_sql(a) == format_sql(b); };
+  // the identity settings a cell's runs must share (all but the seed and the grouping keys)
+  std::unordered_set<std::string> shared_keys;
+  for (const auto& o : train_options())
+    if (o.identity && o.key != "seed" && std::find(rq.rows.begin(), rq.rows.end(), o.key) == rq.rows.end() &&
+        std::find(rq.cols.begin(), rq.cols.end(), o.key) == rq.cols.end())
+      shared_keys.insert(o.key);
   for (const auto& [key, members] : groups) {
     // Fast path: walk each member's settings beside the first member's (both maps are
-    // sorted by key); only a cell where some identity setting differs is examined below
-    // setting by setting (a cell of 400 seeds would otherwise cost 400 lookups per setting).
+    // sorted by key); only a cell where some shared setting differs (or is missing) is
+    // examined below setting by setting, to name it.
     bool all_same = true;
     const auto& first = members.front()->params;
     for (size_t m = 1; m < members.size() && all_same; ++m) {
       const auto& other = members[m]->params;
-      if (other.size() != first.size()) {
-        all_same = false;
-        break;
-      }
-      for (auto a = first.begin(), b = other.begin(); a != first.end(); ++a, ++b)
-        if (a->first != b->first || !same(a->second, b->second)) {
-          const OptionSpec* o = a->first == b->first ? find_option(a->first) : nullptr;
-          const bool grouped = std::find(rq.rows.begin(), rq.rows.end(), a->first) != rq.rows.end() ||
-                               std::find(rq.cols.begin(), rq.cols.end(), a->first) != rq.cols.end();
-          if (!o || (o->identity && o->key != "seed" && !grouped)) {
-            all_same = false;
-            break;
-          }
-        }
+      all_same = other.size() == first.size();
+      for (auto a = first.begin(), b = other.begin(); all_same && a != first.end(); ++a, ++b)
+        all_same = a->first == b->first && (!shared_keys.count(a->first) || same(a->second, b->second));
     }
     if (all_same) continue;
     for (const auto& o : train_options()) {

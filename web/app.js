@@ -429,7 +429,7 @@ async function runView(id) {
     el('pre', { class: 'cmd', id: 'train-command', text: r.train_command }),
     el('div', { class: 'grid2' },
       el('div', {}, el('h2', { text: 'Final metrics' }),
-        kv(Object.entries(r.metrics).map(([k, v]) => [k, fmt(v, 4)]), 'run-metrics')),
+        kv(Object.entries(r.metrics).map(([k, v]) => [k, Number.isInteger(v) ? String(v) : fmt(v, 4)]), 'run-metrics')),
       el('div', {}, el('h2', { text: 'Provenance' }), kv([
         ['git commit', a && a.git_commit ? a.git_commit + (a.git_dirty ? ' (dirty)' : ' (clean)') : null],
         ['vae', a ? `${a.vae_version || ''} sha256 ${(a.binary_sha256 || '').slice(0, 16)}` : null],

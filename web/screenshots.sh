@@ -2,7 +2,7 @@
 # Screenshots of every view of `vae serve` on a results database, taken with headless
 # Chromium (the pictures in README.md and results/figures/ui/):
 #
-#   experiments/serve_screenshots.sh DB SWEEP RUN_ID [OUT_DIR]
+#   web/screenshots.sh DB SWEEP RUN_ID [OUT_DIR]
 #
 # sweeps.png, sweep_table.png (rows latent, cols beta, test_nll), runs.png (latent=20 by
 # test_nll), compare.png (latent 20, seed 0, every beta), run.png (RUN_ID: draw a picture

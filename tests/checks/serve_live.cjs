@@ -1,6 +1,6 @@
 // Watches `vae serve`'s sweeps view in one headless Chromium page (never reloaded)
 // while a sweep runs, sampling every 2 s the counts the page shows beside the
-// database's own (sqlite3, read-only). Called by experiments/serve_live.sh.
+// database's own (sqlite3, read-only). Called by tests/checks/serve_live.sh.
 //   node serve_live.cjs PLAYWRIGHT_DIR URL DB SWEEP OUT_JSON SHOT_PREFIX
 'use strict';
 const path = require('path');

@@ -5,12 +5,12 @@
 # never block them). Prints the timeline and a verdict; writes the samples and two
 # screenshots (running, finished) to OUT (default results/figures/ui/live).
 #
-#   experiments/serve_live.sh [SWEEP_FILE] [-- --set epochs=2 ...]
+#   tests/checks/serve_live.sh [SWEEP_FILE] [-- --set epochs=2 ...]
 #
 # Needs Debian's chromium and node; installs playwright-core (npm) once into
 # $VAE_PLAYWRIGHT_DIR (default ~/.cache/vae-playwright) to drive the page.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 sweep_file=${1:-$root/sweeps/quickstart.toml}
 shift || true
 [ "${1:-}" = "--" ] && shift
@@ -33,7 +33,7 @@ serve_pid=$!
 until grep -q http "$work/serve.log"; do sleep 0.1; done
 url=$(grep -o 'http://[0-9.:]*/' "$work/serve.log")
 mkdir -p "$(dirname "$out")"
-node "$root/experiments/serve_live.cjs" "$pw" "$url" "$db" "$name" "$out.json" "$out"
+node "$root/tests/checks/serve_live.cjs" "$pw" "$url" "$db" "$name" "$out.json" "$out"
 sweep_rc=0
 wait $sweep_pid || sweep_rc=$?
 kill $serve_pid

@@ -22,7 +22,9 @@ loading and evaluation).
 import argparse, importlib.util, json, os, resource, subprocess, sys, time
 
 os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before torch loads OpenBLAS
-PEER = "/work/shared/bench/torch_vae_baseline.py"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The shared folder beside the repository holds the peer and the data (as for the tests).
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 
 
 def child_cpu():
@@ -73,17 +75,25 @@ def peer(a, mod, torch):
 
 
 def main():
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     ap = argparse.ArgumentParser()
-    ap.add_argument("--build", default=os.path.join(root, "build"))
-    ap.add_argument("--mnist", default="/work/shared/data/mnist")
+    ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--mnist", default=os.path.join(SHARED, "data", "mnist"),
+                    help="MNIST IDX folder (default: ../shared/data/mnist beside the repository)")
+    ap.add_argument("--peer", default=os.path.join(SHARED, "bench", "torch_vae_baseline.py"),
+                    help="the PyTorch peer script (default: ../shared/bench/torch_vae_baseline.py "
+                         "beside the repository)")
     ap.add_argument("--train-size", type=int, default=6400)
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--out", default=os.path.join(root, "results", "bench", "conv_perf.json"))
+    ap.add_argument("--out", default=os.path.join(ROOT, "results", "bench", "conv_perf.json"))
     a = ap.parse_args()
-    spec = importlib.util.spec_from_file_location("peer", PEER)
+    a.mnist, a.peer = os.path.abspath(a.mnist), os.path.abspath(a.peer)
+    if not os.path.isdir(a.mnist):
+        sys.exit(f"bench/conv_perf.py: no MNIST folder {a.mnist} (give --mnist DIR)")
+    if not os.path.isfile(a.peer):
+        sys.exit(f"bench/conv_perf.py: no PyTorch peer {a.peer} (give --peer PATH)")
+    spec = importlib.util.spec_from_file_location("peer", a.peer)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     import torch

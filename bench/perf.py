@@ -16,7 +16,9 @@ ends with a short IW evaluation, and compared with the bytes the run must hold
 (see must_hold_bytes)."""
 import argparse, datetime, json, os, platform, re, subprocess, sys, time
 
-PEER = "/work/shared/bench/torch_vae_baseline.py"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The shared folder beside the repository holds the peer and the data (as for the tests).
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
 D, H, L, N_TRAIN, N_TEST = 784, 400, 20, 60000, 10000
 
 
@@ -44,7 +46,7 @@ def ours_train(a, batch, threads):
 
 
 def peer_train(a, batch, threads, blas_threads):
-    cmd = ["/usr/bin/python3", PEER, "--mnist", a.mnist, "--batch", str(batch), "--epochs", str(a.epochs),
+    cmd = ["/usr/bin/python3", a.peer, "--mnist", a.mnist, "--batch", str(batch), "--epochs", str(a.epochs),
            "--threads", str(threads), "--blas-threads", str(blas_threads)]
     j = last_json(run(cmd, blas_threads).stdout)
     return j["samples_per_s"], j.get("torch")
@@ -114,13 +116,23 @@ def main():
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--iw-samples", type=int, default=5000)
     ap.add_argument("--iw-examples", type=int, default=20)
-    ap.add_argument("--mnist", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                    "..", "..", "shared", "data", "mnist"))
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                  "..", "results", "bench", "perf.json"))
+    ap.add_argument("--mnist", default=os.path.join(SHARED, "data", "mnist"),
+                    help="MNIST IDX folder (default: ../shared/data/mnist beside the repository)")
+    ap.add_argument("--peer", default=os.path.join(SHARED, "bench", "torch_vae_baseline.py"),
+                    help="the PyTorch peer script (default: ../shared/bench/torch_vae_baseline.py "
+                         "beside the repository)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "results", "bench", "perf.json"))
     ap.add_argument("--skip-peer", action="store_true", help="ours and the limits only")
+    ap.add_argument("--check", action="store_true", help="check the data and peer paths, then exit")
     a = ap.parse_args()
     a.mnist = os.path.abspath(a.mnist)
+    a.peer = os.path.abspath(a.peer)
+    if not os.path.isdir(a.mnist):
+        sys.exit(f"bench/perf.py: no MNIST folder {a.mnist} (give --mnist DIR)")
+    if not a.skip_peer and not os.path.isfile(a.peer):
+        sys.exit(f"bench/perf.py: no PyTorch peer {a.peer} (give --peer PATH, or --skip-peer)")
+    if a.check:
+        return
     a.vae = os.path.join(a.build, "vae")
     a.limit = os.path.join(a.build, "limit_gemm")
     started = time.time()

@@ -7,6 +7,11 @@
 #
 #   bench/run.sh                  # 3 repetitions, 2 epochs each (about 10 min idle)
 #   bench/run.sh --reps 1 --epochs 1 --iw-examples 10   # a quick look
+#   bench/run.sh --mnist DIR --peer PATH   # data and peer elsewhere than ../shared
+#
+# By default the MNIST data and the PyTorch peer are found in the shared folder beside
+# the repository (../shared/data/mnist, ../shared/bench/torch_vae_baseline.py), so a
+# clone works from any folder that has one; both paths are checked before building.
 #
 # Builds what it needs in $VAE_BENCH_BUILD (default build-perf). Every figure is
 # the best of the repetitions; each repetition runs ours, the peer and the limit
@@ -14,6 +19,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${VAE_BENCH_BUILD:-$root/build-perf}
+/usr/bin/python3 "$root/bench/perf.py" --build "$build" "$@" --check
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DVAE_BUILD_BENCH=ON >/dev/null
 cmake --build "$build" -j2 --target vae_cli limit_gemm >/dev/null
 exec /usr/bin/python3 "$root/bench/perf.py" --build "$build" "$@"

@@ -13,6 +13,7 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "process.hpp"
 #include "trained_source.hpp"
 
 namespace vae::cli {
@@ -52,23 +53,7 @@ int run_script(const std::string& script, const std::vector<std::string>& args) 
   if (!std::filesystem::exists(script)) throw std::runtime_error(script + ": plot script not found");
   std::vector<std::string> all{py, script};
   all.insert(all.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& s : all) argv.push_back(s.data());
-  argv.push_back(nullptr);
-  std::cout.flush();
-  std::cerr.flush();
-  const pid_t pid = ::fork();
-  if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) {
-    ::execv(py.c_str(), argv.data());
-    std::fprintf(stderr, "vae plot: %s: %s\n", py.c_str(), std::strerror(errno));
-    ::_exit(127);
-  }
-  int status = 0;
-  while (::waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) throw std::runtime_error(std::string("waitpid: ") + std::strerror(errno));
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  throw std::runtime_error(script + ": killed by signal " + std::to_string(WTERMSIG(status)));
+  return run_and_wait(all, "vae plot");
 }
 
 bool has_option(const std::vector<std::string>& args, const std::string& name) {

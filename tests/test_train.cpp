@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "train/checkpoint.hpp"
+#include "train/optimizer.hpp"
 #include "train/run.hpp"
 #include "process_util.hpp"
 
@@ -195,4 +196,57 @@ TEST_CASE("KL warm-up raises beta linearly over the warm-up epochs", "[train][wa
   CHECK(rec.beta[2] == Approx(1.5));
   CHECK(rec.beta[3] == Approx(2.0));
   CHECK(rec.beta[4] == Approx(2.0));
+}
+
+TEST_CASE("the IWAE schedule: stage i lasts 3^i epochs at lr 10^(-i/7)", "[train][schedule]") {
+  // Burda et al. 2016, section 5: epochs 0 | 1-3 | 4-12 | 13-39 | ... | 1093-3279
+  auto stage_of = [](int64_t epoch) { return -7.0 * std::log10(scheduled_lr("iwae", 1.0, 1.0, epoch)); };
+  CHECK(stage_of(0) == Approx(0).margin(1e-12));
+  for (int64_t e : {1, 2, 3}) CHECK(stage_of(e) == Approx(1));
+  for (int64_t e : {4, 12}) CHECK(stage_of(e) == Approx(2));
+  CHECK(stage_of(13) == Approx(3));
+  CHECK(stage_of(1092) == Approx(6));
+  CHECK(stage_of(1093) == Approx(7));
+  CHECK(stage_of(3279) == Approx(7));
+  CHECK(stage_of(3280) == Approx(8));
+  CHECK(scheduled_lr("iwae", 1e-3, 1.0, 3279) == Approx(1e-4));
+  CHECK(scheduled_lr("constant", 1e-3, 0.5, 7) == 1e-3);
+  CHECK(scheduled_lr("exponential", 1e-3, 0.5, 2) == Approx(2.5e-4));
+  // and in a run: the lr recorded per epoch
+  struct Recorder : RunHooks {
+    std::vector<double> lr;
+    void on_epoch(int64_t, const std::map<std::string, double>& m) override { lr.push_back(m.at("lr")); }
+  } rec;
+  ConfigMap c = small_config(5);
+  apply(c, {{"lr-schedule", std::string("iwae")}, {"iw-samples", int64_t(0)}, {"train-size", int64_t(100)}});
+  REQUIRE(train_and_evaluate(c, RunOptions{"", false, true, nullptr}, &rec).status == "done");
+  const double l1 = 1e-3 * std::pow(10.0, -1.0 / 7), l2 = 1e-3 * std::pow(10.0, -2.0 / 7);
+  CHECK(rec.lr == std::vector<double>{1e-3, l1, l1, l1, l2});
+}
+
+TEST_CASE("a checkpoint stays resumable when settings are added to the program", "[train][resume]") {
+  const ConfigMap c = small_config(2);
+  // a configuration stored by a build that did not know a later setting (at its default)
+  ConfigMap older = c;
+  older.erase("iaf-kl");
+  CHECK(training_identity(older) == training_identity(c));
+  CHECK(training_identity(c) != legacy_training_identity(c));
+  // a checkpoint written under the earlier recipe (every identity setting hashed) resumes
+  TempDir dir;
+  REQUIRE(train_and_evaluate(small_config(1), RunOptions{dir.path.string(), false, true, nullptr}, nullptr).status == "done");
+  const std::string last = (dir.path / "last.ckpt").string();
+  Checkpoint ck = load_checkpoint(last);
+  ck.identity = legacy_training_identity(c);
+  save_checkpoint(last, ck);
+  const RunResult r = train_and_evaluate(c, RunOptions{dir.path.string(), true, true, nullptr}, nullptr);
+  CHECK(r.status == "done");
+  CHECK(r.epochs_done == 2);
+  // and one of a different configuration still does not
+  ConfigMap more = c;
+  apply(more, {{"epochs", int64_t(3)}});
+  CHECK(training_identity(more) == training_identity(c));  // epochs are not part of it
+  ConfigMap other = c;
+  apply(other, {{"latent", int64_t(5)}});
+  CHECK_THROWS_WITH(train_and_evaluate(other, RunOptions{dir.path.string(), true, true, nullptr}, nullptr),
+                    Catch::Contains("checkpoint of a different configuration"));
 }

@@ -1,5 +1,6 @@
 #include "config/config.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -107,9 +108,10 @@ std::vector<OptionSpec> make_options() {
           "Gaussian decoder mean: sigmoid of the output (data in [0,1]) or identity",
           {"sigmoid", "identity"}),
       opt("init", K::String, std::string("uniform"),
-          "weight init: uniform U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as PyTorch's Linear, or "
-          "normal N(0, init-std^2) with zero biases as Kingma & Welling",
-          {"uniform", "normal"}),
+          "weight init: uniform U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as PyTorch's Linear, "
+          "normal N(0, init-std^2) with zero biases as Kingma & Welling, or glorot "
+          "U(-a, a), a = sqrt(6/(fan_in + fan_out)), zero biases (Glorot & Bengio 2010; the IWAE paper's)",
+          {"uniform", "normal", "glorot"}),
       opt("init-std", K::Float, 0.01, "standard deviation for --init normal", {}, 0.0),
       // objective
       opt("beta", K::Float, 1.0, "weight of the KL term (beta-VAE)", {}, 0.0),
@@ -120,7 +122,9 @@ std::vector<OptionSpec> make_options() {
       opt("optimizer", K::String, std::string("adam"), "optimizer", {"adam", "adagrad"}),
       opt("lr", K::Float, 1e-3, "learning rate", {}, 0.0),
       opt("lr-schedule", K::String, std::string("constant"),
-          "constant, or exponential: lr * lr-decay^epoch", {"constant", "exponential"}),
+          "constant; exponential: lr * lr-decay^epoch; iwae: stages i = 0, 1, ... of 3^i epochs at "
+          "lr * 10^(-i/7) (Burda et al. 2016: 3280 epochs are stages 0..7)",
+          {"constant", "exponential", "iwae"}),
       opt("lr-decay", K::Float, 1.0, "learning-rate factor per epoch (exponential schedule)", {},
           0.0, 1.0),
       opt("adam-beta1", K::Float, 0.9, "Adam beta1", {}, 0.0, 1.0),
@@ -484,6 +488,28 @@ TrainConfig to_train_config(const ConfigMap& c) {
   t.disent_train = i("disent-train");
   t.disent_eval = i("disent-eval");
   return t;
+}
+
+const std::vector<std::string>& baseline_identity_keys() {
+  static const std::vector<std::string> keys = {
+      "dataset", "binarize", "train-size", "valid-size", "test-size", "model", "latent", "hidden",
+      "activation", "posterior", "likelihood", "sigma", "sigma-value", "min-log-sigma",
+      "gaussian-mean", "init", "init-std", "beta", "warmup", "free-bits", "optimizer", "lr",
+      "lr-schedule", "lr-decay", "adam-beta1", "adam-beta2", "adam-eps", "adagrad-eps", "batch",
+      "epochs", "seed", "iw-samples", "iw-examples", "eval-every"};
+  return keys;
+}
+
+std::string identity_settings_json(const ConfigMap& config) {
+  nlohmann::json j = nlohmann::json::parse(to_json(config, /*identity_only=*/true));
+  const nlohmann::json defaults = nlohmann::json::parse(to_json(default_config(), true));
+  const auto& base = baseline_identity_keys();
+  for (auto it = j.begin(); it != j.end();) {
+    const bool baseline = std::find(base.begin(), base.end(), it.key()) != base.end();
+    if (!baseline && defaults.contains(it.key()) && defaults[it.key()] == it.value()) it = j.erase(it);
+    else ++it;
+  }
+  return j.dump();
 }
 
 std::string to_json(const ConfigMap& config, bool identity_only) {

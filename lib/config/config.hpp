@@ -88,7 +88,7 @@ struct TrainConfig {
   double sigma_value;       // sigma for --sigma fixed
   double min_log_sigma;     // soft lower bound of log sigma
   std::string gaussian_mean;// sigmoid | identity
-  std::string init;         // uniform (PyTorch's default) | normal
+  std::string init;         // uniform (PyTorch's default) | normal | glorot
   double init_std;
   // objective
   double beta;
@@ -97,7 +97,7 @@ struct TrainConfig {
   // optimisation
   std::string optimizer;    // adam | adagrad
   double lr;
-  std::string lr_schedule;  // constant | exponential
+  std::string lr_schedule;  // constant | exponential | iwae
   double lr_decay;          // factor per epoch for exponential
   double adam_beta1, adam_beta2, adam_eps, adagrad_eps;
   int64_t batch, epochs, seed, threads;
@@ -111,5 +111,14 @@ TrainConfig to_train_config(const ConfigMap& config);
 
 // The configuration as canonical JSON (sorted keys), identity keys only or all.
 std::string to_json(const ConfigMap& config, bool identity_only);
+
+// The identity settings of the first recipe: always part of an identity, whatever their value.
+const std::vector<std::string>& baseline_identity_keys();
+
+// What identifies a configuration (a run's id, a checkpoint's), as canonical JSON: the
+// baseline settings always, a setting added later only when it differs from its default,
+// so that adding a setting whose default keeps the old behaviour changes no identity, and
+// a changed default of a baseline setting can never make two different runs one.
+std::string identity_settings_json(const ConfigMap& config);
 
 }  // namespace vae

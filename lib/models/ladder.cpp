@@ -261,7 +261,7 @@ std::unique_ptr<Model> make_ladder_vae(const TrainConfig& tc, std::size_t data_d
   shape.batchnorm = tc.batchnorm;
   shape.inference = tc.model == "ladder" ? Inference::Ladder : Inference::BottomUp;
   auto m = std::make_unique<LadderModel>(shape, likelihood_from(tc));
-  m->model().initialize(tc.init == "normal" ? Init::Normal : Init::Uniform, tc.init_std, init_rng);
+  m->model().initialize(parse_init(tc.init), tc.init_std, init_rng);
   return m;
 }
 

@@ -140,7 +140,7 @@ std::unique_ptr<Model> make_mlp_vae(const TrainConfig& tc, std::size_t rows, std
   } catch (const std::invalid_argument& e) {  // a conv geometry the images do not allow
     throw ConfigError(std::string("keys 'conv-channels', 'conv-kernel': ") + e.what());
   }
-  m->model().initialize(tc.init == "normal" ? Init::Normal : Init::Uniform, tc.init_std, init_rng);
+  m->model().initialize(parse_init(tc.init), tc.init_std, init_rng);
   return m;
 }
 

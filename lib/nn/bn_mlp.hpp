@@ -78,11 +78,7 @@ struct BnMlp {
         init_linear(params, l, init, std_dev, rng);
         continue;
       }
-      const double bound = 1.0 / std::sqrt(double(l.in));
-      std::uniform_real_distribution<double> u(-bound, bound);
-      std::normal_distribution<double> n(0.0, std_dev);
-      for (std::size_t i = 0; i < l.out * l.in; ++i)
-        params[l.w + i] = T(init == Init::Uniform ? u(rng) : n(rng));
+      init_weights(params + l.w, l.out * l.in, static_cast<T*>(nullptr), 0, l.in, l.out, init, std_dev, rng);
     }
     for (const BatchNorm& n : norms) n.initialize(params, state);
   }

@@ -101,24 +101,6 @@ void col2im(T* big, const T* col, const ConvGeom& g, std::size_t B, std::size_t 
   }
 }
 
-// PyTorch's default initialisation of both layers: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-// with fan_in = weight.size(1) * k * k, i.e. cin k^2 for Conv2d and cout k^2 for
-// ConvTranspose2d (PyTorch reads dimension 1 of either weight). normal: N(0, std^2), b = 0.
-template <class T>
-void init_conv(T* base, std::size_t w, std::size_t n_w, std::size_t b, std::size_t n_b, std::size_t fan_in,
-               Init init, double std_dev, std::mt19937_64& rng) {
-  if (init == Init::Uniform) {
-    const double bound = 1.0 / std::sqrt(double(fan_in));
-    std::uniform_real_distribution<double> u(-bound, bound);
-    for (std::size_t i = 0; i < n_w; ++i) base[w + i] = T(u(rng));
-    for (std::size_t i = 0; i < n_b; ++i) base[b + i] = T(u(rng));
-  } else {
-    std::normal_distribution<double> n(0.0, std_dev);
-    for (std::size_t i = 0; i < n_w; ++i) base[w + i] = T(n(rng));
-    for (std::size_t i = 0; i < n_b; ++i) base[b + i] = T(0);
-  }
-}
-
 // in [B, H, W, cin] -> out [B, Ho, Wo, cout]; W [cout, k*k*cin] at offset w, b [cout].
 struct Conv2d {
   std::size_t cin = 0, cout = 0, w = 0, b = 0;
@@ -151,7 +133,8 @@ struct Conv2d {
   VecView<T> bias(T* base) const { return vec(base + b, cout); }
   template <class T>
   void initialize(T* base, Init init, double std_dev, std::mt19937_64& rng) const {
-    init_conv(base, w, cout * patch(), b, cout, patch(), init, std_dev, rng);
+    // fans as PyTorch counts them for a Conv2d weight [cout, cin, k, k]: cin k^2 and cout k^2
+    init_weights(base + w, cout * patch(), base + b, cout, patch(), cout * g.taps(), init, std_dev, rng);
   }
 };
 
@@ -193,7 +176,8 @@ struct ConvTranspose2d {
   VecView<T> bias(T* base) const { return vec(base + b, cout); }
   template <class T>
   void initialize(T* base, Init init, double std_dev, std::mt19937_64& rng) const {
-    init_conv(base, w, cin * patch(), b, cout, patch(), init, std_dev, rng);
+    // PyTorch reads dimension 1 of a ConvTranspose2d weight [cin, cout, k, k] as the fan-in
+    init_weights(base + w, cin * patch(), base + b, cout, patch(), cin * g.taps(), init, std_dev, rng);
   }
 };
 

@@ -122,14 +122,7 @@ struct Made {
       for (std::size_t i = 0; i < m->mask.size(); ++i) W[i] *= m->mask[i];
     }
     if (nctx == 0) return;
-    if (init == Init::Uniform) {
-      const double bound = 1.0 / std::sqrt(double(nctx));
-      std::uniform_real_distribution<double> u(-bound, bound);
-      for (std::size_t i = 0; i < width * nctx; ++i) params[ctx + i] = T(u(rng));
-    } else {
-      std::normal_distribution<double> n(0.0, std_dev);
-      for (std::size_t i = 0; i < width * nctx; ++i) params[ctx + i] = T(n(rng));
-    }
+    init_weights(params + ctx, width * nctx, static_cast<T*>(nullptr), 0, nctx, width, init, std_dev, rng);
   }
 
   struct Work {

@@ -37,23 +37,42 @@ struct Linear {
   VecView<T> bias(T* base) const { return vec(base + b, out); }
 };
 
-// Initialisation, documented because results depend on it:
-//   uniform: W, b ~ U(-1/sqrt(in), 1/sqrt(in)), as PyTorch's nn.Linear default
+// Initialisation, documented because results depend on it. For a weight with fan-in and
+// fan-out (a Linear's in and out; a convolution's channels times k^2, as PyTorch counts):
+//   uniform: W, b ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), as PyTorch's nn.Linear and Conv default
 //   normal:  W ~ N(0, std^2), b = 0, as Kingma & Welling (2013) with std 0.01
-enum class Init { Uniform, Normal };
+//   glorot:  W ~ U(-a, a) with a = sqrt(6 / (fan_in + fan_out)), b = 0 (Glorot & Bengio 2010,
+//            "Xavier uniform"), as Burda et al. (2016) train the IWAE
+// The weights are drawn first, then the biases: the order is part of a run's determinism.
+enum class Init { Uniform, Normal, Glorot };
+
+// "uniform" | "normal" | "glorot" (the choices of the init setting).
+inline Init parse_init(const std::string& name) {
+  if (name == "normal") return Init::Normal;
+  if (name == "glorot") return Init::Glorot;
+  return Init::Uniform;
+}
+
+// The one place every layer's weights (n_w values at w) and biases (n_b at b; none for a
+// layer followed by batch norm) are drawn.
+template <class T>
+void init_weights(T* w, std::size_t n_w, T* b, std::size_t n_b, std::size_t fan_in, std::size_t fan_out,
+                  Init init, double std_dev, std::mt19937_64& rng) {
+  if (init == Init::Normal) {
+    std::normal_distribution<double> n(0.0, std_dev);
+    for (std::size_t i = 0; i < n_w; ++i) w[i] = T(n(rng));
+    for (std::size_t i = 0; i < n_b; ++i) b[i] = T(0);
+    return;
+  }
+  const double bound = init == Init::Glorot ? std::sqrt(6.0 / double(fan_in + fan_out)) : 1.0 / std::sqrt(double(fan_in));
+  std::uniform_real_distribution<double> u(-bound, bound);
+  for (std::size_t i = 0; i < n_w; ++i) w[i] = T(u(rng));
+  for (std::size_t i = 0; i < n_b; ++i) b[i] = init == Init::Glorot ? T(0) : T(u(rng));
+}
 
 template <class T>
 void init_linear(T* base, const Linear& l, Init init, double std_dev, std::mt19937_64& rng) {
-  if (init == Init::Uniform) {
-    double bound = 1.0 / std::sqrt(double(l.in));
-    std::uniform_real_distribution<double> u(-bound, bound);
-    for (std::size_t i = 0; i < l.out * l.in; ++i) base[l.w + i] = T(u(rng));
-    for (std::size_t i = 0; i < l.out; ++i) base[l.b + i] = T(u(rng));
-  } else {
-    std::normal_distribution<double> n(0.0, std_dev);
-    for (std::size_t i = 0; i < l.out * l.in; ++i) base[l.w + i] = T(n(rng));
-    for (std::size_t i = 0; i < l.out; ++i) base[l.b + i] = T(0);
-  }
+  init_weights(base + l.w, l.out * l.in, base + l.b, l.out, l.in, l.out, init, std_dev, rng);
 }
 
 }  // namespace vae

@@ -16,30 +16,10 @@ ConfigMap canonical_config(const ConfigMap& config) {
   return c;
 }
 
-const std::vector<std::string>& baseline_identity_keys() {
-  static const std::vector<std::string> keys = {
-      "dataset", "binarize", "train-size", "valid-size", "test-size", "model", "latent", "hidden",
-      "activation", "posterior", "likelihood", "sigma", "sigma-value", "min-log-sigma",
-      "gaussian-mean", "init", "init-std", "beta", "warmup", "free-bits", "optimizer", "lr",
-      "lr-schedule", "lr-decay", "adam-beta1", "adam-beta2", "adam-eps", "adagrad-eps", "batch",
-      "epochs", "seed", "iw-samples", "iw-examples", "eval-every"};
-  return keys;
-}
-
 std::string identity_json(const ConfigMap& canonical, const std::vector<DataFile>& data) {
   nlohmann::json j;
   j["v"] = kIdentityVersion;
-  nlohmann::json config = nlohmann::json::parse(to_json(canonical, /*identity_only=*/true));
-  const nlohmann::json defaults = nlohmann::json::parse(to_json(default_config(), true));
-  const auto& base = baseline_identity_keys();
-  for (auto it = config.begin(); it != config.end();) {
-    bool baseline = std::find(base.begin(), base.end(), it.key()) != base.end();
-    if (!baseline && defaults.contains(it.key()) && defaults[it.key()] == it.value())
-      it = config.erase(it);
-    else
-      ++it;
-  }
-  j["config"] = config;
+  j["config"] = nlohmann::json::parse(identity_settings_json(canonical));
   std::vector<std::string> sums;
   for (const auto& f : data) sums.push_back(f.sha256);
   std::sort(sums.begin(), sums.end());

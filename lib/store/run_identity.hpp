@@ -3,7 +3,7 @@
 // that ask for the same run share it; running a sweep again skips what is done.
 //
 // Stable across new settings: the settings that existed when this recipe was
-// frozen (baseline_identity_keys) are always hashed, whatever their value, so a
+// frozen (baseline_identity_keys, config.hpp) are always hashed, whatever their value, so a
 // changed default can never make two different runs one; a setting added later
 // is hashed only when it differs from its default, so adding a setting (whose
 // default keeps the old behaviour) leaves every recorded run's id as it was. The
@@ -26,9 +26,6 @@ constexpr int kIdentityVersion = 1;
 // Resolves settings whose value depends on others (binarize = auto becomes the
 // protocol it means), so that two spellings of one run get one id. Validates.
 ConfigMap canonical_config(const ConfigMap& config);
-
-// The identity settings of the frozen recipe (v1), always hashed.
-const std::vector<std::string>& baseline_identity_keys();
 
 // {"config": <identity settings>, "data_sha256": [...], "v": 1} with sorted keys.
 std::string identity_json(const ConfigMap& canonical, const std::vector<DataFile>& data);

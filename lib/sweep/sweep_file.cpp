@@ -11,70 +11,11 @@
 #include <toml++/toml.h>
 
 #include "store/run_identity.hpp"
+#include "sweep/toml_settings.hpp"
 
 namespace vae::sweep {
 
 namespace {
-
-int line_of(const toml::node& n) { return int(n.source().begin.line); }
-
-// Entries of a table in the order they are written in the file (toml++ sorts them).
-std::vector<std::pair<std::string, const toml::node*>> in_file_order(const toml::table& t) {
-  struct E {
-    std::string key;
-    const toml::node* node;
-    uint32_t line, col;
-  };
-  std::vector<E> es;
-  for (const auto& [k, v] : t) {
-    const auto& src = k.source().begin.line ? k.source() : v.source();
-    es.push_back({std::string(k.str()), &v, src.begin.line, src.begin.column});
-  }
-  std::stable_sort(es.begin(), es.end(),
-                   [](const E& a, const E& b) { return std::tie(a.line, a.col) < std::tie(b.line, b.col); });
-  std::vector<std::pair<std::string, const toml::node*>> out;
-  for (auto& e : es) out.emplace_back(e.key, e.node);
-  return out;
-}
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-// " (did you mean 'latent'?)" or "".
-std::string suggestion(const std::string& key, const std::vector<std::string>& known) {
-  std::string dashed = key;
-  std::replace(dashed.begin(), dashed.end(), '_', '-');
-  std::string best;
-  size_t best_d = 3;
-  for (const auto& k : known) {
-    if (k == dashed) return " (did you mean '" + k + "'?)";
-    size_t d = edit_distance(key, k);
-    if (d < best_d) best_d = d, best = k;
-  }
-  return best.empty() ? "" : " (did you mean '" + best + "'?)";
-}
-
-std::vector<std::string> setting_names() {
-  std::vector<std::string> names;
-  for (const auto& o : train_options()) names.push_back(o.key);
-  return names;
-}
-
-// "key 'latent': 0 is below the minimum 1" -> "0 is below the minimum 1"
-std::string strip_key_prefix(const std::string& msg) {
-  if (msg.rfind("key '", 0) != 0) return msg;
-  size_t end = msg.find("': ", 5);
-  return end == std::string::npos ? msg : msg.substr(end + 3);
-}
 
 class Parser {
  public:
@@ -82,45 +23,7 @@ class Parser {
 
   [[noreturn]] void fail(int line, const std::string& key, const std::string& section,
                          const std::string& msg) const {
-    std::ostringstream m;
-    m << file_ << ":" << line << ": ";
-    if (!key.empty()) m << "key '" << key << "'";
-    if (!section.empty()) m << (key.empty() ? "" : " in ") << "[" << section << "]";
-    if (!key.empty() || !section.empty()) m << ": ";
-    m << msg;
-    throw SweepError(m.str());
-  }
-
-  // A TOML scalar (or list of integers) as a setting value, unchecked.
-  Value raw_value(const toml::node& n, const std::string& key, const std::string& section) const {
-    if (auto x = n.as_integer()) return int64_t(x->get());
-    if (auto x = n.as_floating_point()) return x->get();
-    if (auto x = n.as_string()) return x->get();
-    if (auto x = n.as_boolean()) return x->get();
-    if (auto a = n.as_array()) {
-      std::vector<int64_t> list;
-      for (const auto& e : *a) {
-        if (!e.is_integer())
-          fail(line_of(e), key, section, "expected a list of integers");
-        list.push_back(e.as_integer()->get());
-      }
-      return list;
-    }
-    fail(line_of(n), key, section, "unsupported value (a number, string, boolean or list of integers is expected)");
-  }
-
-  const OptionSpec& spec_of(const std::string& key, int line, const std::string& section) const {
-    const OptionSpec* s = find_option(key);
-    if (!s) fail(line, key, section, "not a `vae train` setting" + suggestion(key, setting_names()));
-    return *s;
-  }
-
-  Value checked(const OptionSpec& s, const Value& v, int line, const std::string& section) const {
-    try {
-      return check_value(s, v);
-    } catch (const ConfigError& e) {
-      fail(line, s.key, section, strip_key_prefix(e.what()));
-    }
+    fail_at(file_, line, key, section, msg);
   }
 
   const toml::table& as_table(const toml::node& n, const std::string& key) const {
@@ -130,13 +33,7 @@ class Parser {
   }
 
   std::vector<Setting> read_base(const toml::table& t, const std::string& section) const {
-    std::vector<Setting> out;
-    for (const auto& [key, node] : in_file_order(t)) {
-      int line = line_of(*node);
-      const OptionSpec& s = spec_of(key, line, section);
-      out.push_back({key, checked(s, raw_value(*node, key, section), line, section), line});
-    }
-    return out;
+    return read_settings(file_, t, section);
   }
 
   std::vector<Axis> read_axes(const toml::table& t, const std::string& section) const {
@@ -145,7 +42,8 @@ class Parser {
       Axis axis;
       axis.key = key;
       axis.line = line_of(*node);
-      const OptionSpec& s = spec_of(key, axis.line, section);
+      if (!find_option(key))
+        fail(axis.line, key, section, "not a `vae train` setting" + suggestion(key, setting_names()));
       auto arr = node->as_array();
       if (!arr)
         fail(axis.line, key, section,
@@ -154,7 +52,7 @@ class Parser {
       std::set<std::string> seen;
       for (const auto& e : *arr) {
         int line = line_of(e) ? line_of(e) : axis.line;
-        Value v = checked(s, raw_value(e, key, section), line, section);
+        Value v = read_setting(file_, key, e, section);
         if (!seen.insert(value_to_string(v)).second)
           fail(line, key, section, "value " + value_to_string(v) + " appears twice");
         axis.values.push_back(v);

@@ -10,6 +10,19 @@
 
 namespace vae {
 
+// The learning rate of an epoch (0-based) under a schedule:
+//   constant:    lr
+//   exponential: lr * decay^epoch
+//   iwae:        stage i = 0, 1, ... lasts 3^i epochs at lr * 10^(-i/7) (Burda et al. 2016,
+//                section 5: epochs 0 | 1-3 | 4-12 | ...; stages 0..7 are 3280 epochs)
+inline double scheduled_lr(const std::string& schedule, double lr, double decay, int64_t epoch) {
+  if (schedule == "exponential") return lr * std::pow(decay, double(epoch));
+  if (schedule != "iwae") return lr;
+  int stage = 0;
+  for (int64_t end = 1, len = 1; epoch >= end; ++stage) end += (len *= 3);  // end = (3^(i+1) - 1) / 2
+  return lr * std::pow(10.0, -double(stage) / 7.0);
+}
+
 // Adam (Kingma & Ba 2015), as torch.optim.Adam:
 //   m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g^2
 //   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)

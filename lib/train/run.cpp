@@ -65,10 +65,20 @@ data::DataSpec data_spec(const TrainConfig& tc) {
   return spec;
 }
 
-std::string training_identity(const ConfigMap& config) {
+namespace {
+ConfigMap trajectory_settings(const ConfigMap& config) {
   ConfigMap c = config;
   for (const char* k : {"epochs", "iw-samples", "iw-examples", "iw-chunk", "eval-every"}) c.erase(k);
-  return sha256_hex(to_json(c, true));
+  return c;
+}
+}  // namespace
+
+std::string training_identity(const ConfigMap& config) {
+  return sha256_hex(identity_settings_json(trajectory_settings(config)));
+}
+
+std::string legacy_training_identity(const ConfigMap& config) {
+  return sha256_hex(to_json(trajectory_settings(config), true));
 }
 
 eval::DisentangleOptions disentangle_options(const TrainConfig& tc) {
@@ -130,7 +140,7 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
   if (!options.out_dir.empty()) std::filesystem::create_directories(options.out_dir);
   if (options.resume && !last_path.empty() && std::filesystem::exists(last_path)) {
     Checkpoint c = load_checkpoint(last_path);
-    if (c.identity != identity)
+    if (c.identity != identity && c.identity != legacy_training_identity(config))
       throw std::runtime_error(last_path + ": checkpoint of a different configuration");
     if (c.params.size() != model->num_params())
       throw std::runtime_error(last_path + ": parameter count does not match the model");
@@ -187,7 +197,7 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
   result.status = "done";
 
   for (int64_t epoch = start_epoch; epoch < tc.epochs; ++epoch) {
-    const double lr = tc.lr_schedule == "exponential" ? tc.lr * std::pow(tc.lr_decay, double(epoch)) : tc.lr;
+    const double lr = scheduled_lr(tc.lr_schedule, tc.lr, tc.lr_decay, epoch);
     // Each epoch's order is a function of the RNG state alone, so a resumed run sees the same.
     std::iota(order.begin(), order.end(), 0u);
     std::shuffle(order.begin(), order.end(), train_rng);

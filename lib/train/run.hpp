@@ -57,8 +57,13 @@ struct RunResult {
 data::DataSpec data_spec(const TrainConfig& tc);
 
 // The part of a configuration that determines the training trajectory: a checkpoint
-// is resumed only under the same one (epochs and evaluation settings may change).
+// is resumed only under the same one (epochs and evaluation settings may change). As a
+// run's id, it hashes a setting added after the first recipe only when it is not at its
+// default, so a checkpoint stays resumable by a build that knows more settings.
 std::string training_identity(const ConfigMap& config);
+// The identity checkpoints were written with before that rule (every identity setting
+// hashed): accepted when resuming them.
+std::string legacy_training_identity(const ConfigMap& config);
 
 // The data files a configuration reads, with their checksums (for run identity).
 std::vector<DataFile> data_files_for(const ConfigMap& config);

@@ -10,7 +10,7 @@
 # the runner's whole process group at once (power loss), or one worker followed
 # two seconds later by the process group.
 #
-#   experiments/kill_restart.sh SWEEP.toml DB [--kills 10] [--min 5] [--max 45]
+#   tests/checks/kill_restart.sh SWEEP.toml DB [--kills 10] [--min 5] [--max 45]
 #       [--seed 1] [--reference REF.db] [--vae build/vae] [-- sweep run options]
 set -euo pipefail
 sweep=$1 db=$2; shift 2

@@ -5,7 +5,7 @@
 # MNIST training images per measurement, one BLAS thread, alternating Gaussian and
 # IAF REPS times; reports the median seconds per epoch of each and their ratio.
 #
-#   experiments/iaf_epoch_time.sh [REPS=3] [BUILD_DIR=build]
+#   bench/iaf_epoch_time.sh [REPS=3] [BUILD_DIR=build]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 reps=${1:-3} vae=${2:-build}/vae

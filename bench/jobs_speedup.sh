@@ -4,7 +4,7 @@
 # latent {2, 5, 10, 20, 50} x beta {1, 4} = 10 runs, at the short budget below;
 # each --jobs setting runs it into its own fresh database, back to back.
 #
-#   experiments/jobs_speedup.sh [BUILD_DIR]      (default: build)
+#   bench/jobs_speedup.sh [BUILD_DIR]      (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VAE=${1:-build}/vae

@@ -4,7 +4,7 @@
 # (sample standard deviation / sqrt(n)) of METRIC over seeds computed by SQLite
 # must equal the cells of the Markdown and the LaTeX table, at DIGITS decimals.
 #
-#   experiments/table_vs_sql.sh DB SWEEP ROW COL METRIC [DIGITS=4] [VAE=build/vae]
+#   tests/checks/table_vs_sql.sh DB SWEEP ROW COL METRIC [DIGITS=4] [VAE=build/vae]
 set -euo pipefail
 db=$1 sweep=$2 row=$3 col=$4 metric=$5 digits=${6:-4} vae=${7:-build/vae}
 sql="

@@ -1,0 +1,404 @@
+#include "reproduce/spec.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "sweep/toml_settings.hpp"
+
+namespace vae::reproduce {
+
+namespace {
+
+using sweep::in_file_order;
+using sweep::line_of;
+
+bool is_id(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+  });
+}
+
+// The number at text[pos...], or nullopt.
+std::optional<double> number_at(const std::string& text, size_t& pos) {
+  while (pos < text.size() && text[pos] == ' ') ++pos;
+  const char* begin = text.c_str() + pos;
+  char* end = nullptr;
+  const double v = std::strtod(begin, &end);
+  if (end == begin || !std::isfinite(v)) return std::nullopt;
+  pos += size_t(end - begin);
+  while (pos < text.size() && text[pos] == ' ') ++pos;
+  return v;
+}
+
+class Parser {
+ public:
+  explicit Parser(std::string file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(int line, const std::string& key, const std::string& section, const std::string& msg) const {
+    std::ostringstream m;
+    m << file_ << ":" << line << ": ";
+    if (!key.empty()) m << "key '" << key << "'";
+    if (!section.empty()) m << (key.empty() ? "" : " in ") << "[" << section << "]";
+    if (!key.empty() || !section.empty()) m << ": ";
+    m << msg;
+    throw SpecError(m.str());
+  }
+
+  Spec parse(const std::string& text) {
+    toml::table root;
+    try {
+      root = toml::parse(text, file_);
+    } catch (const toml::parse_error& e) {
+      fail(int(e.source().begin.line), "", "", std::string(e.description()));
+    }
+    Spec spec;
+    spec.file = file_;
+    spec.text = text;
+    const toml::table* budgets = nullptr;
+    int budgets_line = 1;
+    for (const auto& [key, node] : in_file_order(root)) {
+      const int line = line_of(*node);
+      if (key == "id") spec.id = identifier(*node, key, "");
+      else if (key == "title") spec.title = string(*node, key, "");
+      else if (key == "seeds") spec.seeds = positive(*node, key, "", 1000);
+      else if (key == "citation") citation(table(*node, key), spec);
+      else if (key == "protocol") spec.protocol = settings(table(*node, key), "protocol");
+      else if (key == "column") columns(*node, spec);
+      else if (key == "row") rows(*node, spec);
+      else if (key == "budget") budgets = &table(*node, key), budgets_line = line;
+      else if (key == "tolerance") tolerance(table(*node, key), spec);
+      else
+        fail(line, key, "", "unknown key" + sweep::suggestion(key, {"id", "title", "seeds", "citation", "protocol",
+                                                                    "column", "row", "budget", "tolerance"}));
+    }
+    if (spec.id.empty()) fail(1, "id", "", "missing: every spec needs an id (e.g. id = \"iwae-table1\")");
+    if (spec.authors.empty() || spec.year == 0 || spec.where.empty())
+      fail(1, "citation", "", "missing: authors, year and where (the table or figure) are required");
+    if (spec.columns.empty()) fail(1, "column", "", "missing: at least one [[column]]");
+    if (spec.rows.empty()) fail(1, "row", "", "missing: at least one [[row]]");
+    if (!budgets) fail(1, "budget", "", "missing: [budget.paper] with the paper's schedule");
+    read_budgets(*budgets, budgets_line, spec);
+    check_cells(spec);
+    return spec;
+  }
+
+ private:
+  const toml::table& table(const toml::node& n, const std::string& key) const {
+    if (auto t = n.as_table()) return *t;
+    fail(line_of(n), key, "", "expected a table, e.g. [" + key + "]");
+  }
+  std::string string(const toml::node& n, const std::string& key, const std::string& section) const {
+    if (auto s = n.as_string()) return s->get();
+    fail(line_of(n), key, section, "expected a string");
+  }
+  std::string identifier(const toml::node& n, const std::string& key, const std::string& section) const {
+    std::string s = string(n, key, section);
+    if (!is_id(s)) fail(line_of(n), key, section, "'" + s + "': use letters, digits, '_', '-' and '.' only");
+    return s;
+  }
+  int64_t positive(const toml::node& n, const std::string& key, const std::string& section, int64_t max) const {
+    auto x = n.as_integer();
+    if (!x || x->get() < 1 || x->get() > max)
+      fail(line_of(n), key, section, "expected an integer from 1 to " + std::to_string(max));
+    return x->get();
+  }
+  double number(const toml::node& n, const std::string& key, const std::string& section) const {
+    if (auto x = n.as_floating_point()) return x->get();
+    if (auto x = n.as_integer()) return double(x->get());
+    fail(line_of(n), key, section, "expected a number");
+  }
+
+  std::map<std::string, Value> settings(const toml::table& t, const std::string& section) const {
+    std::map<std::string, Value> out;
+    try {
+      for (const auto& s : sweep::read_settings(file_, t, section)) out[s.key] = s.value;
+    } catch (const sweep::SweepError& e) {
+      throw SpecError(e.what());
+    }
+    return out;
+  }
+
+  void citation(const toml::table& t, Spec& spec) const {
+    for (const auto& [key, node] : in_file_order(t)) {
+      if (key == "authors") spec.authors = string(*node, key, "citation");
+      else if (key == "title") spec.paper_title = string(*node, key, "citation");
+      else if (key == "arxiv") spec.arxiv = string(*node, key, "citation");
+      else if (key == "where") spec.where = string(*node, key, "citation");
+      else if (key == "year") spec.year = positive(*node, key, "citation", 3000);
+      else
+        fail(line_of(*node), key, "citation",
+             "unknown key" + sweep::suggestion(key, {"authors", "title", "arxiv", "where", "year"}));
+    }
+  }
+
+  const toml::array& blocks(const toml::node& n, const std::string& key) const {
+    auto a = n.as_array();
+    if (!a || !a->is_array_of_tables()) fail(line_of(n), key, "", "expected [[" + key + "]] blocks");
+    return *a;
+  }
+
+  void columns(const toml::node& n, Spec& spec) const {
+    int k = 0;
+    for (const auto& elem : blocks(n, "column")) {
+      const std::string section = "column #" + std::to_string(++k);
+      Column c;
+      c.line = line_of(elem);
+      for (const auto& [key, node] : in_file_order(*elem.as_table())) {
+        if (key == "id") c.id = identifier(*node, key, section);
+        else if (key == "label") c.label = string(*node, key, section);
+        else if (key == "measures") c.measures = string(*node, key, section);
+        else if (key == "settings") c.settings = settings(table(*node, key), section + ".settings");
+        else if (key == "metric") {
+          c.metric = string(*node, key, section);
+          c.negate = !c.metric.empty() && c.metric[0] == '-';
+          if (c.negate) c.metric = c.metric.substr(1);
+          if (!is_id(c.metric)) fail(line_of(*node), key, section, "expected a metric name, e.g. test_nll");
+        } else if (key == "compare") {
+          const std::string v = string(*node, key, section);
+          if (v != "value" && v != "order") fail(line_of(*node), key, section, "'" + v + "' is not one of value, order");
+          c.order_only = v == "order";
+        } else {
+          fail(line_of(*node), key, section,
+               "unknown key" + sweep::suggestion(key, {"id", "label", "measures", "settings", "metric", "compare"}));
+        }
+      }
+      if (c.id.empty() || c.metric.empty()) fail(c.line, "", section, "a column needs an id and a metric");
+      if (c.label.empty()) c.label = c.id;
+      for (const auto& o : spec.columns)
+        if (o.id == c.id) fail(c.line, "id", section, "'" + c.id + "' is already a column (line " + std::to_string(o.line) + ")");
+      spec.columns.push_back(std::move(c));
+    }
+  }
+
+  void rows(const toml::node& n, Spec& spec) const {
+    int k = 0;
+    for (const auto& elem : blocks(n, "row")) {
+      const std::string section = "row #" + std::to_string(++k);
+      Row r;
+      r.line = line_of(elem);
+      const toml::table* published = nullptr;
+      for (const auto& [key, node] : in_file_order(*elem.as_table())) {
+        if (key == "id") r.id = identifier(*node, key, section);
+        else if (key == "label") r.label = string(*node, key, section);
+        else if (key == "source") r.source = string(*node, key, section);
+        else if (key == "settings") r.settings = settings(table(*node, key), section + ".settings");
+        else if (key == "published") published = &table(*node, key);
+        else
+          fail(line_of(*node), key, section,
+               "unknown key" + sweep::suggestion(key, {"id", "label", "source", "settings", "published"}));
+      }
+      if (r.id.empty()) fail(r.line, "id", section, "missing: every row needs an id");
+      if (r.label.empty()) r.label = r.id;
+      if (r.source.empty())
+        fail(r.line, "source", section,
+             "missing: say where the row's published values were read (e.g. \"Table 1\"), or why there are none");
+      if (published) read_published(*published, section, spec, r);
+      for (const auto& o : spec.rows)
+        if (o.id == r.id) fail(r.line, "id", section, "'" + r.id + "' is already a row (line " + std::to_string(o.line) + ")");
+      spec.rows.push_back(std::move(r));
+    }
+  }
+
+  void read_published(const toml::table& t, const std::string& section, const Spec& spec, Row& r) const {
+    for (const auto& [key, node] : in_file_order(t)) {
+      const std::string where = section + ".published";
+      if (!column_of(spec, key))
+        fail(line_of(*node), key, where, "no such column" + sweep::suggestion(key, column_ids(spec)));
+      std::string text;
+      if (auto s = node->as_string()) text = s->get();
+      else if (node->is_number()) text = toml_text(*node);
+      else fail(line_of(*node), key, where, "expected the value as printed, e.g. \"86.76\" or \"16+5\"");
+      try {
+        r.published[key] = parse_published(text);
+      } catch (const SpecError& e) {
+        fail(line_of(*node), key, where, e.what());
+      }
+    }
+  }
+
+  void read_budgets(const toml::table& t, int line, Spec& spec) const {
+    for (const auto& [name, node] : in_file_order(t)) {
+      const std::string section = "budget." + name;
+      if (!is_id(name)) fail(line_of(*node), "", section, "a budget name uses letters, digits, '_', '-' and '.'");
+      Budget b;
+      b.name = name;
+      b.line = line_of(*node);
+      const toml::table* expected = nullptr;
+      for (const auto& [key, n2] : in_file_order(table(*node, section))) {
+        if (key == "description") b.description = string(*n2, key, section);
+        else if (key == "settings") b.settings = settings(table(*n2, key), section + ".settings");
+        else if (key == "rows") {
+          for (const auto& [row, n3] : in_file_order(table(*n2, key))) {
+            if (!row_of(spec, row)) fail(line_of(*n3), row, section + ".rows", "no such row" + sweep::suggestion(row, row_ids(spec)));
+            b.rows[row] = settings(table(*n3, row), section + ".rows." + row);
+          }
+        } else if (key == "expected") expected = &table(*n2, key);
+        else
+          fail(line_of(*n2), key, section, "unknown key" + sweep::suggestion(key, {"description", "settings", "rows", "expected"}));
+      }
+      auto epochs = b.settings.find("epochs");
+      if (epochs == b.settings.end())
+        fail(b.line, "settings", section, "a budget needs its schedule: settings = { epochs = N, ... }");
+      b.epochs = std::get<int64_t>(epochs->second);
+      if (expected) read_expected(*expected, section + ".expected", spec, b);
+      if (name == "paper") spec.budgets.insert(spec.budgets.begin(), std::move(b));
+      else spec.budgets.push_back(std::move(b));
+    }
+    if (spec.budgets.empty() || spec.budgets.front().name != "paper")
+      fail(line, "budget", "", "missing: [budget.paper], the paper's own schedule");
+    if (!spec.paper().expected.empty())
+      fail(spec.paper().line, "expected", "budget.paper", "the paper's budget is compared with the published values");
+  }
+
+  void read_expected(const toml::table& t, const std::string& section, const Spec& spec, Budget& b) const {
+    for (const auto& [key, node] : in_file_order(t)) {
+      if (key == "source") {
+        b.expected_source = string(*node, key, section);
+        continue;
+      }
+      if (!row_of(spec, key)) fail(line_of(*node), key, section, "no such row" + sweep::suggestion(key, row_ids(spec)));
+      for (const auto& [col, n2] : in_file_order(table(*node, key))) {
+        const std::string where = section + "." + key;
+        if (!column_of(spec, col)) fail(line_of(*n2), col, where, "no such column" + sweep::suggestion(col, column_ids(spec)));
+        Expected e;
+        bool has_mean = false;
+        for (const auto& [f, n3] : in_file_order(table(*n2, col))) {
+          if (f == "mean") e.mean = number(*n3, f, where + "." + col), has_mean = true;
+          else if (f == "se") e.se = number(*n3, f, where + "." + col);
+          else if (f == "n") e.n = int(positive(*n3, f, where + "." + col, 1000));
+          else fail(line_of(*n3), f, where + "." + col, "unknown key (mean, se, n)");
+        }
+        if (!has_mean || e.n == 0) fail(line_of(*n2), col, where, "an expected value needs mean, se and n");
+        b.expected[key][col] = e;
+      }
+    }
+    if (!b.expected.empty() && b.expected_source.empty())
+      fail(b.line, "source", section, "missing: where the expected values came from (script, commit, seeds)");
+  }
+
+  void tolerance(const toml::table& t, Spec& spec) const {
+    for (const auto& [key, node] : in_file_order(t)) {
+      if (key == "reduced") {
+        for (const auto& [m, n2] : in_file_order(table(*node, key)))
+          spec.tolerance_reduced[m] = non_negative(*n2, m, "tolerance.reduced");
+      } else {
+        spec.tolerance[key] = non_negative(*node, key, "tolerance");
+      }
+    }
+  }
+  double non_negative(const toml::node& n, const std::string& key, const std::string& section) const {
+    const double v = number(n, key, section);
+    if (v < 0) fail(line_of(n), key, section, "a tolerance is >= 0");
+    return v;
+  }
+
+  // Every compared column has a tolerance; row and column settings do not set one key twice.
+  void check_cells(const Spec& spec) const {
+    for (const auto& c : spec.columns)
+      if (!c.order_only && !spec.tolerance.count(c.metric))
+        fail(c.line, "metric", "column " + c.id, "no [tolerance] for '" + c.metric + "' (add " + c.metric + " = ...)");
+    for (const auto& r : spec.rows)
+      for (const auto& c : spec.columns)
+        for (const auto& [k, v] : c.settings)
+          if (r.settings.count(k) && value_to_string(r.settings.at(k)) != value_to_string(v))
+            fail(r.line, k, "row " + r.id, "set by the row and by column '" + c.id + "' to different values");
+  }
+
+  static const Column* column_of(const Spec& spec, const std::string& id) {
+    for (const auto& c : spec.columns)
+      if (c.id == id) return &c;
+    return nullptr;
+  }
+  static const Row* row_of(const Spec& spec, const std::string& id) {
+    for (const auto& r : spec.rows)
+      if (r.id == id) return &r;
+    return nullptr;
+  }
+  static std::vector<std::string> column_ids(const Spec& spec) {
+    std::vector<std::string> ids;
+    for (const auto& c : spec.columns) ids.push_back(c.id);
+    return ids;
+  }
+  static std::vector<std::string> row_ids(const Spec& spec) {
+    std::vector<std::string> ids;
+    for (const auto& r : spec.rows) ids.push_back(r.id);
+    return ids;
+  }
+  static std::string toml_text(const toml::node& n) {
+    std::ostringstream s;
+    n.visit([&](const auto& x) { s << x; });
+    return s.str();
+  }
+
+  std::string file_;
+};
+
+}  // namespace
+
+Published parse_published(const std::string& text) {
+  Published p;
+  p.text = text;
+  size_t pos = 0;
+  while (pos < text.size() && text[pos] == ' ') ++pos;
+  if (pos < text.size() && (text[pos] == '<' || text[pos] == '>')) ++pos;  // a bound, as printed
+  for (;;) {
+    auto v = number_at(text, pos);
+    if (!v) throw SpecError("'" + text + "' is not a number, a sum such as \"16+5\", or a bound such as \"< 740.5\"");
+    p.parts.push_back(*v);
+    p.value += *v;
+    if (pos == text.size()) break;
+    if (text[pos] != '+' || p.parts.size() > 16) throw SpecError("'" + text + "': unexpected '" + text.substr(pos) + "'");
+    ++pos;
+  }
+  return p;
+}
+
+const Budget& Spec::budget(const std::string& name) const {
+  std::string names;
+  for (const auto& b : budgets) {
+    if (b.name == name) return b;
+    names += (names.empty() ? "" : ", ") + b.name;
+  }
+  throw SpecError(file + ": no budget '" + name + "' (this spec has: " + names + ")");
+}
+
+std::string Spec::citation() const {
+  std::string c = authors + " (" + std::to_string(year) + ")";
+  if (!arxiv.empty()) c += ", arXiv:" + arxiv;
+  return c + ", " + where;
+}
+
+std::map<std::string, Value> cell_settings(const Spec& spec, const Row& row, const Column& col, const Budget& budget) {
+  std::map<std::string, Value> s = spec.protocol;
+  for (const auto* layer : {&row.settings, &col.settings, &budget.settings})
+    for (const auto& [k, v] : *layer) s[k] = v;
+  auto it = budget.rows.find(row.id);
+  if (it != budget.rows.end())
+    for (const auto& [k, v] : it->second) s[k] = v;
+  return s;
+}
+
+Spec parse_spec_text(const std::string& text, const std::string& file_name) { return Parser(file_name).parse(text); }
+
+Spec parse_spec_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw SpecError(path + ": cannot open the spec file");
+  std::ostringstream s;
+  s << f.rdbuf();
+  return parse_spec_text(s.str(), path);
+}
+
+std::vector<std::string> find_specs(const std::string& folder) {
+  std::vector<std::string> out;
+  if (!std::filesystem::is_directory(folder)) return out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(folder))
+    if (e.is_regular_file() && e.path().extension() == ".toml") out.push_back(e.path().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace vae::reproduce

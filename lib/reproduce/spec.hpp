@@ -1,0 +1,107 @@
+// Reproduction specs: one published table (or figure) as a file of experiments/, read by
+// `vae reproduce`. A spec holds the citation, the protocol as `vae train` settings (every
+// setting explicit), the table's rows and columns with each published value exactly as
+// printed, the budgets (`paper`: the paper's schedule; reduced ones by name, each with the
+// expected values of the same protocol at that budget and where they came from) and the
+// tolerance per metric:
+//
+//   id = "iwae-table1"
+//   title = "..."
+//   seeds = 2                                 # default seeds per cell
+//   [citation]  authors, year, title, arxiv, where ("Table 1")
+//   [protocol]  dataset = "mnist" ...         # settings shared by every cell
+//   [[column]]  id, label, metric ("test_nll"; "-test_elbo" negates), measures,
+//               settings = {...}, compare = "value" | "order"
+//   [[row]]     id, label, settings = {...}, source, published = { <column id> = "86.76" }
+//   [budget.paper]   settings = { epochs = ... }, description
+//   [budget.NAME]    settings, description, rows = { <row id> = {...} },
+//                    expected = { source = "...", <row id> = { <column id> = { mean, se, n } } }
+//   [tolerance]          <metric> = nats (paper budget: |ours - published|)
+//   [tolerance.reduced]  <metric> = nats (reduced budget: max(2 combined s.e., this))
+//
+// A cell (row, column) trains protocol + row + column + budget + budget.rows[row] settings
+// (later wins) over the seeds. Every problem is a SpecError: "file:line: key 'k': why".
+#pragma once
+
+#include <map>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace vae::reproduce {
+
+class SpecError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A value as the paper prints it ("86.76", "16+5", "< -796.2") and what it reads as.
+struct Published {
+  std::string text;
+  double value = 0;            // the number (a sum for "16+5")
+  std::vector<double> parts;   // "16+5": {16, 5} (per layer); one element otherwise
+};
+// Throws SpecError(what) when the text is not a number, a sum, or a bound "< x".
+Published parse_published(const std::string& text);
+
+struct Expected {
+  double mean = 0, se = 0;
+  int n = 0;
+};
+
+struct Column {
+  std::string id, label, metric, measures;
+  bool negate = false;         // metric written "-name": ours is -value
+  bool order_only = false;     // compare = "order": the ranking over rows and the sign
+  std::map<std::string, Value> settings;
+  int line = 0;
+};
+
+struct Row {
+  std::string id, label, source;
+  std::map<std::string, Value> settings;
+  std::map<std::string, Published> published;  // by column id
+  int line = 0;
+};
+
+struct Budget {
+  std::string name, description;
+  std::map<std::string, Value> settings;                      // must hold epochs
+  std::map<std::string, std::map<std::string, Value>> rows;   // per-row overrides
+  std::string expected_source;
+  std::map<std::string, std::map<std::string, Expected>> expected;  // [row id][column id]
+  int64_t epochs = 0;
+  int line = 0;
+};
+
+struct Spec {
+  std::string file, text;
+  std::string id, title;
+  std::string authors, paper_title, arxiv, where;
+  int64_t year = 0;
+  int64_t seeds = 2;
+  std::map<std::string, Value> protocol;
+  std::vector<Column> columns;
+  std::vector<Row> rows;
+  std::vector<Budget> budgets;   // "paper" first
+  std::map<std::string, double> tolerance, tolerance_reduced;  // by metric (without '-')
+
+  const Budget& budget(const std::string& name) const;  // throws SpecError naming the choices
+  const Budget& paper() const { return budgets.front(); }
+  std::string citation() const;  // "Burda, Grosse, Salakhutdinov (2016), arXiv:1509.00519, Table 1"
+};
+
+Spec parse_spec_file(const std::string& path);
+Spec parse_spec_text(const std::string& text, const std::string& file_name);
+
+// The settings of one cell at a budget, in the order they apply.
+std::map<std::string, Value> cell_settings(const Spec& spec, const Row& row, const Column& col,
+                                           const Budget& budget);
+
+// The spec files under a folder (recursively, *.toml), sorted.
+std::vector<std::string> find_specs(const std::string& folder);
+
+}  // namespace vae::reproduce

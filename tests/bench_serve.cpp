@@ -116,6 +116,10 @@ metric = "test_nll"
     if (std::regex_search(out, m, std::regex("http://127\\.0\\.0\\.1:(\\d+)/"))) port = std::stoi(m[1]);
     else std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
+  struct Stop {  // the server goes when the test ends, passed or not
+    testing::Proc& p;
+    ~Stop() { kill(p.pid, SIGTERM), p.wait(); }
+  } stop{srv};
   REQUIRE(port > 0);
   httplib::Client cli("127.0.0.1", port);
   cli.set_read_timeout(60, 0);
@@ -141,8 +145,6 @@ metric = "test_nll"
                    {"bytes", bytes}});
     if (url.rfind("/api/runs", 0) == 0 || url.rfind("/api/table", 0) == 0) limited.push_back(ms);
   }
-  kill(srv.pid, SIGTERM);
-  srv.wait();
   if (const char* json_out = std::getenv("VAE_BENCH_JSON"); json_out && *json_out) std::ofstream(json_out) << out.dump(2) << "\n";
   for (double ms : limited) CHECK(ms < 200.0);
 }

@@ -370,6 +370,12 @@ TEST_CASE("serve: the real server over HTTP, read-only, the database unchanged",
     if (std::regex_search(out, m, std::regex("http://127\\.0\\.0\\.1:(\\d+)/"))) port = std::stoi(m[1]);
     else std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
+  struct Stop {  // the server goes when the test ends, passed or not
+    testing::Proc& p;
+    ~Stop() {
+      if (p.running()) kill(p.pid, SIGTERM), p.wait();
+    }
+  } stop{srv};
   REQUIRE(port > 0);
   httplib::Client cli("127.0.0.1", port);
   auto page = cli.Get("/");

@@ -82,11 +82,11 @@ TEST_CASE("serve in headless Chromium: every view rendered from the database", "
     if (std::regex_search(out, m, std::regex("http://127\\.0\\.0\\.1:(\\d+)/"))) port = std::stoi(m[1]);
     else std::this_thread::sleep_for(std::chrono::milliseconds(25));
   }
-  REQUIRE(port > 0);
-  struct Stop {
+  struct Stop {  // the server goes when the test ends, passed or not
     testing::Proc& p;
     ~Stop() { kill(p.pid, SIGTERM), p.wait(); }
   } stop{srv};
+  REQUIRE(port > 0);
   const std::string base = "http://127.0.0.1:" + std::to_string(port) + "/#/";
   const std::filesystem::path shots = std::filesystem::path(testing::vae_binary()).parent_path() / "ui-test";
   std::filesystem::create_directories(shots);

@@ -9,6 +9,7 @@
 #include "command.hpp"
 #include "config/config.hpp"
 #include "report/render.hpp"
+#include "report/run_detail.hpp"
 #include "report/selection.hpp"
 #include "results_common.hpp"
 #include "store/results_store.hpp"
@@ -155,73 +156,8 @@ int runs_show(const std::vector<std::string>& args) {
   }
   auto db = store::open_for_reading(vm["db"].as<std::string>());
   const std::string id = report::resolve_run_id(*db, vm["id"].as<std::string>());
-  nlohmann::json j;
   auto row = report::load_runs(*db, {id}).at(0);
-  db->read([&] {
-    j = nlohmann::json::object();
-    auto r = db->prepare("SELECT config_json, identity_json, coalesce(kl_per_dim, 'null'), created_at, out_dir FROM runs WHERE run_id = ?");
-    r.bind(1, id);
-    r.step();
-    j["run_id"] = id;
-    j["status"] = row.status;
-    j["message"] = row.message;
-    j["config"] = nlohmann::json::parse(r.get_text(0));
-    j["identity"] = nlohmann::json::parse(r.get_text(1));
-    j["kl_per_dim"] = nlohmann::json::parse(r.get_text(2));
-    j["created_at"] = r.get_text(3);
-    j["out_dir"] = r.get_text(4);
-    j["started_at"] = row.started_at;
-    j["ended_at"] = row.ended_at;
-    j["wall_s"] = row.wall_s;
-    j["epochs_done"] = row.epochs_done;
-    nlohmann::json metrics = nlohmann::json::object();
-    for (const auto& [k, v] : row.metrics) metrics[k] = std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
-    j["metrics"] = metrics;
-    auto sw = db->prepare("SELECT s.name, sr.position, sr.point FROM sweep_runs sr JOIN sweeps s USING (sweep_id) WHERE sr.run_id = ? ORDER BY s.name");
-    sw.bind(1, id);
-    j["sweeps"] = nlohmann::json::array();
-    while (sw.step())
-      j["sweeps"].push_back({{"name", sw.get_text(0)}, {"position", sw.get_int(1)},
-                             {"point", nlohmann::json::parse(sw.get_text(2).empty() ? "{}" : sw.get_text(2))},
-                             {"point_text", report::format_point(sw.get_text(2))}});
-    auto df = db->prepare("SELECT path, sha256 FROM data_files WHERE run_id = ? ORDER BY path");
-    df.bind(1, id);
-    j["data_files"] = nlohmann::json::array();
-    while (df.step()) j["data_files"].push_back({{"path", df.get_text(0)}, {"sha256", df.get_text(1)}});
-    auto at = db->prepare(
-        "SELECT a.attempt, a.host, a.pid, a.started_at, a.ended_at, a.outcome, a.message, a.resumed_from_epoch, "
-        "a.epochs_done, a.blas_threads, s.git_commit, s.git_dirty, s.binary_sha256, s.compiler, s.build_flags, "
-        "s.blas, s.cpu, s.cpu_count, s.command_line, s.vae_version, s.session_id "
-        "FROM attempts a LEFT JOIN sessions s USING (session_id) WHERE a.run_id = ? ORDER BY a.attempt");
-    at.bind(1, id);
-    j["attempts"] = nlohmann::json::array();
-    while (at.step()) {
-      nlohmann::json a = nlohmann::json::object();
-      for (int c = 0; c < at.columns(); ++c) {
-        SqlValue v = at.get(c);
-        if (auto i = std::get_if<int64_t>(&v)) a[at.column_name(c)] = *i;
-        else if (auto d = std::get_if<double>(&v)) a[at.column_name(c)] = *d;
-        else if (auto s = std::get_if<std::string>(&v)) a[at.column_name(c)] = *s;
-        else a[at.column_name(c)] = nullptr;
-      }
-      j["attempts"].push_back(a);
-    }
-    auto ar = db->prepare("SELECT kind, path, epoch, bytes FROM artifacts WHERE run_id = ? ORDER BY kind");
-    ar.bind(1, id);
-    j["artifacts"] = nlohmann::json::array();
-    while (ar.step())
-      j["artifacts"].push_back({{"kind", ar.get_text(0)}, {"path", ar.get_text(1)}, {"epoch", ar.get_int(2)}, {"bytes", ar.get_int(3)}});
-    auto em = db->prepare("SELECT epoch, name, value FROM epoch_metrics WHERE run_id = ? ORDER BY epoch, name");
-    em.bind(1, id);
-    nlohmann::json curve = nlohmann::json::object();
-    while (em.step()) {
-      std::string name = em.get_text(1);
-      if (!curve.contains(name)) curve[name] = nlohmann::json::array();
-      double v = em.get_double(2);
-      curve[name].push_back({em.get_int(0), std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr)});
-    }
-    j["curve"] = curve;
-  });
+  nlohmann::json j = report::run_detail(*db, row);
   if (f == report::Format::Json) {
     std::cout << j.dump(2) << "\n";
     return kExitOk;

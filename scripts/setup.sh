@@ -9,6 +9,8 @@ packages=(
   zlib1g-dev libssl-dev dataset-fashion-mnist
   python3-matplotlib python3-numpy
   slurm-wlm munge   # tests/slurm/slurm_e2e.sh starts a one-node Slurm
+  libcpp-httplib-dev libjs-chart.js   # vae serve: the HTTP server, and Chart.js for its page
+  chromium          # tests/test_serve_browser.cpp opens every view of vae serve headless
 )
 missing=()
 for p in "${packages[@]}"; do

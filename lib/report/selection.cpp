@@ -203,10 +203,10 @@ std::vector<RunRow> load_runs(store::Db& db, const std::vector<std::string>& ids
       }
       r.reset();
       p.bind(1, id);
-      while (p.step()) row.params[p.get_text(0)] = p.get(1);
+      while (p.step()) row.params.emplace_hint(row.params.end(), p.get_text(0), p.get(1));  // in key order
       p.reset();
       m.bind(1, id);
-      while (m.step()) row.metrics[m.get_text(0)] = m.get_double(1);
+      while (m.step()) row.metrics.emplace_hint(row.metrics.end(), m.get_text(0), m.get_double(1));
       m.reset();
       if (!sweep.empty()) {
         pt.bind(1, id).bind(2, sweep);

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <map>
 #include <set>
+#include <unordered_set>
 
 #include "config/config.hpp"
 
@@ -167,10 +168,15 @@ Table build_table(store::Db& db, const TableRequest& rq) {
   }
   for (auto& o : row_order) o.sort();
   for (auto& o : col_order) o.sort();
+  // each run's row and column labels, once (a sweep may have thousands of runs)
+  std::vector<std::vector<std::string>> run_rows, run_cols;
+  for (const auto& r : runs) {
+    run_rows.push_back(key_of(r, rq.rows));
+    run_cols.push_back(rq.cols.empty() ? std::vector<std::string>{} : key_of(r, rq.cols));
+  }
   // the combinations that occur, in lexicographic order of the per-key orders
-  auto combos = [&](const std::vector<KeyOrder>& order, const std::vector<std::string>& keys) {
-    std::set<std::vector<std::string>> present;
-    for (const auto& r : runs) present.insert(key_of(r, keys));
+  auto combos = [&](const std::vector<KeyOrder>& order, const std::vector<std::vector<std::string>>& labels) {
+    std::set<std::vector<std::string>> present(labels.begin(), labels.end());
     std::vector<std::vector<std::string>> out;
     std::vector<std::vector<std::string>> all{{}};
     for (const auto& o : order) {
@@ -187,7 +193,7 @@ Table build_table(store::Db& db, const TableRequest& rq) {
       if (present.count(a)) out.push_back(a);
     return out;
   };
-  t.row_values = combos(row_order, rq.rows);
+  t.row_values = combos(row_order, run_rows);
   if (rq.cols.empty()) {
     for (const auto& m : rq.metrics) {
       t.col_values.push_back({m});
@@ -195,18 +201,34 @@ Table build_table(store::Db& db, const TableRequest& rq) {
     }
     t.best_per_row = false;
   } else {
-    t.col_values = combos(col_order, rq.cols);
+    t.col_values = combos(col_order, run_cols);
     t.col_metrics.assign(t.col_values.size(), rq.metrics[0]);
   }
 
   // group the runs into cells, checking that a cell's runs differ only in the seed
   std::map<std::pair<std::vector<std::string>, std::vector<std::string>>, std::vector<const RunRow*>> groups;
-  for (const auto& r : runs) {
-    auto rk = key_of(r, rq.rows);
-    auto ck = rq.cols.empty() ? std::vector<std::string>{} : key_of(r, rq.cols);
-    groups[{rk, ck}].push_back(&r);
-  }
+  for (size_t i = 0; i < runs.size(); ++i) groups[{run_rows[i], run_cols[i]}].push_back(&runs[i]);
+  // Same value: equal as stored, or printed alike (as the message below compares them).
+  auto same = [](const store::SqlValue& a, const store::SqlValue& b) { return a == b || format_sql(a) == format_sql(b); };
+  // the identity settings a cell's runs must share (all but the seed and the grouping keys)
+  std::unordered_set<std::string> shared_keys;
+  for (const auto& o : train_options())
+    if (o.identity && o.key != "seed" && std::find(rq.rows.begin(), rq.rows.end(), o.key) == rq.rows.end() &&
+        std::find(rq.cols.begin(), rq.cols.end(), o.key) == rq.cols.end())
+      shared_keys.insert(o.key);
   for (const auto& [key, members] : groups) {
+    // Fast path: walk each member's settings beside the first member's (both maps are
+    // sorted by key); only a cell where some shared setting differs (or is missing) is
+    // examined below setting by setting, to name it.
+    bool all_same = true;
+    const auto& first = members.front()->params;
+    for (size_t m = 1; m < members.size() && all_same; ++m) {
+      const auto& other = members[m]->params;
+      all_same = other.size() == first.size();
+      for (auto a = first.begin(), b = other.begin(); all_same && a != first.end(); ++a, ++b)
+        all_same = a->first == b->first && (!shared_keys.count(a->first) || same(a->second, b->second));
+    }
+    if (all_same) continue;
     for (const auto& o : train_options()) {
       if (!o.identity || o.key == "seed") continue;
       if (std::find(rq.rows.begin(), rq.rows.end(), o.key) != rq.rows.end()) continue;

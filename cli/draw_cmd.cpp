@@ -162,23 +162,8 @@ int run_draw(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-int run_draw_cmd(const std::vector<std::string>& args) {
-  try {
-    return run_draw(args);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae draw: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const ConfigError& e) {
-    std::cerr << "vae draw: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const std::exception& e) {
-    std::cerr << "vae draw: " << e.what() << "\n";
-    return kExitError;
-  }
-}
-
 Register reg({"draw", "pictures of a trained run: samples, reconstructions, interpolate, manifold, traversals",
-              run_draw_cmd});
+              &run_draw});
 
 }  // namespace
 }  // namespace vae::cli

@@ -55,22 +55,7 @@ int run_encode(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-int run_encode_cmd(const std::vector<std::string>& args) {
-  try {
-    return run_encode(args);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae encode: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const ConfigError& e) {
-    std::cerr << "vae encode: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const std::exception& e) {
-    std::cerr << "vae encode: " << e.what() << "\n";
-    return kExitError;
-  }
-}
-
-Register reg({"encode", "posterior means of a run's test images as CSV (for plots)", run_encode_cmd});
+Register reg({"encode", "posterior means of a run's test images as CSV (for plots)", &run_encode});
 
 }  // namespace
 }  // namespace vae::cli

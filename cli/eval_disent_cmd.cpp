@@ -111,24 +111,9 @@ int eval_disent(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-int run_eval_disent(const std::vector<std::string>& args) {
-  try {
-    return eval_disent(args);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae eval-disent: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const ConfigError& e) {
-    std::cerr << "vae eval-disent: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const std::exception& e) {
-    std::cerr << "vae eval-disent: " << e.what() << "\n";
-    return kExitError;
-  }
-}
-
 Register reg{{"eval-disent",
               "disentanglement metrics (beta-VAE, FactorVAE, MIG) of a dsprites run: vae eval-disent RUN",
-              &run_eval_disent}};
+              &eval_disent}};
 
 }  // namespace
 }  // namespace vae::cli

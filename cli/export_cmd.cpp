@@ -49,19 +49,7 @@ int run_export(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-int run_export_cmd(const std::vector<std::string>& args) {
-  try {
-    return run_export(args);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae export: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const store::DbError& e) {
-    std::cerr << "vae export: " << e.what() << "\n";
-    return kExitError;
-  }
-}
-
-Register reg{{"export", "one flat row per run (params.*, metrics.*, provenance) as csv, tsv, json", &run_export_cmd}};
+Register reg{{"export", "one flat row per run (params.*, metrics.*, provenance) as csv, tsv, json", &run_export}};
 
 }  // namespace
 }  // namespace vae::cli

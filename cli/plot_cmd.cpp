@@ -147,22 +147,7 @@ int run_plot(const std::vector<std::string>& args) {
   return run_script(script, rest);
 }
 
-int run_plot_cmd(const std::vector<std::string>& args) {
-  try {
-    return run_plot(args);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae plot: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const ConfigError& e) {
-    std::cerr << "vae plot: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const std::exception& e) {
-    std::cerr << "vae plot: " << e.what() << "\n";
-    return kExitError;
-  }
-}
-
-Register reg({"plot", "plots of the results database (metric, curves, kl, latents) via matplotlib", run_plot_cmd});
+Register reg({"plot", "plots of the results database (metric, curves, kl, latents) via matplotlib", &run_plot});
 
 }  // namespace
 }  // namespace vae::cli

@@ -114,19 +114,7 @@ int run_query(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-int run_query_cmd(const std::vector<std::string>& args) {
-  try {
-    return run_query(args);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae query: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const store::DbError& e) {
-    std::cerr << "vae query: " << e.what() << "\n";
-    return kExitError;
-  }
-}
-
-Register reg{{"query", "select runs by settings and metrics (--where), or run read-only --sql", &run_query_cmd}};
+Register reg{{"query", "select runs by settings and metrics (--where), or run read-only --sql", &run_query}};
 
 }  // namespace
 }  // namespace vae::cli

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "command.hpp"
+#include "errors.hpp"
 
 namespace vae::cli::results {
 
@@ -42,7 +43,7 @@ inline std::optional<int> parse(const std::string& command, const std::string& u
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    std::cerr << command << ": " << e.what() << " (" << command << " --help lists the options)\n";
+    std::cerr << command << ": " << option_error(e, desc) << " (" << command << " --help lists the options)\n";
     return kExitUsage;
   }
   return std::nullopt;

@@ -352,16 +352,8 @@ int runs_show(const std::vector<std::string>& args) {
 }
 
 int run_runs(const std::vector<std::string>& args) {
-  try {
-    if (!args.empty() && args[0] == "show") return runs_show({args.begin() + 1, args.end()});
-    return runs_list(args);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae runs: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const store::DbError& e) {
-    std::cerr << "vae runs: " << e.what() << "\n";
-    return kExitError;
-  }
+  if (!args.empty() && args[0] == "show") return runs_show({args.begin() + 1, args.end()});
+  return runs_list(args);
 }
 
 Register reg{{"runs", "list runs (by sweep, status, settings), or show one: vae runs show ID", &run_runs}};

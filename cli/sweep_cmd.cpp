@@ -13,6 +13,7 @@
 #include <set>
 
 #include "command.hpp"
+#include "errors.hpp"
 #include "report/render.hpp"
 #include "report/table.hpp"
 #include "results_common.hpp"
@@ -151,27 +152,15 @@ int sweep_run(const std::vector<std::string>& args) {
   const bool quiet = vm["quiet"].as<bool>();
   const std::string runs_dir = vm.count("runs-dir") ? vm["runs-dir"].as<std::string>() : runs_dir_for(db_path);
 
-  sweep::Plan plan;
+  // A bad sweep file or setting exits 2, a missing or damaged data file 1 (errors.hpp).
   std::optional<sweep::Shard> shard;
-  size_t whole = 0;
-  try {
-    if (vm.count("shard")) shard = sweep::parse_shard(vm["shard"].as<std::string>());
-    sweep::SweepSpec spec = sweep::parse_sweep_file(vm["file"].as<std::string>());
-    if (vm.count("name")) spec.name = vm["name"].as<std::string>();
-    if (vm.count("set")) sweep::apply_overrides(spec, vm["set"].as<std::vector<std::string>>());
-    plan = sweep::make_plan(spec, &vae::data_files_for);
-    whole = plan.runs.size();
-    if (shard) plan = sweep::select_shard(plan, *shard);
-  } catch (const sweep::SweepError& e) {
-    std::cerr << "vae sweep run: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const ConfigError& e) {
-    std::cerr << "vae sweep run: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const std::exception& e) {  // a missing or damaged data file
-    std::cerr << "vae sweep run: " << e.what() << "\n";
-    return kExitError;
-  }
+  if (vm.count("shard")) shard = sweep::parse_shard(vm["shard"].as<std::string>());
+  sweep::SweepSpec spec = sweep::parse_sweep_file(vm["file"].as<std::string>());
+  if (vm.count("name")) spec.name = vm["name"].as<std::string>();
+  if (vm.count("set")) sweep::apply_overrides(spec, vm["set"].as<std::vector<std::string>>());
+  sweep::Plan plan = sweep::make_plan(spec, &vae::data_files_for);
+  const size_t whole = plan.runs.size();
+  if (shard) plan = sweep::select_shard(plan, *shard);
   std::vector<std::string> ids;
   for (const auto& r : plan.runs) ids.push_back(r.run_id);
 
@@ -321,24 +310,17 @@ int run_sweep_cmd(const std::vector<std::string>& args) {
     (args.empty() ? std::cerr : std::cout) << "usage: " << kSweepUsage;
     return args.empty() ? kExitUsage : kExitOk;
   }
-  std::vector<std::string> rest(args.begin() + 1, args.end());
-  try {
-    if (args[0] == "run") return sweep_run(rest);
-    if (args[0] == "worker") return sweep_worker(rest);
-    if (args[0] == "list") return sweep_list(rest);
-    if (args[0] == "slurm") return sweep_slurm(rest);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae sweep " << args[0] << ": " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const store::DbError& e) {
-    std::cerr << "vae sweep " << args[0] << ": " << e.what() << "\n";
-    return kExitError;
-  }
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  const std::vector<std::pair<std::string, int (*)(const std::vector<std::string>&)>> actions = {
+      {"run", &sweep_run}, {"worker", &sweep_worker}, {"list", &sweep_list}, {"slurm", &sweep_slurm}};
+  for (const auto& [name, action] : actions)
+    if (args[0] == name) return run_reporting_errors("vae sweep " + name, [&] { return action(rest); });
   if (args[0].size() > 5 && args[0].compare(args[0].size() - 5, 5, ".toml") == 0) {
     std::cerr << "vae sweep: did you mean: vae sweep run " << args[0] << "\n";
     return kExitUsage;
   }
-  std::cerr << "vae sweep: unknown action '" << args[0] << "'\n" << "usage: " << kSweepUsage;
+  std::cerr << "vae sweep: unknown action '" << args[0] << "'" << did_you_mean(args[0], {"run", "list", "slurm"}) << "\n"
+            << "usage: " << kSweepUsage;
   return kExitUsage;
 }
 

@@ -101,19 +101,7 @@ int run_table(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-int run_table_cmd(const std::vector<std::string>& args) {
-  try {
-    return run_table(args);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae table: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const store::DbError& e) {
-    std::cerr << "vae table: " << e.what() << "\n";
-    return kExitError;
-  }
-}
-
-Register reg{{"table", "comparison table of a sweep: mean ± s.e. over seeds, best marked (md, csv, latex, json)", &run_table_cmd}};
+Register reg{{"table", "comparison table of a sweep: mean ± s.e. over seeds, best marked (md, csv, latex, json)", &run_table}};
 
 }  // namespace
 }  // namespace vae::cli

@@ -8,7 +8,8 @@
 
 #include "command.hpp"
 #include "config/config.hpp"
-#include "data/dataset.hpp"
+#include "errors.hpp"
+#include "report/selection.hpp"
 #include "train/run.hpp"
 
 namespace po = boost::program_options;
@@ -104,26 +105,21 @@ int run_train(const std::vector<std::string>& args) {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
-    std::cerr << "vae train: " << e.what() << " (vae train --help lists the options)\n";
+    std::cerr << "vae train: " << option_error(e, desc) << " (vae train --help lists the options)\n";
     return kExitUsage;
   }
   if (vm.count("help")) {
     std::cout << "usage: vae train [options]\n\n" << desc << "\n";
     return kExitOk;
   }
+  // A bad setting (ConfigError) exits 2, a missing or damaged data file 1 (errors.hpp).
   ConfigMap config = default_config();
-  TrainConfig tc;
-  try {
-    if (vm.count("config")) vae::apply(config, read_settings_toml(vm["config"].as<std::string>()));
-    std::map<std::string, Value> given;
-    for (const auto& o : train_options())
-      if (vm.count(o.key)) given[o.key] = parse_value(o, vm[o.key].as<std::string>());
-    vae::apply(config, given);
-    tc = to_train_config(config);
-  } catch (const ConfigError& e) {
-    std::cerr << "vae train: " << e.what() << "\n";
-    return kExitUsage;
-  }
+  if (vm.count("config")) vae::apply(config, read_settings_toml(vm["config"].as<std::string>()));
+  std::map<std::string, Value> given;
+  for (const auto& o : train_options())
+    if (vm.count(o.key)) given[o.key] = parse_value(o, vm[o.key].as<std::string>());
+  vae::apply(config, given);
+  const TrainConfig tc = to_train_config(config);
   RunOptions ro;
   ro.out_dir = vm["out"].as<std::string>();
   ro.resume = vm["resume"].as<bool>();
@@ -136,15 +132,8 @@ int run_train(const std::vector<std::string>& args) {
   RunResult r;
   try {
     r = train_and_evaluate(config, ro, nullptr);
-  } catch (const data::DataError& e) {
-    std::cerr << "vae train: " << e.what() << "\n";
-    return kExitError;
-  } catch (const ConfigError& e) {
-    std::cerr << "vae train: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "vae train: " << e.what() << "\n";
-    return kExitUsage;
+  } catch (const std::invalid_argument& e) {  // settings the data loaders or a model reject (sizes, protocols)
+    throw report::UsageError(e.what());
   }
   if (r.status == "diverged") {
     std::cerr << "vae train: run diverged: " << r.message << "\n";

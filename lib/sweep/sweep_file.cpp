@@ -11,6 +11,7 @@
 #include <toml++/toml.h>
 
 #include "store/run_identity.hpp"
+#include "util/nearest.hpp"
 
 namespace vae::sweep {
 
@@ -35,18 +36,6 @@ std::vector<std::pair<std::string, const toml::node*>> in_file_order(const toml:
   std::vector<std::pair<std::string, const toml::node*>> out;
   for (auto& e : es) out.emplace_back(e.key, e.node);
   return out;
-}
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
 }
 
 // " (did you mean 'latent'?)" or "".

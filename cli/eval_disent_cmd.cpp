@@ -39,6 +39,7 @@ std::string run_checkpoint(store::Db& db, const std::string& id) {
 
 int eval_disent(const std::vector<std::string>& args) {
   po::options_description desc("vae eval-disent options");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("run", po::value<std::string>(), "run id, or a unique prefix of at least 4 hex digits")
@@ -49,6 +50,7 @@ int eval_disent(const std::vector<std::string>& args) {
       ("disent-train", po::value<int64_t>(), "classifier training points, MIG and variance examples (default: the run's)")
       ("disent-eval", po::value<int64_t>(), "classifier evaluation points (default: the run's)")
       ("json", po::bool_switch(), "print the metrics as one JSON line");
+  // clang-format on
   add_db_option(desc);
   po::positional_options_description pos;
   pos.add("run", 1);

@@ -23,11 +23,13 @@ int run_merge(const std::vector<std::string>& args) {
       "(timings aside) is skipped, so merging again changes nothing and the order does not\n"
       "matter; the same run with other results is a conflict: one line each, OUT.db keeps\n"
       "its own, exit code 1. Unfinished runs are not copied. One transaction per shard");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("out", po::value<std::string>(), "the database to merge into (created if missing)")
       ("shards", po::value<std::vector<std::string>>(), "the databases to fold in")
       ("quiet,q", po::bool_switch(), "print only conflicts and errors");
+  // clang-format on
   po::positional_options_description pos;
   pos.add("out", 1).add("shards", -1);
   po::variables_map vm;

@@ -80,8 +80,10 @@ bool has_option(const std::vector<std::string>& args, const std::string& name) {
 // latents: the run's encodings go to a temporary CSV the script reads.
 int plot_latents(const std::string& script, const std::vector<std::string>& args) {
   po::options_description desc("vae plot latents options (with --out, --dims, --width, --height, --title)");
+  // clang-format off
   desc.add_options()("help,h", "show this help")("n", po::value<std::size_t>()->default_value(0),
                                                  "the first N test images (0: all)");
+  // clang-format on
   add_source_options(desc);
   po::variables_map vm;
   std::vector<std::string> rest;

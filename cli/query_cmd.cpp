@@ -48,6 +48,7 @@ int query_sql(store::Db& db, const std::string& sql, report::Format f) {
 
 int run_query(const std::vector<std::string>& args) {
   po::options_description desc("vae query options");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("where", po::value<std::vector<std::string>>()->composing(),
@@ -63,6 +64,7 @@ int run_query(const std::vector<std::string>& args) {
       ("sql", po::value<std::string>(), "run this read-only SQL instead (tables: runs, params, metrics, "
        "epoch_metrics, sweeps, sweep_runs, attempts, sessions, artifacts; views: run_metrics, run_params)")
       ("format", po::value<std::string>()->default_value("text"), "text, markdown, csv, tsv, json or jsonl");
+  // clang-format on
   add_db_option(desc);
   po::variables_map vm;
   if (auto rc = parse("vae query", "vae query [--where COND]... [--metrics a,b] [options]  |  vae query --sql 'SELECT ...'",

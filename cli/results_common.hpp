@@ -25,8 +25,10 @@ inline std::string default_db_path() {
 }
 
 inline void add_db_option(po::options_description& desc) {
+  // clang-format off
   desc.add_options()("db", po::value<std::string>()->default_value(default_db_path()),
                      "results database (default: $VAE_DB, else results/results.db)");
+  // clang-format on
 }
 
 // Parses; on a bad option prints one line and returns kExitUsage; on --help prints

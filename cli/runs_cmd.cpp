@@ -28,6 +28,7 @@ const std::vector<report::Format> kListFormats = {
 
 int runs_list(const std::vector<std::string>& args) {
   po::options_description desc("vae runs options");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("sweep", po::value<std::string>(), "only the runs of this sweep (in sweep order)")
@@ -39,6 +40,7 @@ int runs_list(const std::vector<std::string>& args) {
        "final metrics to show (comma list)")
       ("limit", po::value<int64_t>()->default_value(0), "show at most N runs, the latest (0: all)")
       ("format", po::value<std::string>()->default_value("text"), "text, markdown, csv, tsv, json or jsonl");
+  // clang-format on
   add_db_option(desc);
   po::variables_map vm;
   if (auto rc = parse("vae runs", "vae runs [options]   |   vae runs show RUN_ID [options]", desc, {}, args, vm))
@@ -132,12 +134,14 @@ std::string sparkline(const std::vector<double>& v) {
 
 int runs_show(const std::vector<std::string>& args) {
   po::options_description desc("vae runs show options");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("id", po::value<std::string>(), "run id, or a unique prefix of at least 4 hex digits")
       ("format", po::value<std::string>()->default_value("text"), "text or json")
       ("curve", po::value<std::string>()->default_value("20"),
        "epochs of the learning curve shown: N evenly spaced rows, or 'all'");
+  // clang-format on
   add_db_option(desc);
   po::positional_options_description pos;
   pos.add("id", 1);

@@ -51,6 +51,7 @@ int sweep_slurm(const std::vector<std::string>& args) {
       "WORKDIR/merge.sbatch (`vae merge` of the shards into --db), prints them, or with\n"
       "--submit submits both, the merge with --dependency=afterok on the array, and prints\n"
       "the job ids. WORKDIR must be on a file system every node sees");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("file", po::value<std::string>(), "the sweep file (TOML; see sweeps/)")
@@ -68,6 +69,7 @@ int sweep_slurm(const std::vector<std::string>& args) {
        "KEY=VALUE: override a setting in every run's base, as in vae sweep run (repeatable)")
       ("name", po::value<std::string>(), "record the sweep under this name instead of the file's")
       ("submit", po::bool_switch(), "submit both jobs with sbatch and print their ids");
+  // clang-format on
   add_db_option(desc);
   po::positional_options_description pos;
   pos.add("file", 1);

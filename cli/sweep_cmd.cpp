@@ -114,6 +114,7 @@ void print_table(const std::string& db_path, const sweep::SweepSpec& spec, std::
 
 int sweep_run(const std::vector<std::string>& args) {
   po::options_description desc("vae sweep run options");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("file", po::value<std::string>(), "the sweep file (TOML; see sweeps/)")
@@ -133,6 +134,7 @@ int sweep_run(const std::vector<std::string>& args) {
       ("delete-checkpoints", po::bool_switch(), "delete a run's checkpoints once it is done (they are kept by default, for sampling and re-evaluation)")
       ("no-table", po::bool_switch(), "do not print the comparison table at the end")
       ("quiet,q", po::bool_switch(), "no progress line and no line per finished run");
+  // clang-format on
   add_db_option(desc);
   po::positional_options_description pos;
   pos.add("file", 1);
@@ -250,6 +252,7 @@ extern "C" void on_worker_signal(int sig) {
 
 int sweep_worker(const std::vector<std::string>& args) {
   po::options_description desc("vae sweep worker options (started by vae sweep run)");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("db", po::value<std::string>()->required(), "results database")
@@ -259,6 +262,7 @@ int sweep_worker(const std::vector<std::string>& args) {
       ("stale-after", po::value<double>()->default_value(120.0), "heartbeat age of a dead claim (s)")
       ("max-runs", po::value<int64_t>()->default_value(-1), "stop after this many runs (-1: no limit)")
       ("delete-checkpoints", po::bool_switch(), "delete a run's checkpoints once it is done");
+  // clang-format on
   po::variables_map vm;
   if (auto rc = parse("vae sweep worker", "vae sweep worker --db PATH --sweep-id N --runs-dir DIR",
                       desc, {}, args, vm))
@@ -283,8 +287,10 @@ int sweep_worker(const std::vector<std::string>& args) {
 
 int sweep_list(const std::vector<std::string>& args) {
   po::options_description desc("vae sweep list options");
+  // clang-format off
   desc.add_options()("help,h", "show this help")
       ("format", po::value<std::string>()->default_value("text"), "text, markdown, csv, tsv, json or jsonl");
+  // clang-format on
   add_db_option(desc);
   po::variables_map vm;
   if (auto rc = parse("vae sweep list", "vae sweep list [options]", desc, {}, args, vm)) return *rc;

@@ -27,6 +27,7 @@ std::string default_text(const OptionSpec& o) {
 
 po::options_description train_options_description() {
   po::options_description desc("vae train options (every setting is also a key of --config TOML files)");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("config", po::value<std::string>(), "TOML file of settings (flat table); options given here override it")
@@ -35,6 +36,7 @@ po::options_description train_options_description() {
       ("resume", po::bool_switch(), "continue from --out/last.ckpt when it exists")
       ("json", po::bool_switch(), "print the final metrics and resolved configuration as one JSON line on stdout")
       ("quiet,q", po::bool_switch(), "no progress output");
+  // clang-format on
   for (const auto& o : train_options()) {
     std::string help = o.help + " [default: " + default_text(o) + "]";
     desc.add_options()(o.key.c_str(), po::value<std::string>(), help.c_str());

@@ -53,6 +53,7 @@ int run_script(const std::string& script, const std::vector<std::string>& args) 
   std::vector<std::string> all{py, script};
   all.insert(all.end(), args.begin(), args.end());
   std::vector<char*> argv;
+  argv.reserve(all.size() + 1);
   for (auto& s : all) argv.push_back(s.data());
   argv.push_back(nullptr);
   std::cout.flush();
@@ -139,7 +140,7 @@ int run_plot(const std::vector<std::string>& args) {
     (args.empty() ? std::cerr : std::cout) << "usage: " << kUsage << "\n";
     return args.empty() ? kExitUsage : kExitOk;
   }
-  const std::string what = args[0];
+  const std::string& what = args[0];
   if (what != "metric" && what != "curves" && what != "kl" && what != "latents")
     throw report::UsageError("'" + what + "' is not one of metric, curves, kl, latents");
   const std::string script = script_dir() + "/plot_" + what + ".py";

@@ -37,6 +37,7 @@ int query_sql(store::Db& db, const std::string& sql, report::Format f) {
       first = false;
     }
     std::vector<SqlValue> row;
+    row.reserve(std::size_t(s.columns()));
     for (int c = 0; c < s.columns(); ++c) row.push_back(s.get(c));
     fr.rows.push_back(std::move(row));
   }

@@ -2,6 +2,7 @@
 // and learning curve.
 #include <cmath>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -117,7 +118,7 @@ int runs_list(const std::vector<std::string>& args) {
 // A compact curve: ▁▂▃▄▅▆▇█ scaled between the min and the max.
 std::string sparkline(const std::vector<double>& v) {
   static const char* bars[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
-  double lo = INFINITY, hi = -INFINITY;
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (double x : v)
     if (std::isfinite(x)) lo = std::min(lo, x), hi = std::max(hi, x);
   std::string s;
@@ -309,8 +310,8 @@ int runs_show(const std::vector<std::string>& args) {
   const auto& curve = j["curve"];
   if (!curve.empty()) {
     std::set<int64_t> epochs_set;
-    for (auto it = curve.begin(); it != curve.end(); ++it)
-      for (const auto& p : *it) epochs_set.insert(p[0].get<int64_t>());
+    for (const auto& series : curve)
+      for (const auto& p : series) epochs_set.insert(p[0].get<int64_t>());
     std::vector<int64_t> epochs(epochs_set.begin(), epochs_set.end());
     std::vector<std::string> names;
     for (const char* pref : {"train_loss", "valid_elbo", "test_elbo"})

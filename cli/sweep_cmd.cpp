@@ -319,8 +319,8 @@ int run_sweep_cmd(const std::vector<std::string>& args) {
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   const std::vector<std::pair<std::string, int (*)(const std::vector<std::string>&)>> actions = {
       {"run", &sweep_run}, {"worker", &sweep_worker}, {"list", &sweep_list}, {"slurm", &sweep_slurm}};
-  for (const auto& [name, action] : actions)
-    if (args[0] == name) return run_reporting_errors("vae sweep " + name, [&] { return action(rest); });
+  for (const auto& a : actions)  // (a lambda may not capture a structured binding before C++20)
+    if (args[0] == a.first) return run_reporting_errors("vae sweep " + a.first, [&] { return a.second(rest); });
   if (args[0].size() > 5 && args[0].compare(args[0].size() - 5, 5, ".toml") == 0) {
     std::cerr << "vae sweep: did you mean: vae sweep run " << args[0] << "\n";
     return kExitUsage;

@@ -13,3 +13,13 @@ find_clang_format() {
   echo "clang-format 14 not found (Debian: apt-get install clang-format-14)" >&2
   exit 2
 }
+
+# clang-tidy 14, the version .clang-tidy is written for (its check names and options).
+find_clang_tidy() {
+  local c
+  for c in clang-tidy-14 clang-tidy; do
+    if command -v "$c" > /dev/null && "$c" --version | grep -q 'version 14\.'; then echo "$c"; return; fi
+  done
+  echo "clang-tidy 14 not found (Debian: apt-get install clang-tidy-14)" >&2
+  exit 2
+}

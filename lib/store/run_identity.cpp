@@ -41,6 +41,7 @@ std::string identity_json(const ConfigMap& canonical, const std::vector<DataFile
   }
   j["config"] = config;
   std::vector<std::string> sums;
+  sums.reserve(data.size());
   for (const auto& f : data) sums.push_back(f.sha256);
   std::sort(sums.begin(), sums.end());
   j["data_sha256"] = sums;

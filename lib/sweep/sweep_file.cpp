@@ -34,6 +34,7 @@ std::vector<std::pair<std::string, const toml::node*>> in_file_order(const toml:
   std::stable_sort(es.begin(), es.end(),
                    [](const E& a, const E& b) { return std::tie(a.line, a.col) < std::tie(b.line, b.col); });
   std::vector<std::pair<std::string, const toml::node*>> out;
+  out.reserve(es.size());
   for (auto& e : es) out.emplace_back(e.key, e.node);
   return out;
 }

@@ -35,11 +35,11 @@ std::string did_you_mean(const std::string& word, const std::vector<std::string>
 std::string option_error(const po::error& e, const po::options_description& desc) {
   std::string line = e.what();
   const auto* unknown = dynamic_cast<const po::unknown_option*>(&e);
-  if (!unknown) return line;
+  // Long options only: a one-letter option is too short to guess from.
+  if (!unknown || unknown->get_option_name().rfind("--", 0) != 0) return line;
   // "--formta=md" -> "formta"
-  std::string word = unknown->get_option_name();
+  std::string word = unknown->get_option_name().substr(2);
   word = word.substr(0, word.find('='));
-  word.erase(0, word.find_first_not_of('-'));
   std::vector<std::string> names;
   for (const auto& o : desc.options()) {
     const auto [first, count] = o->long_names();

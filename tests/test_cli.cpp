@@ -74,6 +74,7 @@ TEST_CASE("a mistyped command, sweep action or option: exit 2 and the nearest na
       {{"sweep", "run", "x.toml", "--job", "2x"},  // a unique prefix is the option itself (Boost's guessing)
        "vae sweep run: the argument ('2x') for option '--jobs' is invalid (vae sweep run --help lists the options)\n"},
       {{"table", "--colour"}, "vae table: unrecognised option '--colour' (vae table --help lists the options)\n"},
+      {{"encode", "-x"}, "vae encode: unrecognised option '-x' (vae encode --help lists the options)\n"},
   };
   for (const auto& c : cases) {
     INFO(c.args[0] << " " << (c.args.size() > 1 ? c.args[1] : ""));

@@ -47,6 +47,7 @@ std::vector<std::size_t> index_list(const po::variables_map& vm, const std::stri
 
 int run_draw(const std::vector<std::string>& args) {
   po::options_description desc("vae draw options");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("what", po::value<std::string>(), "samples | reconstructions | interpolate | manifold | traversals")
@@ -68,6 +69,7 @@ int run_draw(const std::vector<std::string>& args) {
       ("pad", po::value<std::size_t>()->default_value(2), "background pixels between images")
       ("background", po::value<int>()->default_value(128), "grey level of the background, 0 (black) to 255 (white)")
       ("no-record", "do not record the picture as an artifact of the run");
+  // clang-format on
   add_source_options(desc);
   po::positional_options_description pos;
   pos.add("what", 1);
@@ -162,23 +164,8 @@ int run_draw(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-int run_draw_cmd(const std::vector<std::string>& args) {
-  try {
-    return run_draw(args);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae draw: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const ConfigError& e) {
-    std::cerr << "vae draw: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const std::exception& e) {
-    std::cerr << "vae draw: " << e.what() << "\n";
-    return kExitError;
-  }
-}
-
 Register reg({"draw", "pictures of a trained run: samples, reconstructions, interpolate, manifold, traversals",
-              run_draw_cmd});
+              &run_draw});
 
 }  // namespace
 }  // namespace vae::cli

@@ -16,11 +16,13 @@ using namespace vae::cli::results;
 
 int run_encode(const std::vector<std::string>& args) {
   po::options_description desc("vae encode options");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("out,o", po::value<std::string>(), "the CSV file to write")
       ("split", po::value<std::string>()->default_value("test"), "test or train")
       ("n", po::value<std::size_t>()->default_value(0), "the first N images (0: all)");
+  // clang-format on
   add_source_options(desc);
   po::variables_map vm;
   if (auto rc = parse("vae encode", "vae encode (--run ID | --checkpoint PATH) --out FILE.csv [options]", desc, {},
@@ -55,22 +57,7 @@ int run_encode(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-int run_encode_cmd(const std::vector<std::string>& args) {
-  try {
-    return run_encode(args);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae encode: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const ConfigError& e) {
-    std::cerr << "vae encode: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const std::exception& e) {
-    std::cerr << "vae encode: " << e.what() << "\n";
-    return kExitError;
-  }
-}
-
-Register reg({"encode", "posterior means of a run's test images as CSV (for plots)", run_encode_cmd});
+Register reg({"encode", "posterior means of a run's test images as CSV (for plots)", &run_encode});
 
 }  // namespace
 }  // namespace vae::cli

@@ -39,6 +39,7 @@ std::string run_checkpoint(store::Db& db, const std::string& id) {
 
 int eval_disent(const std::vector<std::string>& args) {
   po::options_description desc("vae eval-disent options");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("run", po::value<std::string>(), "run id, or a unique prefix of at least 4 hex digits")
@@ -49,6 +50,7 @@ int eval_disent(const std::vector<std::string>& args) {
       ("disent-train", po::value<int64_t>(), "classifier training points, MIG and variance examples (default: the run's)")
       ("disent-eval", po::value<int64_t>(), "classifier evaluation points (default: the run's)")
       ("json", po::bool_switch(), "print the metrics as one JSON line");
+  // clang-format on
   add_db_option(desc);
   po::positional_options_description pos;
   pos.add("run", 1);
@@ -111,24 +113,9 @@ int eval_disent(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-int run_eval_disent(const std::vector<std::string>& args) {
-  try {
-    return eval_disent(args);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae eval-disent: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const ConfigError& e) {
-    std::cerr << "vae eval-disent: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const std::exception& e) {
-    std::cerr << "vae eval-disent: " << e.what() << "\n";
-    return kExitError;
-  }
-}
-
 Register reg{{"eval-disent",
               "disentanglement metrics (beta-VAE, FactorVAE, MIG) of a dsprites run: vae eval-disent RUN",
-              &run_eval_disent}};
+              &eval_disent}};
 
 }  // namespace
 }  // namespace vae::cli

@@ -16,6 +16,7 @@ using namespace vae::cli::results;
 
 int run_export(const std::vector<std::string>& args) {
   po::options_description desc("vae export options");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("format", po::value<std::string>()->default_value("csv"), "csv, tsv, json (an array) or jsonl (one object a line)")
@@ -23,6 +24,7 @@ int run_export(const std::vector<std::string>& args) {
       ("status", po::value<std::vector<std::string>>()->composing(), "only runs with this status (comma list; default: any)")
       ("where", po::value<std::vector<std::string>>()->composing(), "only runs where KEY OP VALUE (repeatable)")
       ("output,o", po::value<std::string>(), "write to this file instead of standard output");
+  // clang-format on
   add_db_option(desc);
   po::variables_map vm;
   if (auto rc = parse("vae export", "vae export [--format csv] [--sweep NAME] [-o FILE] [options]", desc, {}, args, vm))
@@ -49,19 +51,7 @@ int run_export(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-int run_export_cmd(const std::vector<std::string>& args) {
-  try {
-    return run_export(args);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae export: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const store::DbError& e) {
-    std::cerr << "vae export: " << e.what() << "\n";
-    return kExitError;
-  }
-}
-
-Register reg{{"export", "one flat row per run (params.*, metrics.*, provenance) as csv, tsv, json", &run_export_cmd}};
+Register reg{{"export", "one flat row per run (params.*, metrics.*, provenance) as csv, tsv, json", &run_export}};
 
 }  // namespace
 }  // namespace vae::cli

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "errors.hpp"
 
 namespace vae::cli {
 std::vector<Command>& commands() {
@@ -28,17 +29,14 @@ int main(int argc, char** argv) {
     usage(std::cout);
     return kExitOk;
   }
+  std::vector<std::string> names;
   for (const auto& c : cmds) {
     if (c.name == name) {
-      std::vector<std::string> args(argv + 2, argv + argc);
-      try {
-        return c.run(args);
-      } catch (const std::exception& e) {
-        std::cerr << "vae " << name << ": error: " << e.what() << "\n";
-        return kExitError;
-      }
+      const std::vector<std::string> args(argv + 2, argv + argc);
+      return run_reporting_errors("vae " + name, [&] { return c.run(args); });
     }
+    names.push_back(c.name);
   }
-  std::cerr << "vae: unknown command '" << name << "' (vae --help lists them)\n";
+  std::cerr << "vae: unknown command '" << name << "'" << did_you_mean(name, names) << " (vae --help lists them)\n";
   return kExitUsage;
 }

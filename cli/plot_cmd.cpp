@@ -65,8 +65,10 @@ bool has_option(const std::vector<std::string>& args, const std::string& name) {
 // latents: the run's encodings go to a temporary CSV the script reads.
 int plot_latents(const std::string& script, const std::vector<std::string>& args) {
   po::options_description desc("vae plot latents options (with --out, --dims, --width, --height, --title)");
+  // clang-format off
   desc.add_options()("help,h", "show this help")("n", po::value<std::size_t>()->default_value(0),
                                                  "the first N test images (0: all)");
+  // clang-format on
   add_source_options(desc);
   po::variables_map vm;
   std::vector<std::string> rest;
@@ -122,7 +124,7 @@ int run_plot(const std::vector<std::string>& args) {
     (args.empty() ? std::cerr : std::cout) << "usage: " << kUsage << "\n";
     return args.empty() ? kExitUsage : kExitOk;
   }
-  const std::string what = args[0];
+  const std::string& what = args[0];
   if (what != "metric" && what != "curves" && what != "kl" && what != "latents")
     throw report::UsageError("'" + what + "' is not one of metric, curves, kl, latents");
   const std::string script = script_dir() + "/plot_" + what + ".py";
@@ -132,22 +134,7 @@ int run_plot(const std::vector<std::string>& args) {
   return run_script(script, rest);
 }
 
-int run_plot_cmd(const std::vector<std::string>& args) {
-  try {
-    return run_plot(args);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae plot: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const ConfigError& e) {
-    std::cerr << "vae plot: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const std::exception& e) {
-    std::cerr << "vae plot: " << e.what() << "\n";
-    return kExitError;
-  }
-}
-
-Register reg({"plot", "plots of the results database (metric, curves, kl, latents) via matplotlib", run_plot_cmd});
+Register reg({"plot", "plots of the results database (metric, curves, kl, latents) via matplotlib", &run_plot});
 
 }  // namespace
 }  // namespace vae::cli

@@ -37,6 +37,7 @@ int query_sql(store::Db& db, const std::string& sql, report::Format f) {
       first = false;
     }
     std::vector<SqlValue> row;
+    row.reserve(std::size_t(s.columns()));
     for (int c = 0; c < s.columns(); ++c) row.push_back(s.get(c));
     fr.rows.push_back(std::move(row));
   }
@@ -48,6 +49,7 @@ int query_sql(store::Db& db, const std::string& sql, report::Format f) {
 
 int run_query(const std::vector<std::string>& args) {
   po::options_description desc("vae query options");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("where", po::value<std::vector<std::string>>()->composing(),
@@ -63,6 +65,7 @@ int run_query(const std::vector<std::string>& args) {
       ("sql", po::value<std::string>(), "run this read-only SQL instead (tables: runs, params, metrics, "
        "epoch_metrics, sweeps, sweep_runs, attempts, sessions, artifacts; views: run_metrics, run_params)")
       ("format", po::value<std::string>()->default_value("text"), "text, markdown, csv, tsv, json or jsonl");
+  // clang-format on
   add_db_option(desc);
   po::variables_map vm;
   if (auto rc = parse("vae query", "vae query [--where COND]... [--metrics a,b] [options]  |  vae query --sql 'SELECT ...'",
@@ -114,19 +117,7 @@ int run_query(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-int run_query_cmd(const std::vector<std::string>& args) {
-  try {
-    return run_query(args);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae query: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const store::DbError& e) {
-    std::cerr << "vae query: " << e.what() << "\n";
-    return kExitError;
-  }
-}
-
-Register reg{{"query", "select runs by settings and metrics (--where), or run read-only --sql", &run_query_cmd}};
+Register reg{{"query", "select runs by settings and metrics (--where), or run read-only --sql", &run_query}};
 
 }  // namespace
 }  // namespace vae::cli

@@ -255,22 +255,8 @@ int run_reproduce(const std::vector<std::string>& args) {
     std::cerr << "usage: " << kUsage << "\n";
     return kExitUsage;
   }
-  try {
-    if (args[0] == "list") return reproduce_list(std::vector<std::string>(args.begin() + 1, args.end()));
-    return reproduce_spec(args);
-  } catch (const reproduce::SpecError& e) {
-    std::cerr << "vae reproduce: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const ConfigError& e) {
-    std::cerr << "vae reproduce: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "vae reproduce: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const std::exception& e) {
-    std::cerr << "vae reproduce: " << e.what() << "\n";
-    return kExitError;
-  }
+  if (args[0] == "list") return reproduce_list(std::vector<std::string>(args.begin() + 1, args.end()));
+  return reproduce_spec(args);
 }
 
 Register reg{{"reproduce", "run a published table (experiments/) and print ours beside the paper's numbers",

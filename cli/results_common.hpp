@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "command.hpp"
+#include "errors.hpp"
 
 namespace vae::cli::results {
 
@@ -24,8 +25,10 @@ inline std::string default_db_path() {
 }
 
 inline void add_db_option(po::options_description& desc) {
+  // clang-format off
   desc.add_options()("db", po::value<std::string>()->default_value(default_db_path()),
                      "results database (default: $VAE_DB, else results/results.db)");
+  // clang-format on
 }
 
 // Parses; on a bad option prints one line and returns kExitUsage; on --help prints
@@ -42,7 +45,7 @@ inline std::optional<int> parse(const std::string& command, const std::string& u
     }
     po::notify(vm);
   } catch (const po::error& e) {
-    std::cerr << command << ": " << e.what() << " (" << command << " --help lists the options)\n";
+    std::cerr << command << ": " << option_error(e, desc) << " (" << command << " --help lists the options)\n";
     return kExitUsage;
   }
   return std::nullopt;

@@ -2,6 +2,7 @@
 // and learning curve.
 #include <cmath>
 #include <iostream>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -29,6 +30,7 @@ const std::vector<report::Format> kListFormats = {
 
 int runs_list(const std::vector<std::string>& args) {
   po::options_description desc("vae runs options");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("sweep", po::value<std::string>(), "only the runs of this sweep (in sweep order)")
@@ -40,6 +42,7 @@ int runs_list(const std::vector<std::string>& args) {
        "final metrics to show (comma list)")
       ("limit", po::value<int64_t>()->default_value(0), "show at most N runs, the latest (0: all)")
       ("format", po::value<std::string>()->default_value("text"), "text, markdown, csv, tsv, json or jsonl");
+  // clang-format on
   add_db_option(desc);
   po::variables_map vm;
   if (auto rc = parse("vae runs", "vae runs [options]   |   vae runs show RUN_ID [options]", desc, {}, args, vm))
@@ -116,7 +119,7 @@ int runs_list(const std::vector<std::string>& args) {
 // A compact curve: ▁▂▃▄▅▆▇█ scaled between the min and the max.
 std::string sparkline(const std::vector<double>& v) {
   static const char* bars[] = {"▁", "▂", "▃", "▄", "▅", "▆", "▇", "█"};
-  double lo = INFINITY, hi = -INFINITY;
+  double lo = std::numeric_limits<double>::infinity(), hi = -lo;
   for (double x : v)
     if (std::isfinite(x)) lo = std::min(lo, x), hi = std::max(hi, x);
   std::string s;
@@ -133,12 +136,14 @@ std::string sparkline(const std::vector<double>& v) {
 
 int runs_show(const std::vector<std::string>& args) {
   po::options_description desc("vae runs show options");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("id", po::value<std::string>(), "run id, or a unique prefix of at least 4 hex digits")
       ("format", po::value<std::string>()->default_value("text"), "text or json")
       ("curve", po::value<std::string>()->default_value("20"),
        "epochs of the learning curve shown: N evenly spaced rows, or 'all'");
+  // clang-format on
   add_db_option(desc);
   po::positional_options_description pos;
   pos.add("id", 1);
@@ -241,8 +246,8 @@ int runs_show(const std::vector<std::string>& args) {
   const auto& curve = j["curve"];
   if (!curve.empty()) {
     std::set<int64_t> epochs_set;
-    for (auto it = curve.begin(); it != curve.end(); ++it)
-      for (const auto& p : *it) epochs_set.insert(p[0].get<int64_t>());
+    for (const auto& series : curve)
+      for (const auto& p : series) epochs_set.insert(p[0].get<int64_t>());
     std::vector<int64_t> epochs(epochs_set.begin(), epochs_set.end());
     std::vector<std::string> names;
     for (const char* pref : {"train_loss", "valid_elbo", "test_elbo"})
@@ -288,16 +293,8 @@ int runs_show(const std::vector<std::string>& args) {
 }
 
 int run_runs(const std::vector<std::string>& args) {
-  try {
-    if (!args.empty() && args[0] == "show") return runs_show({args.begin() + 1, args.end()});
-    return runs_list(args);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae runs: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const store::DbError& e) {
-    std::cerr << "vae runs: " << e.what() << "\n";
-    return kExitError;
-  }
+  if (!args.empty() && args[0] == "show") return runs_show({args.begin() + 1, args.end()});
+  return runs_list(args);
 }
 
 Register reg{{"runs", "list runs (by sweep, status, settings), or show one: vae runs show ID", &run_runs}};

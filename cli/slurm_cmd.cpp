@@ -51,6 +51,7 @@ int sweep_slurm(const std::vector<std::string>& args) {
       "WORKDIR/merge.sbatch (`vae merge` of the shards into --db), prints them, or with\n"
       "--submit submits both, the merge with --dependency=afterok on the array, and prints\n"
       "the job ids. WORKDIR must be on a file system every node sees");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("file", po::value<std::string>(), "the sweep file (TOML; see sweeps/)")
@@ -68,6 +69,7 @@ int sweep_slurm(const std::vector<std::string>& args) {
        "KEY=VALUE: override a setting in every run's base, as in vae sweep run (repeatable)")
       ("name", po::value<std::string>(), "record the sweep under this name instead of the file's")
       ("submit", po::bool_switch(), "submit both jobs with sbatch and print their ids");
+  // clang-format on
   add_db_option(desc);
   po::positional_options_description pos;
   pos.add("file", 1);
@@ -80,40 +82,29 @@ int sweep_slurm(const std::vector<std::string>& args) {
   }
 
   sweep::SlurmJob job;
-  sweep::Plan plan;
   std::vector<std::string> sets = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
-  try {
-    sweep::SweepSpec spec = sweep::parse_sweep_file(vm["file"].as<std::string>());
-    if (vm.count("name")) spec.name = vm["name"].as<std::string>();
-    sweep::apply_overrides(spec, sets);
-    plan = sweep::make_plan(spec, &vae::data_files_for);  // checks settings and data now, not on the nodes
-    job.vae = fs::read_symlink("/proc/self/exe").string();
-    job.sweep_file = absolute(vm["file"].as<std::string>());
-    job.sweep_name = spec.name;
-    job.chdir = fs::current_path().string();
-    job.out_db = absolute(vm["db"].as<std::string>());
-    job.workdir = vm.count("workdir") ? absolute(vm["workdir"].as<std::string>())
-                                      : (fs::path(job.out_db).parent_path() / "slurm" / spec.name).string();
-    job.tasks = vm["array"].as<int>();
-    job.cpus_per_task = vm["cpus-per-task"].as<int>();
-    job.partition = vm["partition"].as<std::string>();
-    job.time = vm["time"].as<std::string>();
-    job.mem = vm["mem"].as<std::string>();
-    job.requeue = vm["requeue"].as<bool>();
-    for (const auto& s : sets) job.extra_args.insert(job.extra_args.end(), {"--set", s});
-    if (vm.count("name")) job.extra_args.insert(job.extra_args.end(), {"--name", spec.name});
-    job.command = display_command_line();
-    sweep::check_slurm_job(job);
-  } catch (const sweep::SweepError& e) {
-    std::cerr << "vae sweep slurm: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const ConfigError& e) {
-    std::cerr << "vae sweep slurm: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const std::exception& e) {  // a missing or damaged data file, a folder
-    std::cerr << "vae sweep slurm: " << e.what() << "\n";
-    return kExitError;
-  }
+  // A bad sweep file or setting exits 2, a missing data file or folder 1 (errors.hpp).
+  sweep::SweepSpec spec = sweep::parse_sweep_file(vm["file"].as<std::string>());
+  if (vm.count("name")) spec.name = vm["name"].as<std::string>();
+  sweep::apply_overrides(spec, sets);
+  const sweep::Plan plan = sweep::make_plan(spec, &vae::data_files_for);  // checks settings and data now, not on the nodes
+  job.vae = fs::read_symlink("/proc/self/exe").string();
+  job.sweep_file = absolute(vm["file"].as<std::string>());
+  job.sweep_name = spec.name;
+  job.chdir = fs::current_path().string();
+  job.out_db = absolute(vm["db"].as<std::string>());
+  job.workdir = vm.count("workdir") ? absolute(vm["workdir"].as<std::string>())
+                                    : (fs::path(job.out_db).parent_path() / "slurm" / spec.name).string();
+  job.tasks = vm["array"].as<int>();
+  job.cpus_per_task = vm["cpus-per-task"].as<int>();
+  job.partition = vm["partition"].as<std::string>();
+  job.time = vm["time"].as<std::string>();
+  job.mem = vm["mem"].as<std::string>();
+  job.requeue = vm["requeue"].as<bool>();
+  for (const auto& s : sets) job.extra_args.insert(job.extra_args.end(), {"--set", s});
+  if (vm.count("name")) job.extra_args.insert(job.extra_args.end(), {"--name", spec.name});
+  job.command = display_command_line();
+  sweep::check_slurm_job(job);
 
   std::vector<int> sizes(size_t(job.tasks), 0);
   for (const auto& r : plan.runs) ++sizes[size_t(sweep::shard_of(r.run_id, job.tasks))];

@@ -13,6 +13,7 @@
 #include <set>
 
 #include "command.hpp"
+#include "errors.hpp"
 #include "report/render.hpp"
 #include "report/table.hpp"
 #include "results_common.hpp"
@@ -113,6 +114,7 @@ void print_table(const std::string& db_path, const sweep::SweepSpec& spec, std::
 
 int sweep_run(const std::vector<std::string>& args) {
   po::options_description desc("vae sweep run options");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("file", po::value<std::string>(), "the sweep file (TOML; see sweeps/)")
@@ -132,6 +134,7 @@ int sweep_run(const std::vector<std::string>& args) {
       ("delete-checkpoints", po::bool_switch(), "delete a run's checkpoints once it is done (they are kept by default, for sampling and re-evaluation)")
       ("no-table", po::bool_switch(), "do not print the comparison table at the end")
       ("quiet,q", po::bool_switch(), "no progress line and no line per finished run");
+  // clang-format on
   add_db_option(desc);
   po::positional_options_description pos;
   pos.add("file", 1);
@@ -151,27 +154,15 @@ int sweep_run(const std::vector<std::string>& args) {
   const bool quiet = vm["quiet"].as<bool>();
   const std::string runs_dir = vm.count("runs-dir") ? vm["runs-dir"].as<std::string>() : runs_dir_for(db_path);
 
-  sweep::Plan plan;
+  // A bad sweep file or setting exits 2, a missing or damaged data file 1 (errors.hpp).
   std::optional<sweep::Shard> shard;
-  size_t whole = 0;
-  try {
-    if (vm.count("shard")) shard = sweep::parse_shard(vm["shard"].as<std::string>());
-    sweep::SweepSpec spec = sweep::parse_sweep_file(vm["file"].as<std::string>());
-    if (vm.count("name")) spec.name = vm["name"].as<std::string>();
-    if (vm.count("set")) sweep::apply_overrides(spec, vm["set"].as<std::vector<std::string>>());
-    plan = sweep::make_plan(spec, &vae::data_files_for);
-    whole = plan.runs.size();
-    if (shard) plan = sweep::select_shard(plan, *shard);
-  } catch (const sweep::SweepError& e) {
-    std::cerr << "vae sweep run: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const ConfigError& e) {
-    std::cerr << "vae sweep run: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const std::exception& e) {  // a missing or damaged data file
-    std::cerr << "vae sweep run: " << e.what() << "\n";
-    return kExitError;
-  }
+  if (vm.count("shard")) shard = sweep::parse_shard(vm["shard"].as<std::string>());
+  sweep::SweepSpec spec = sweep::parse_sweep_file(vm["file"].as<std::string>());
+  if (vm.count("name")) spec.name = vm["name"].as<std::string>();
+  if (vm.count("set")) sweep::apply_overrides(spec, vm["set"].as<std::vector<std::string>>());
+  sweep::Plan plan = sweep::make_plan(spec, &vae::data_files_for);
+  const size_t whole = plan.runs.size();
+  if (shard) plan = sweep::select_shard(plan, *shard);
   std::vector<std::string> ids;
   for (const auto& r : plan.runs) ids.push_back(r.run_id);
 
@@ -261,6 +252,7 @@ extern "C" void on_worker_signal(int sig) {
 
 int sweep_worker(const std::vector<std::string>& args) {
   po::options_description desc("vae sweep worker options (started by vae sweep run)");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("db", po::value<std::string>()->required(), "results database")
@@ -270,6 +262,7 @@ int sweep_worker(const std::vector<std::string>& args) {
       ("stale-after", po::value<double>()->default_value(120.0), "heartbeat age of a dead claim (s)")
       ("max-runs", po::value<int64_t>()->default_value(-1), "stop after this many runs (-1: no limit)")
       ("delete-checkpoints", po::bool_switch(), "delete a run's checkpoints once it is done");
+  // clang-format on
   po::variables_map vm;
   if (auto rc = parse("vae sweep worker", "vae sweep worker --db PATH --sweep-id N --runs-dir DIR",
                       desc, {}, args, vm))
@@ -294,8 +287,10 @@ int sweep_worker(const std::vector<std::string>& args) {
 
 int sweep_list(const std::vector<std::string>& args) {
   po::options_description desc("vae sweep list options");
+  // clang-format off
   desc.add_options()("help,h", "show this help")
       ("format", po::value<std::string>()->default_value("text"), "text, markdown, csv, tsv, json or jsonl");
+  // clang-format on
   add_db_option(desc);
   po::variables_map vm;
   if (auto rc = parse("vae sweep list", "vae sweep list [options]", desc, {}, args, vm)) return *rc;
@@ -321,24 +316,17 @@ int run_sweep_cmd(const std::vector<std::string>& args) {
     (args.empty() ? std::cerr : std::cout) << "usage: " << kSweepUsage;
     return args.empty() ? kExitUsage : kExitOk;
   }
-  std::vector<std::string> rest(args.begin() + 1, args.end());
-  try {
-    if (args[0] == "run") return sweep_run(rest);
-    if (args[0] == "worker") return sweep_worker(rest);
-    if (args[0] == "list") return sweep_list(rest);
-    if (args[0] == "slurm") return sweep_slurm(rest);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae sweep " << args[0] << ": " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const store::DbError& e) {
-    std::cerr << "vae sweep " << args[0] << ": " << e.what() << "\n";
-    return kExitError;
-  }
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  const std::vector<std::pair<std::string, int (*)(const std::vector<std::string>&)>> actions = {
+      {"run", &sweep_run}, {"worker", &sweep_worker}, {"list", &sweep_list}, {"slurm", &sweep_slurm}};
+  for (const auto& a : actions)  // (a lambda may not capture a structured binding before C++20)
+    if (args[0] == a.first) return run_reporting_errors("vae sweep " + a.first, [&] { return a.second(rest); });
   if (args[0].size() > 5 && args[0].compare(args[0].size() - 5, 5, ".toml") == 0) {
     std::cerr << "vae sweep: did you mean: vae sweep run " << args[0] << "\n";
     return kExitUsage;
   }
-  std::cerr << "vae sweep: unknown action '" << args[0] << "'\n" << "usage: " << kSweepUsage;
+  std::cerr << "vae sweep: unknown action '" << args[0] << "'" << did_you_mean(args[0], {"run", "list", "slurm"}) << "\n"
+            << "usage: " << kSweepUsage;
   return kExitUsage;
 }
 

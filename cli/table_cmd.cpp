@@ -18,6 +18,7 @@ using namespace vae::cli::results;
 
 int run_table(const std::vector<std::string>& args) {
   po::options_description desc("vae table options");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("sweep", po::value<std::string>(), "the sweep to tabulate (default: all runs that match --where)")
@@ -35,6 +36,7 @@ int run_table(const std::vector<std::string>& args) {
       ("format", po::value<std::string>()->default_value("text"), "text, markdown, csv, tsv, latex or json")
       ("digits", po::value<int>()->default_value(2), "decimals shown")
       ("output,o", po::value<std::string>(), "write to this file instead of standard output");
+  // clang-format on
   add_db_option(desc);
   po::variables_map vm;
   if (auto rc = parse("vae table", "vae table --sweep NAME --rows latent --cols beta --metric test_nll [options]",
@@ -101,19 +103,7 @@ int run_table(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-int run_table_cmd(const std::vector<std::string>& args) {
-  try {
-    return run_table(args);
-  } catch (const report::UsageError& e) {
-    std::cerr << "vae table: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const store::DbError& e) {
-    std::cerr << "vae table: " << e.what() << "\n";
-    return kExitError;
-  }
-}
-
-Register reg{{"table", "comparison table of a sweep: mean ± s.e. over seeds, best marked (md, csv, latex, json)", &run_table_cmd}};
+Register reg{{"table", "comparison table of a sweep: mean ± s.e. over seeds, best marked (md, csv, latex, json)", &run_table}};
 
 }  // namespace
 }  // namespace vae::cli

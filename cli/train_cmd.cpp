@@ -8,7 +8,8 @@
 
 #include "command.hpp"
 #include "config/config.hpp"
-#include "data/dataset.hpp"
+#include "errors.hpp"
+#include "report/selection.hpp"
 #include "train/run.hpp"
 
 namespace po = boost::program_options;
@@ -26,6 +27,7 @@ std::string default_text(const OptionSpec& o) {
 
 po::options_description train_options_description() {
   po::options_description desc("vae train options (every setting is also a key of --config TOML files)");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("config", po::value<std::string>(), "TOML file of settings (flat table); options given here override it")
@@ -34,6 +36,7 @@ po::options_description train_options_description() {
       ("resume", po::bool_switch(), "continue from --out/last.ckpt when it exists")
       ("json", po::bool_switch(), "print the final metrics and resolved configuration as one JSON line on stdout")
       ("quiet,q", po::bool_switch(), "no progress output");
+  // clang-format on
   for (const auto& o : train_options()) {
     std::string help = o.help + " [default: " + default_text(o) + "]";
     desc.add_options()(o.key.c_str(), po::value<std::string>(), help.c_str());
@@ -104,26 +107,21 @@ int run_train(const std::vector<std::string>& args) {
     po::store(po::command_line_parser(args).options(desc).run(), vm);
     po::notify(vm);
   } catch (const po::error& e) {
-    std::cerr << "vae train: " << e.what() << " (vae train --help lists the options)\n";
+    std::cerr << "vae train: " << option_error(e, desc) << " (vae train --help lists the options)\n";
     return kExitUsage;
   }
   if (vm.count("help")) {
     std::cout << "usage: vae train [options]\n\n" << desc << "\n";
     return kExitOk;
   }
+  // A bad setting (ConfigError) exits 2, a missing or damaged data file 1 (errors.hpp).
   ConfigMap config = default_config();
-  TrainConfig tc;
-  try {
-    if (vm.count("config")) vae::apply(config, read_settings_toml(vm["config"].as<std::string>()));
-    std::map<std::string, Value> given;
-    for (const auto& o : train_options())
-      if (vm.count(o.key)) given[o.key] = parse_value(o, vm[o.key].as<std::string>());
-    vae::apply(config, given);
-    tc = to_train_config(config);
-  } catch (const ConfigError& e) {
-    std::cerr << "vae train: " << e.what() << "\n";
-    return kExitUsage;
-  }
+  if (vm.count("config")) vae::apply(config, read_settings_toml(vm["config"].as<std::string>()));
+  std::map<std::string, Value> given;
+  for (const auto& o : train_options())
+    if (vm.count(o.key)) given[o.key] = parse_value(o, vm[o.key].as<std::string>());
+  vae::apply(config, given);
+  const TrainConfig tc = to_train_config(config);
   RunOptions ro;
   ro.out_dir = vm["out"].as<std::string>();
   ro.resume = vm["resume"].as<bool>();
@@ -136,15 +134,8 @@ int run_train(const std::vector<std::string>& args) {
   RunResult r;
   try {
     r = train_and_evaluate(config, ro, nullptr);
-  } catch (const data::DataError& e) {
-    std::cerr << "vae train: " << e.what() << "\n";
-    return kExitError;
-  } catch (const ConfigError& e) {
-    std::cerr << "vae train: " << e.what() << "\n";
-    return kExitUsage;
-  } catch (const std::invalid_argument& e) {
-    std::cerr << "vae train: " << e.what() << "\n";
-    return kExitUsage;
+  } catch (const std::invalid_argument& e) {  // settings the data loaders or a model reject (sizes, protocols)
+    throw report::UsageError(e.what());
   }
   if (r.status == "diverged") {
     std::cerr << "vae train: run diverged: " << r.message << "\n";

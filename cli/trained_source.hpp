@@ -15,11 +15,13 @@
 namespace vae::cli::results {
 
 inline void add_source_options(po::options_description& desc) {
+  // clang-format off
   desc.add_options()
       ("run", po::value<std::string>(), "run id (or a unique prefix of at least 4 hex digits) in the database")
       ("checkpoint", po::value<std::string>(), "a checkpoint file (last.ckpt, best.ckpt) instead of --run")
       ("which", po::value<std::string>()->default_value("last"),
        "with --run: the checkpoint to read, last (the model the run's test metrics describe) or best");
+  // clang-format on
   add_db_option(desc);
 }
 

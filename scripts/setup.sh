@@ -2,7 +2,7 @@
 # Installs the Debian packages vae-suite needs. Idempotent; run as root.
 set -euo pipefail
 packages=(
-  build-essential cmake git pkg-config
+  build-essential cmake git pkg-config clang-format-14 clang-tidy-14
   xtensor-dev libxtensor-blas-dev xtl-dev libxsimd-dev libopenblas-dev
   libboost-program-options-dev libsqlite3-dev sqlite3 catch2
   libtomlplusplus-dev nlohmann-json3-dev libstb-dev libbenchmark-dev

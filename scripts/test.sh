@@ -6,13 +6,14 @@ cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 export OPENBLAS_NUM_THREADS=1
 
-scripts/build.sh
+# Warnings are errors here (VAE_WERROR): a change that adds one does not pass.
+VAE_WERROR=ON scripts/build.sh
 echo "== tests (Release) =="
 ctest --test-dir build --output-on-failure -j"$jobs"
 
 echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer) =="
 # -O1: sanitizers need no speed, and it halves the compile time of the second build.
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O1 -DVAE_SANITIZE=ON -DVAE_BUILD_BENCH=OFF > build-asan.log 2>&1 \
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O1 -DVAE_SANITIZE=ON -DVAE_BUILD_BENCH=OFF -DVAE_WERROR=ON > build-asan.log 2>&1 \
   || { cat build-asan.log; exit 1; }
 cmake --build build-asan -j"$jobs" --target vae_tests >> build-asan.log 2>&1 || { tail -50 build-asan.log; exit 1; }
 # OpenBLAS's own threads and assembly are outside our code: no leak check of its pool.

@@ -304,7 +304,7 @@ Table build_table(store::Db& db, const TableRequest& rq) {
     return metric_direction(metric);
   };
   t.direction = direction_of(rq.metrics[0]);
-  auto mark = [&](std::vector<CellStats*> line, int dir) {
+  auto mark = [&](const std::vector<CellStats*>& line, int dir) {
     if (dir == 0) return;
     double best = NAN;
     for (auto* c : line) {
@@ -322,6 +322,7 @@ Table build_table(store::Db& db, const TableRequest& rq) {
   if (t.best_per_row) {
     for (auto& row : t.cells) {
       std::vector<CellStats*> line;
+      line.reserve(row.size());
       for (auto& c : row) line.push_back(&c);
       mark(line, t.direction);
     }

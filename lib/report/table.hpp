@@ -58,7 +58,7 @@ struct Table {
 
 // Throws UsageError (unknown setting, cells that mix different configurations,
 // no runs) with a one-line message.
-Table build_table(store::Db& db, const TableRequest& request);
+Table build_table(store::Db& db, const TableRequest& rq);
 
 // Statistics of a sample (exposed for tests).
 CellStats stats_of(std::vector<double> values);

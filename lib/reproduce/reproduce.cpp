@@ -313,7 +313,7 @@ ReportFormat parse_report_format(const std::string& name) {
   if (name == "markdown" || name == "md") return ReportFormat::Markdown;
   if (name == "latex" || name == "tex") return ReportFormat::Latex;
   if (name == "json") return ReportFormat::Json;
-  throw std::invalid_argument("--format '" + name + "': expected text, markdown, latex or json");
+  throw SpecError("--format '" + name + "': expected text, markdown, latex or json");
 }
 
 }  // namespace vae::reproduce

@@ -77,7 +77,7 @@ struct Report {
 Report build_report(store::Db& db, const Spec& spec, const ReproPlan& plan, const std::string& sweep_file);
 
 enum class ReportFormat { Text, Markdown, Latex, Json };
-ReportFormat parse_report_format(const std::string& name);  // throws SpecError-free std::invalid_argument
+ReportFormat parse_report_format(const std::string& name);  // throws SpecError naming the choices
 std::string render_report(const Report& report, ReportFormat format);
 
 }  // namespace vae::reproduce

@@ -24,6 +24,7 @@ std::string identity_json(const ConfigMap& canonical, const std::vector<DataFile
   j["v"] = kIdentityVersion;
   j["config"] = nlohmann::json::parse(identity_settings_json(canonical));
   std::vector<std::string> sums;
+  sums.reserve(data.size());
   for (const auto& f : data) sums.push_back(f.sha256);
   std::sort(sums.begin(), sums.end());
   j["data_sha256"] = sums;

@@ -35,7 +35,7 @@ std::string run_id_of(const std::string& identity_json);  // 64 hex digits
 // All settings as JSON (identity and others), and back. Keys missing from the JSON
 // (settings added after the run was recorded) take their defaults.
 std::string config_json(const ConfigMap& config);
-ConfigMap config_from_json(const std::string& json);
+ConfigMap config_from_json(const std::string& text);
 
 // The params-table form of a setting: kind name and SQL value.
 std::string kind_name(ValueKind kind);

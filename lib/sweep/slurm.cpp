@@ -28,9 +28,9 @@ void common_lines(std::ostream& o, const SlurmJob& j) {
 
 }  // namespace
 
-std::string shell_quote(const std::string& s) {
+std::string shell_quote(const std::string& text) {
   std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  for (char c : text) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
   return out + "'";
 }
 
@@ -38,8 +38,8 @@ std::string shard_db_path(const SlurmJob& j, int i) {
   return j.workdir + "/shard_" + std::to_string(i) + ".db";
 }
 
-std::string parse_job_id(const std::string& text) {
-  std::string line = text.substr(0, text.find('\n'));
+std::string parse_job_id(const std::string& sbatch_output) {
+  std::string line = sbatch_output.substr(0, sbatch_output.find('\n'));
   line = line.substr(0, line.find(';'));
   line.erase(std::remove_if(line.begin(), line.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); }),
              line.end());

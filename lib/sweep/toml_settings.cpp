@@ -3,21 +3,11 @@
 #include <algorithm>
 #include <sstream>
 
+#include "util/nearest.hpp"
+
 namespace vae::sweep {
 
 namespace {
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
 
 // A TOML scalar (or list of integers) as a setting value, unchecked.
 Value raw_value(const std::string& file, const toml::node& n, const std::string& key, const std::string& section) {
@@ -63,6 +53,7 @@ std::vector<std::pair<std::string, const toml::node*>> in_file_order(const toml:
   std::stable_sort(es.begin(), es.end(),
                    [](const E& a, const E& b) { return std::tie(a.line, a.col) < std::tie(b.line, b.col); });
   std::vector<std::pair<std::string, const toml::node*>> out;
+  out.reserve(es.size());
   for (auto& e : es) out.emplace_back(e.key, e.node);
   return out;
 }

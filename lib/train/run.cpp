@@ -103,6 +103,8 @@ namespace {
 // Everything one run's training loop reads and writes; what a checkpoint carries is
 // saved from and restored into it.
 struct Trainer {
+  Trainer(const TrainConfig& config, const RunOptions& run_options, RunHooks* run_hooks)
+      : tc(config), options(run_options), hooks(run_hooks) {}
   const TrainConfig& tc;
   const RunOptions& options;
   RunHooks* hooks;
@@ -357,7 +359,7 @@ void final_evaluation(Trainer& t, RunResult& result) {
 RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options, RunHooks* hooks) {
   const TrainConfig tc = to_train_config(config);
   set_blas_threads(int(tc.threads));
-  Trainer t{tc, options, hooks};
+  Trainer t(tc, options, hooks);
   RunResult result;
   set_up(t, config, result);
   resume(t, result);

@@ -2,7 +2,7 @@
 // vae::train_step plus the optimizer -- takes no heap block in our code, whatever
 // BLAS kernel the CPU gets. Counted with tests/alloc_counter.hpp, which tells our blocks
 // from those OpenBLAS's own code takes inside a BLAS call (some kernels, e.g. SkylakeX and
-// Cooperlake sgemm's small-matrix path, take a buffer per call; see the README, "Memory").
+// Cooperlake sgemm's small-matrix path, take a buffer per call; see the README, "Performance").
 // The counter's own tests show that it sees our blocks -- also inside the BLAS mark and
 // inside a real training step -- and that what it sets apart comes from OpenBLAS.
 //

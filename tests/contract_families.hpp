@@ -93,10 +93,17 @@ void for_each_family(F&& f) {
   f(FamilyCase<V>{"vae iaf bernoulli", [] { return initialised(std::make_unique<V>(small_iaf_shape(), bernoulli()), 5); }});
   f(FamilyCase<Lad>{"hierarchical bn",
                     [] { return initialised(std::make_unique<Lad>(small_ladder_shape(Inference::BottomUp), bernoulli()), 6); },
-                    true, false, true});
+                    true, true, true});
   f(FamilyCase<Lad>{"ladder bn",
                     [] { return initialised(std::make_unique<Lad>(small_ladder_shape(Inference::Ladder), bernoulli()), 7); },
-                    true, false, true});
+                    true, true, true});
+  // The IWAE paper's 2-layer model (x-200-200-z100-100-100-z50, tanh, exp variances) at a small size.
+  f(FamilyCase<Lad>{"hierarchical iwae-paper exp variance", [] {
+                      LadderShape s = small_ladder_shape(Inference::BottomUp);
+                      s.batchnorm = false;
+                      s.variance = VarianceHead::Exp;
+                      return initialised(std::make_unique<Lad>(s, bernoulli()), 9);
+                    }});
   f(FamilyCase<ToyLinearVae<double>>{"toy linear (tests/toy_linear_family.hpp)", [] { return initialised(std::make_unique<ToyLinearVae<double>>(16, 3, 8), 8); }});
 }
 

@@ -1,13 +1,18 @@
 // The contract test list (models/contract.hpp): every case runs over every family of
 // tests/contract_families.hpp, in double. A family gets all of them by being listed there.
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <filesystem>
 #include <random>
 #include <vector>
 
+#include "alloc_counter.hpp"
 #include "contract_families.hpp"
 #include "gradcheck.hpp"
 #include "models/algorithms.hpp"
+#include "train/checkpoint.hpp"
 
 using namespace vae;
 using vae::test::FamilyCase;
@@ -92,12 +97,18 @@ TEST_CASE("contract: the k-sample ELBO and the IWAE objective's gradients match 
           "[contract][gradcheck][iwae]") {
   for_each_family([](const auto& fam) {
     using M = typename std::decay_t<decltype(*fam.make())>;
-    for (Objective o : {Objective::Elbo, Objective::Iwae}) {
+    for (Objective o : {Objective::Elbo, Objective::Iwae})
+    for (bool training : {true, false}) {
       if (o == Objective::Iwae && !fam.iwae) continue;
-      DYNAMIC_SECTION(fam.name << (o == Objective::Iwae ? ", iwae" : ", elbo") << " k = 3") {
+      // Batch norm in training mode couples the rows (the k copies of an example and the
+      // examples) through the batch statistics: the check covers that mode and the other.
+      if (!training && !fam.batchnorm) continue;
+      DYNAMIC_SECTION(fam.name << (o == Objective::Iwae ? ", iwae" : ", elbo") << " k = 3"
+                               << (training ? "" : ", evaluation mode")) {
         auto m = fam.make();
         typename M::Work w;
         m->reserve(w, 12);
+        w.training = training;
         std::mt19937_64 rng(12);
         // 4 distinct examples: with 2, batch norm's statistics over their 3 copies each are
         // ill-conditioned enough for finite differences to reach ~1e-6 on their own.
@@ -249,6 +260,92 @@ TEST_CASE("contract: decode_mean of encode_mean reconstructs in [0,1], prior cod
       for (float v : x) CHECK((v >= 0.0f && v <= 1.0f));
       std::mt19937_64 rng(3);
       CHECK(sample_prior_codes(*m, w, 11, rng).size() == 11 * m->units());
+    }
+  });
+}
+
+TEST_CASE("contract: a training step allocates nothing after the first (ELBO, k-sample ELBO, IWAE)",
+          "[contract][alloc]") {
+  if (!vae::test::alloc_counting_available()) {
+    WARN("[contract][alloc] skipped: under AddressSanitizer malloc belongs to ASan and cannot be counted");
+    return;
+  }
+  for_each_family([](const auto& fam) {
+    using M = typename std::decay_t<decltype(*fam.make())>;
+    for (Objective o : {Objective::Elbo, Objective::Iwae})
+    for (std::size_t k : {std::size_t(1), std::size_t(3)}) {
+      if (o == Objective::Iwae && (k == 1 || !fam.iwae)) continue;
+      DYNAMIC_SECTION(fam.name << (o == Objective::Iwae ? ", iwae" : ", elbo") << " k = " << k) {
+        auto m = fam.make();
+        typename M::Work w;
+        const std::size_t B = 8;
+        m->reserve(w, B * k);
+        const data::Images im = binary_images(14, m->data_dim(), 51);
+        std::vector<uint32_t> order(im.n);
+        for (std::size_t i = 0; i < order.size(); ++i) order[i] = uint32_t(i);
+        std::mt19937_64 rng(4);
+        const ObjectiveParams p{1.0, 0.0, o, k};
+        auto step = [&](std::size_t start, std::size_t rows) {
+          train_step(*m, w, im, order.data() + start, rows, true, rng, p);
+          for (std::size_t i = 0; i < m->params.size(); ++i) m->params[i] -= 0.01 * m->grads[i];
+        };
+        step(0, B);  // the first step may size what it needs
+        const vae::test::AllocCounts c = vae::test::count_allocations([&] {
+          step(0, B);
+          step(B, im.n - B);  // a shorter last batch
+          step(0, B);
+        });
+        INFO("our blocks " << c.ours << c.ours_sites << "; OpenBLAS's own " << c.blas);
+        CHECK(c.ours == 0);
+      }
+    }
+  });
+}
+
+TEST_CASE("contract: parameters and state round-trip through a checkpoint file", "[contract][checkpoint]") {
+  namespace fs = std::filesystem;
+  for_each_family([](const auto& fam) {
+    using M = typename std::decay_t<decltype(*fam.make())>;
+    DYNAMIC_SECTION(fam.name) {
+      const data::Images im = binary_images(24, 16, 61);
+      auto m1 = fam.make();
+      typename M::Work w1;
+      m1->reserve(w1, 8);
+      std::vector<uint32_t> order(im.n);
+      for (std::size_t i = 0; i < order.size(); ++i) order[i] = uint32_t(i);
+      std::mt19937_64 rng(8);
+      for (std::size_t s = 0; s < 3; ++s) {
+        train_step(*m1, w1, im, order.data() + s * 8, 8, false, rng, ObjectiveParams{1.0, 0.0});
+        for (std::size_t i = 0; i < m1->params.size(); ++i) m1->params[i] -= 0.05 * m1->grads[i];
+      }
+      // A checkpoint holds floats (the training precision): round the double model to them first.
+      for (auto& v : m1->params) v = double(float(v));
+      for (auto& v : m1->state) v = double(float(v));
+      Checkpoint ck;
+      ck.params.assign(m1->params.begin(), m1->params.end());
+      ck.model_state.assign(m1->state.begin(), m1->state.end());
+      const fs::path file = fs::temp_directory_path() / ("vae_contract_" + std::to_string(::getpid()) + ".ckpt");
+      save_checkpoint(file.string(), ck);
+      const Checkpoint back = load_checkpoint(file.string());
+      fs::remove(file);
+      auto m0 = fam.make();
+      REQUIRE(back.params.size() == m0->params.size());
+      REQUIRE(back.model_state.size() == m0->state.size());
+      auto eval = [&](M& m) {
+        typename M::Work e;
+        m.reserve(e, 10);
+        e.training = false;
+        std::mt19937_64 r(9);
+        return evaluate_elbo(m, e, im, r).elbo;
+      };
+      const double before = eval(*m1);
+      std::copy(back.params.begin(), back.params.end(), m0->params.begin());
+      if (!m0->state.empty()) {
+        // the state matters: without it (the fresh model's) the evaluation differs
+        CHECK(eval(*m0) != before);
+        std::copy(back.model_state.begin(), back.model_state.end(), m0->state.begin());
+      }
+      CHECK(eval(*m0) == before);
     }
   });
 }

@@ -67,6 +67,45 @@ TEST_CASE("precision-weighted merge equals the formula on known numbers", "[ladd
   CHECK(out[0] == Approx(0.5).epsilon(1e-15));
 }
 
+TEST_CASE("variance heads: softplus and exp on known numbers, their derivatives against finite differences",
+          "[ladder][variance]") {
+  const std::vector<double> a{-3.0, -0.5, 0.0, std::log(2.0), 1.7};
+  const std::size_t n = a.size();
+  auto A = mat(const_cast<double*>(a.data()), n, 1);
+  for (VarianceHead h : {VarianceHead::Softplus, VarianceHead::Exp}) {
+    const bool ex = h == VarianceHead::Exp;
+    DYNAMIC_SECTION((ex ? "exp" : "softplus")) {
+      std::vector<double> var(n), dvar(n), da(n);
+      auto V = mat(var.data(), n, 1), DV = mat(dvar.data(), n, 1), DA = mat(da.data(), n, 1);
+      variance_forward(h, V, A);
+      for (std::size_t i = 0; i < n; ++i) {
+        INFO("a = " << a[i]);
+        const double want = ex ? std::exp(a[i]) : std::log1p(std::exp(a[i])) + kVarFloor;
+        CHECK(var[i] == Approx(want).epsilon(1e-14));
+        dvar[i] = 0.3 + double(i);  // an upstream gradient
+      }
+      if (ex) {
+        CHECK(var[2] == 1.0);
+        CHECK(var[3] == Approx(2.0).epsilon(1e-15));
+      }
+      variance_backward(h, DA, DV, A, V);
+      for (std::size_t i = 0; i < n; ++i) {
+        const double e = 1e-6;
+        std::vector<double> ap{a[i] + e}, am{a[i] - e}, vp(1), vm(1);
+        auto VP = mat(vp.data(), 1, 1), VM = mat(vm.data(), 1, 1);
+        variance_forward(h, VP, mat(ap.data(), 1, 1));
+        variance_forward(h, VM, mat(am.data(), 1, 1));
+        const double fd = (0.3 + double(i)) * (vp[0] - vm[0]) / (2 * e);
+        INFO("a = " << a[i] << ": analytic " << da[i] << ", finite difference " << fd);
+        CHECK(da[i] == Approx(fd).epsilon(1e-8));
+      }
+      // da may alias dvar (as the models call it)
+      variance_backward(h, DV, DV, A, V);
+      CHECK(dvar == da);
+    }
+  }
+}
+
 namespace {
 
 struct GradCase {
@@ -353,4 +392,20 @@ TEST_CASE("ladder settings are checked", "[ladder][config]") {
   CHECK(td.det_layers == std::vector<int64_t>{512, 256, 128, 64, 32});
   CHECK(td.det_depth == 2);
   CHECK(tc.layers.size() == 2);
+  CHECK(td.variance == "softplus");
+  // --variance exp: ladder/hierarchical only
+  ConfigMap e = default_config();
+  apply(e, {{"variance", std::string("exp")}});
+  CHECK_THROWS_WITH(to_train_config(e), Catch::Contains("variance"));
+  ConfigMap h = default_config();
+  apply(h, {{"model", std::string("hierarchical")}, {"layers", std::vector<int64_t>{100, 50}},
+            {"det-layers", std::vector<int64_t>{200, 100}}, {"activation", std::string("tanh")},
+            {"variance", std::string("exp")}});
+  CHECK(to_train_config(h).variance == "exp");
+  // IWAE with k > 1 trains these families too
+  apply(h, {{"objective", std::string("iwae")}, {"k", int64_t(5)}});
+  CHECK(to_train_config(h).objective == Objective::Iwae);
+  ConfigMap l = default_config();
+  apply(l, {{"model", std::string("ladder")}, {"objective", std::string("iwae")}, {"k", int64_t(5)}});
+  CHECK(to_train_config(l).k == 5);
 }

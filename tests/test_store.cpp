@@ -487,7 +487,8 @@ TEST_CASE("defaults of settings added after the identity recipe are pinned", "[s
       {"iaf-made-layers", "2"},   {"iaf-context", "64"},               {"iaf-forget-bias", "1"},
       {"iaf-kl", "sample"},       {"arch", "mlp"},                     {"conv-channels", "32,64,128,256"},
       {"conv-kernel", "3"},       {"disent-batch", "64"},              {"disent-train", "10000"},
-      {"disent-eval", "5000"},    {"objective", "elbo"},               {"k", "1"}};
+      {"disent-eval", "5000"},    {"objective", "elbo"},               {"k", "1"},
+      {"variance", "softplus"}};
   for (const auto& [key, value] : pinned) {
     INFO("setting " << key);
     const OptionSpec* s = find_option(key);

@@ -50,6 +50,7 @@ class ToyLinearVae {
     Activation2<T> x, out, dout, raw, eps, mu, logvar, z, kl, dz, dmu, dlogvar, kw_rows;
     LikelihoodWork<T> lw;
     Buffer<T> rec, ones_b;
+    std::vector<double> log_p, log_q;  // [B], log_weights' scratch
   };
 
   std::vector<ParamRange> param_groups() const {
@@ -73,6 +74,8 @@ class ToyLinearVae {
     w.rec.assign(B, T(0));
     w.ones_b.assign(B, T(1));
     w.reserve_weights(B, L);
+    w.log_p.assign(B, 0.0);
+    w.log_q.assign(B, 0.0);
   }
   void draw_noise(Work& w, std::size_t B, std::mt19937_64& rng) { fill_normal(w.eps.ptr(), B * L, rng); }
 
@@ -105,10 +108,9 @@ class ToyLinearVae {
     for (std::size_t i = 0; i < B * L; ++i) acc[i % L] += double(w.kl.data[i]);
   }
   void log_weights(Work& w, std::size_t B, double* out) {
-    std::vector<double> lp(B), lq(B);  // a toy: allocates
-    log_prior_rows(lp.data(), w.z.view(B));
-    log_posterior_rows(lq.data(), w.eps.view(B), w.logvar.view(B));
-    for (std::size_t b = 0; b < B; ++b) out[b] = -double(w.rec[b]) + lp[b] - lq[b];
+    log_prior_rows(w.log_p.data(), w.z.view(B));
+    log_posterior_rows(w.log_q.data(), w.eps.view(B), w.logvar.view(B));
+    for (std::size_t b = 0; b < B; ++b) out[b] = -double(w.rec[b]) + w.log_p[b] - w.log_q[b];
   }
   void backward(Work& w, std::size_t B, T rec_scale) {
     T* G = grads.data();

@@ -59,6 +59,10 @@ std::vector<OptionSpec> make_options() {
       opt("batchnorm", K::Bool, false,
           "ladder/hierarchical: batch normalization on every deterministic layer (batch statistics "
           "in training, running averages with momentum 0.1 in evaluation)"),
+      opt("variance", K::String, std::string("softplus"),
+          "ladder/hierarchical: variance of every Gaussian from its linear head a: softplus "
+          "(softplus(a) + 1e-6, the Ladder paper's) or exp (exp(a), the IWAE paper's)",
+          {"softplus", "exp"}),
       opt("latent", K::Int, I(20), "latent dimension", {}, 1.0, 4096.0),
       opt("hidden", K::IntList, std::vector<I>{400},
           "hidden layer sizes of encoder and decoder (decoder mirrored), e.g. 500,500", {}, 1.0,
@@ -422,14 +426,13 @@ void validate(const ConfigMap& c) {
       throw ConfigError("key 'batchnorm': only model = ladder or hierarchical has batch normalization");
     if (str("activation") == "leaky-relu")
       throw ConfigError("key 'activation': leaky-relu is implemented for model = ladder or hierarchical");
+    if (str("variance") != "softplus")
+      throw ConfigError("key 'variance': only model = ladder or hierarchical has variance heads to choose");
   }
   if (str("objective") == "iwae") {
     if (std::get<double>(c.at("beta")) != 1.0 || num("warmup") > 0 || std::get<double>(c.at("free-bits")) > 0)
       throw ConfigError("key 'objective': iwae is the bound on log p(x) itself: use beta = 1, warmup = 0, "
                         "free-bits = 0");
-    if (stacked && num("k") > 1)
-      throw ConfigError("key 'objective': iwae with k > 1 is not implemented for model = " + str("model") +
-                        " (its backward pass has no per-sample weights yet); use objective = elbo");
   }
   if (str("posterior") == "iaf" && num("iaf-steps") > 0 && std::get<double>(c.at("free-bits")) > 0)
     throw ConfigError("key 'free-bits': not defined for posterior = iaf (with iaf-steps > 0): the "
@@ -466,6 +469,7 @@ TrainConfig to_train_config(const ConfigMap& c) {
   t.det_layers = std::get<std::vector<int64_t>>(c.at("det-layers"));
   t.det_depth = i("det-depth");
   t.batchnorm = std::get<bool>(c.at("batchnorm"));
+  t.variance = s("variance");
   t.activation = s("activation");
   t.posterior = s("posterior");
   t.iaf_steps = i("iaf-steps");

@@ -82,6 +82,7 @@ struct TrainConfig {
   std::vector<int64_t> layers, det_layers;  // ladder/hierarchical: stochastic and deterministic sizes, bottom first
   int64_t det_depth;        // dense layers per deterministic block
   bool batchnorm;
+  std::string variance;     // softplus | exp: the variance heads of ladder/hierarchical
   std::string activation;   // relu | tanh | softplus | sigmoid | elu | leaky-relu (ladder/hierarchical)
   std::string posterior;    // gaussian | iaf
   int64_t iaf_steps, iaf_hidden, iaf_made_layers, iaf_context;  // IAF flow (prob/iaf.hpp)

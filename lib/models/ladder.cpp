@@ -15,6 +15,7 @@ std::unique_ptr<Model> make_ladder_vae(const TrainConfig& tc, std::size_t data_d
   shape.act = parse_nonlinearity(tc.activation);
   shape.batchnorm = tc.batchnorm;
   shape.inference = tc.model == "ladder" ? Inference::Ladder : Inference::BottomUp;
+  shape.variance = tc.variance == "exp" ? VarianceHead::Exp : VarianceHead::Softplus;
   auto m = std::make_unique<FamilyModel<LadderVae<float>>>(shape, likelihood_from(tc));
   m->family().initialize(parse_init(tc.init), tc.init_std, init_rng);
   return m;

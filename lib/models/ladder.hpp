@@ -16,10 +16,12 @@
 //    then conditioned on the same z_{i+1}, so each layer's KL is the analytic KL between
 //    the two Gaussians (to N(0, I) at the top).
 // Every Gaussian has mu = Linear(h) and var = softplus(Linear(h)) + 1e-6, as the paper's
-// equations and code. Each deterministic block is an MLP of `depth` layers (2 in the
-// paper) of Linear -> [batch norm] -> nonlinearity; block i has width hidden[i], both in
-// the inference network and in the generative MLP that leaves z_{i+1} (mirrored), and the
-// decoder leaves z_1 through width hidden[0].
+// equations and code, or var = exp(Linear(h)) with --variance exp (the IWAE paper's
+// Gaussians; its 2-layer model is the hierarchical VAE with tanh blocks of depth 2).
+// Each deterministic block is an MLP of `depth` layers (2 in the paper) of Linear ->
+// [batch norm] -> nonlinearity; block i has width hidden[i], both in the inference network
+// and in the generative MLP that leaves z_{i+1} (mirrored), and the decoder leaves z_1
+// through width hidden[0].
 //
 // Noise is an input: eps of every layer lives in the Work and is drawn by the caller, so a
 // forward pass is a pure function of (parameters, running statistics, x, eps, mode).
@@ -54,6 +56,7 @@ struct LadderShape {
   Nonlinearity act;
   bool batchnorm = false;
   Inference inference = Inference::Ladder;
+  VarianceHead variance = VarianceHead::Softplus;  // every var head (prob/ladder_gaussian.hpp)
 };
 
 template <class T>
@@ -177,6 +180,7 @@ class LadderVae {
   struct Layer {
     Activation2<T> eps, mu_hat, a_hat, var_hat, mu_p, a_p, var_p, mu_q, var_q, z, kl;
     Activation2<T> dz, dmu_q, dvar_q, dmu_hat, dvar_hat, dmu_p, dvar_p;
+    Activation2<T> kw_rows;  // row-weighted backward: row_weight[b] * unit_weight[u0 + j]
     typename BnMlp<T>::Work up, down;
   };
   struct Work : LossWeights<T> {
@@ -198,7 +202,7 @@ class LadderVae {
       Layer& l = w.layer[i];
       const std::size_t S = shape.latent[i], SP = i + 1 < L ? S : 0;  // no prior buffers at the top
       for (Activation2<T>* a : {&l.eps, &l.mu_hat, &l.a_hat, &l.var_hat, &l.mu_q, &l.var_q, &l.z, &l.kl, &l.dz,
-                                &l.dmu_q, &l.dvar_q, &l.dmu_hat, &l.dvar_hat})
+                                &l.dmu_q, &l.dvar_q, &l.dmu_hat, &l.dvar_hat, &l.kw_rows})
         a->reserve(B, S);
       for (Activation2<T>* a : {&l.mu_p, &l.a_p, &l.var_p, &l.dmu_p, &l.dvar_p}) a->reserve(B, SP);
       up[i].reserve(l.up, B);
@@ -225,30 +229,28 @@ class LadderVae {
   }
 
   // eps -> z of every layer, the top-down priors, the KL per element and, when decode,
-  // rec[b] = -log p(x_b | z_1). Needs forward_up's results for the same rows.
+  // rec[b] = -log p(x_b | z_1). Needs forward_up's results for the same rows. With
+  // w.sampled_kl every layer's KL is the single-sample log q - log p (the terms of log w).
   void forward_down(Work& w, std::size_t B, bool decode = true) {
     const std::size_t L = layers();
     if (ladder()) {
-      Layer& top = w.layer[L - 1];
-      posterior_is_up(top, B);
-      auto kl = top.kl.view(B);
-      kl_standard_forward(kl, top.mu_q.view(B), top.var_q.view(B));
+      posterior_is_up(w.layer[L - 1], B);
+      top_kl(w, B);
       for (std::size_t i = L - 1; i-- > 0;) {
         Layer& l = w.layer[i];
         prior(w, i, B);
         auto mu_q = l.mu_q.view(B), var_q = l.var_q.view(B), z = l.z.view(B), kli = l.kl.view(B);
         merge_forward(mu_q, var_q, l.mu_hat.view(B), l.var_hat.view(B), l.mu_p.view(B), l.var_p.view(B));
         sample_forward(z, mu_q, var_q, l.eps.view(B));
-        kl_gaussians_forward(kli, mu_q, var_q, l.mu_p.view(B), l.var_p.view(B));
+        if (w.sampled_kl) kl_sampled_forward(kli, z, l.eps.view(B), var_q, l.mu_p.view(B), l.var_p.view(B));
+        else kl_gaussians_forward(kli, mu_q, var_q, l.mu_p.view(B), l.var_p.view(B));
       }
     } else {
       for (std::size_t i = 0; i < L; ++i) {
         if (i > 0) up_block(w, i, w.layer[i - 1].z.view(B), B);
         posterior_is_up(w.layer[i], B);
       }
-      Layer& top = w.layer[L - 1];
-      auto kl = top.kl.view(B);
-      kl_standard_forward(kl, top.mu_q.view(B), top.var_q.view(B));
+      top_kl(w, B);
       for (std::size_t i = 0; i + 1 < L; ++i) {
         Layer& l = w.layer[i];
         prior(w, i, B);
@@ -304,21 +306,28 @@ class LadderVae {
   }
 
   // Accumulates into grads the gradient of
-  //   rec_scale * sum_b rec[b] + sum_{i,b,j} unit_weight[u0_i + j] * kl_i[b,j]
-  // for the last forward (the objective sets rec_scale = 1/B and unit_weight = beta/B).
-  // Row weights (the IWAE objective) are not implemented for this family.
+  //   sum_b c_b (rec_scale * rec[b] + sum_{i,j} unit_weight[u0_i + j] * kl_i[b,j])
+  // for the last forward, c_b = row_weight[b] when w.row_weighted (IWAE), else 1
+  // (models/contract.hpp; the ELBO objective sets rec_scale = 1/B and unit_weight = beta/B).
+  // Row weights need the single-sample KL of every layer (w.sampled_kl): then the IWAE
+  // objective's weights wtilde_b / B make this sum_b wtilde_b / B * grad(-log w_b).
+  // Batch norm in training mode: every row's log w depends on all R = B k rows through the
+  // batch statistics, and the backward pass through batch norm is its full Jacobian, so this
+  // is the exact gradient of the IWAE objective of the batch as computed (statistics over all
+  // its rows, the k copies of each example included), with wtilde held fixed as in the
+  // objective's own gradient: sum_b wtilde_b grad log w_b is grad log mean_j w_j whatever
+  // log w_b depends on. The contract tests check it against finite differences in that mode.
   void backward(Work& w, std::size_t B, T rec_scale) {
     T* P = params.data();
     T* G = grads.data();
-    const std::size_t L = layers();
-    const bool tr = w.training;
-    if (w.row_weighted) throw std::logic_error("LadderVae::backward: row weights (IWAE) are not implemented");
+    if (w.row_weighted && !w.sampled_kl) throw std::logic_error("LadderVae::backward: row weights need the sampled KL");
     auto ones = vec(w.ones_b.data(), B);
     // likelihood -> decoder -> dz_1
     {
       auto x = w.x.view(B), out = w.out.view(B), dout = w.dout.view(B);
       auto raw = raw_logsig_view(w, B), draw = draw_logsig_view(w, B);
-      likelihood_backward(dout, draw, w.lw, lik, out, raw, x, P, G, rec_scale);
+      likelihood_backward(dout, draw, w.lw, lik, out, raw, x, P, G, rec_scale,
+                          w.row_weighted ? w.row_weight.data() : static_cast<const T*>(nullptr));
       auto g = dec.output(w.dec, B), dg = dec.output_grad(w.dec, B);
       auto dW = dec_out.W(G), db = dec_out.bias(G);
       linear_backward(&dg, dW, db, dout, g, dec_out.W(P), ones);
@@ -327,23 +336,51 @@ class LadderVae {
         linear_backward(&dg, dWs, dbs, draw, g, dec_logsig.W(P), ones, T(1));
       }
       auto dz = w.layer[0].dz.view(B);
-      dec.backward(w.dec, &dz, w.layer[0].z.view(B), P, G, B, tr, ones);
+      dec.backward(w.dec, &dz, w.layer[0].z.view(B), P, G, B, w.training, ones);
     }
+    if (!w.row_weighted) {
+      latent_backward(w, B, [&](std::size_t i) { return vec(w.unit_weight.data() + unit_offset(i), shape.latent[i]); });
+      return;
+    }
+    for (std::size_t i = 0; i < layers(); ++i) {
+      const std::size_t S = shape.latent[i], u0 = unit_offset(i);
+      T* kw = w.layer[i].kw_rows.ptr();
+      for (std::size_t b = 0; b < B; ++b)
+        for (std::size_t j = 0; j < S; ++j) kw[b * S + j] = w.row_weight[b] * w.unit_weight[u0 + j];
+    }
+    latent_backward(w, B, [&](std::size_t i) { return w.layer[i].kw_rows.view(B); });
+  }
+
+  // dz_1 (from the decoder) and the KL weights of layer i, kw(i) ([S_i] per unit or [B,S_i]
+  // per row and unit) -> the gradients of every stochastic layer and deterministic block.
+  template <class KW>
+  void latent_backward(Work& w, std::size_t B, KW kw_of) {
+    T* P = params.data();
+    T* G = grads.data();
+    const std::size_t L = layers();
+    const bool tr = w.training;
+    auto ones = vec(w.ones_b.data(), B);
     if (ladder()) {
       // Top-down pass in reverse: layer i's merge, then its prior's MLP into dz_{i+1}.
       for (std::size_t i = 0; i + 1 < L; ++i) {
         Layer& l = w.layer[i];
-        auto kw = vec(w.unit_weight.data() + unit_offset(i), shape.latent[i]);
+        const auto kw = kw_of(i);
         auto dmu_q = l.dmu_q.view(B), dvar_q = l.dvar_q.view(B), dmu_p = l.dmu_p.view(B), dvar_p = l.dvar_p.view(B);
         auto dmu_hat = l.dmu_hat.view(B), dvar_hat = l.dvar_hat.view(B);
-        kl_gaussians_backward(dmu_q, dvar_q, dmu_p, dvar_p, l.dz.view(B), l.eps.view(B), l.mu_q.view(B),
-                              l.var_q.view(B), l.mu_p.view(B), l.var_p.view(B), kw);
+        if (w.sampled_kl) {
+          auto dz = l.dz.view(B);
+          kl_sampled_backward_p(dz, dmu_p, dvar_p, l.z.view(B), l.mu_p.view(B), l.var_p.view(B), kw);
+          kl_sampled_backward_q(dmu_q, dvar_q, dz, l.eps.view(B), l.var_q.view(B), kw);
+        } else {
+          kl_gaussians_backward(dmu_q, dvar_q, dmu_p, dvar_p, l.dz.view(B), l.eps.view(B), l.mu_q.view(B),
+                                l.var_q.view(B), l.mu_p.view(B), l.var_p.view(B), kw);
+        }
         merge_backward(dmu_hat, dvar_hat, dmu_p, dvar_p, dmu_q, dvar_q, l.mu_hat.view(B), l.var_hat.view(B),
                        l.mu_p.view(B), l.var_p.view(B), l.mu_q.view(B));
         auto dz_above = w.layer[i + 1].dz.view(B);
         prior_backward(w, i, &dz_above, B, T(0));
       }
-      top_backward(w, B);
+      top_backward(w, B, kw_of(L - 1));
       // The deterministic bottom-up pass, top to bottom: d_i feeds its heads and block i+1.
       for (std::size_t i = L; i-- > 0;) {
         heads_backward(w, i, B, i + 1 == L ? T(0) : T(1));
@@ -358,20 +395,18 @@ class LadderVae {
       // Each KL estimate's direct gradient on z_i and on its prior, whose MLP reads z_{i+1}.
       for (std::size_t i = 0; i + 1 < L; ++i) {
         Layer& l = w.layer[i];
-        auto kw = vec(w.unit_weight.data() + unit_offset(i), shape.latent[i]);
         auto dz = l.dz.view(B), dmu_p = l.dmu_p.view(B), dvar_p = l.dvar_p.view(B);
-        kl_sampled_backward_p(dz, dmu_p, dvar_p, l.z.view(B), l.mu_p.view(B), l.var_p.view(B), kw);
+        kl_sampled_backward_p(dz, dmu_p, dvar_p, l.z.view(B), l.mu_p.view(B), l.var_p.view(B), kw_of(i));
         auto dz_above = w.layer[i + 1].dz.view(B);
         prior_backward(w, i, &dz_above, B, T(0));
       }
       // q's blocks top to bottom: dz_i is complete once block i+1 (which reads z_i) is done.
-      top_backward(w, B);
+      top_backward(w, B, kw_of(L - 1));
       for (std::size_t i = L; i-- > 0;) {
         Layer& l = w.layer[i];
         if (i + 1 < L) {
-          auto kw = vec(w.unit_weight.data() + unit_offset(i), shape.latent[i]);
           auto dmu = l.dmu_hat.view(B), dvar = l.dvar_hat.view(B);
-          kl_sampled_backward_q(dmu, dvar, l.dz.view(B), l.eps.view(B), l.var_q.view(B), kw);
+          kl_sampled_backward_q(dmu, dvar, l.dz.view(B), l.eps.view(B), l.var_q.view(B), kw_of(i));
         }
         heads_backward(w, i, B, T(0));
         if (i > 0) {
@@ -488,7 +523,7 @@ class LadderVae {
     auto mu = l.mu_hat.view(B), a = l.a_hat.view(B), var = l.var_hat.view(B);
     linear_forward(mu, d, up_mu[i].W(P), up_mu[i].bias(P));
     linear_forward(a, d, up_var[i].W(P), up_var[i].bias(P));
-    softplus_var_forward(var, a);
+    variance_forward(shape.variance, var, a);
   }
   // p(z_{i+1} | z_{i+2}) in 1-based terms: down block i on z of the layer above.
   void prior(Work& w, std::size_t i, std::size_t B) {
@@ -500,7 +535,7 @@ class LadderVae {
     auto mu = l.mu_p.view(B), a = l.a_p.view(B), var = l.var_p.view(B);
     linear_forward(mu, g, down_mu[i].W(P), down_mu[i].bias(P));
     linear_forward(a, g, down_var[i].W(P), down_var[i].bias(P));
-    softplus_var_forward(var, a);
+    variance_forward(shape.variance, var, a);
   }
   // Top layer of the ladder and every layer of bottom-up inference: q = the up heads.
   void posterior_is_up(Layer& l, std::size_t B) {
@@ -509,12 +544,22 @@ class LadderVae {
     xt::noalias(var_q) = l.var_hat.view(B);
     sample_forward(z, mu_q, var_q, l.eps.view(B));
   }
-  // The top layer: z_L and its analytic KL to N(0, I) -> dmu_hat, dvar_hat.
-  void top_backward(Work& w, std::size_t B) {
+  // The top layer's KL to N(0, I): analytic, or the single-sample estimate (w.sampled_kl).
+  void top_kl(Work& w, std::size_t B) {
     Layer& t = w.layer[layers() - 1];
-    auto kw = vec(w.unit_weight.data() + unit_offset(layers() - 1), shape.latent.back());
+    auto kl = t.kl.view(B);
+    if (w.sampled_kl) kl_standard_sampled_forward(kl, t.z.view(B), t.eps.view(B), t.var_q.view(B));
+    else kl_standard_forward(kl, t.mu_q.view(B), t.var_q.view(B));
+  }
+  // The top layer: z_L and its KL to N(0, I), weighted by kw -> dmu_hat, dvar_hat.
+  template <class KW>
+  void top_backward(Work& w, std::size_t B, const KW& kw) {
+    Layer& t = w.layer[layers() - 1];
     auto dmu = t.dmu_hat.view(B), dvar = t.dvar_hat.view(B);
-    kl_standard_backward(dmu, dvar, t.dz.view(B), t.eps.view(B), t.mu_q.view(B), t.var_q.view(B), kw);
+    if (w.sampled_kl)
+      kl_standard_sampled_backward(dmu, dvar, t.dz.view(B), t.z.view(B), t.eps.view(B), t.var_q.view(B), kw);
+    else
+      kl_standard_backward(dmu, dvar, t.dz.view(B), t.eps.view(B), t.mu_q.view(B), t.var_q.view(B), kw);
   }
   // dmu_hat, dvar_hat of layer i -> its heads -> d(block output) (+ beta * what is there).
   void heads_backward(Work& w, std::size_t i, std::size_t B, T beta) {
@@ -523,7 +568,7 @@ class LadderVae {
     Layer& l = w.layer[i];
     auto ones = vec(w.ones_b.data(), B);
     auto dvar = l.dvar_hat.view(B), dmu = l.dmu_hat.view(B);
-    softplus_var_backward(dvar, dvar, l.a_hat.view(B));
+    variance_backward(shape.variance, dvar, dvar, l.a_hat.view(B), l.var_hat.view(B));
     auto d = up[i].output(l.up, B), dd = up[i].output_grad(l.up, B);
     auto dWm = up_mu[i].W(G), dbm = up_mu[i].bias(G), dWv = up_var[i].W(G), dbv = up_var[i].bias(G);
     linear_backward(&dd, dWm, dbm, dmu, d, up_mu[i].W(P), ones, beta);
@@ -536,7 +581,7 @@ class LadderVae {
     Layer& l = w.layer[i];
     auto ones = vec(w.ones_b.data(), B);
     auto dvar = l.dvar_p.view(B), dmu = l.dmu_p.view(B);
-    softplus_var_backward(dvar, dvar, l.a_p.view(B));
+    variance_backward(shape.variance, dvar, dvar, l.a_p.view(B), l.var_p.view(B));
     auto g = down[i].output(l.down, B), dg = down[i].output_grad(l.down, B);
     auto dWm = down_mu[i].W(G), dbm = down_mu[i].bias(G), dWv = down_var[i].W(G), dbv = down_var[i].bias(G);
     linear_backward(&dg, dWm, dbm, dmu, g, down_mu[i].W(P), ones);

@@ -1,8 +1,10 @@
 // The Gaussian algebra of the Ladder VAE and the hierarchical VAE (Sonderby et al. 2016),
 // elementwise over [B,S] (one stochastic layer of S units), forward and backward:
-//  - variances from a linear head through softplus, as the LVAE paper and its code do:
+//  - variances from a linear head a, by --variance: softplus, as the LVAE paper and its code do,
 //      var = softplus(a) + kVarFloor
-//    (the floor keeps 1/var and log var finite in float when softplus underflows);
+//    (the floor keeps 1/var and log var finite in float when softplus underflows), or exp,
+//      var = exp(a)
+//    ("diagonal Gaussians with exp on the variances", the IWAE paper's, Burda et al. 2016);
 //  - sampling z = mu + sqrt(var) * eps, eps given by the caller;
 //  - the precision-weighted merge of a bottom-up estimate (mu_hat, var_hat) with the
 //    top-down prior (mu_p, var_p):
@@ -12,8 +14,9 @@
 //  - KL(N(mu_q, var_q) || N(mu_p, var_p)) and KL(N(mu, var) || N(0, 1)), analytic;
 //  - the single-sample KL estimate log q(z) - log p(z), for conditionals that are not
 //    sampled in the same order (the bottom-up hierarchical VAE), and log densities in double.
-// Backward functions take w [S], the weight of each unit's KL in the loss (beta / B, or 0
-// under free bits), broadcast over the batch.
+// Backward functions take w, the weight of each KL element in the loss: [S] per unit (beta / B,
+// or 0 under free bits), broadcast over the batch, or [B,S] per row and unit (the IWAE
+// objective's row weights times the unit weights).
 #pragma once
 
 #include <cmath>
@@ -37,6 +40,32 @@ void softplus_var_forward(MatView<T>& var, const MatView<T>& a) {
 template <class T>
 void softplus_var_backward(MatView<T>& da, const MatView<T>& dvar, const MatView<T>& a) {
   xt::noalias(da) = dvar * sigmoid_expr(a);
+}
+
+// var = exp(a)
+template <class T>
+void exp_var_forward(MatView<T>& var, const MatView<T>& a) {
+  xt::noalias(var) = xt::exp(a);
+}
+// da = dvar * exp(a) = dvar * var (var: the forward's output); da may alias dvar.
+template <class T>
+void exp_var_backward(MatView<T>& da, const MatView<T>& dvar, const MatView<T>& var) {
+  xt::noalias(da) = dvar * var;
+}
+
+// The variance head of the ladder and hierarchical families (--variance).
+enum class VarianceHead { Softplus, Exp };
+template <class T>
+void variance_forward(VarianceHead h, MatView<T>& var, const MatView<T>& a) {
+  if (h == VarianceHead::Exp) exp_var_forward(var, a);
+  else softplus_var_forward(var, a);
+}
+// da from dvar, given the head's input a and output var; da may alias dvar.
+template <class T>
+void variance_backward(VarianceHead h, MatView<T>& da, const MatView<T>& dvar, const MatView<T>& a,
+                       const MatView<T>& var) {
+  if (h == VarianceHead::Exp) exp_var_backward(da, dvar, var);
+  else softplus_var_backward(da, dvar, a);
 }
 
 // z = mu + sqrt(var) * eps
@@ -77,11 +106,11 @@ void kl_gaussians_forward(MatView<T>& kl, const MatView<T>& mu_q, const MatView<
 // Gradients of a loss through z = mu_q + sqrt(var_q) eps (dz) and through w-weighted KL elements:
 //   dmu_q = dz + w (mu_q - mu_p) / var_p      dvar_q = dz eps / (2 sqrt(var_q)) + w (1/var_p - 1/var_q) / 2
 //   dmu_p = -w (mu_q - mu_p) / var_p          dvar_p = w (1/var_p - (var_q + (mu_q - mu_p)^2) / var_p^2) / 2
-template <class T>
+template <class T, class W>
 void kl_gaussians_backward(MatView<T>& dmu_q, MatView<T>& dvar_q, MatView<T>& dmu_p, MatView<T>& dvar_p,
                            const MatView<T>& dz, const MatView<T>& eps, const MatView<T>& mu_q,
                            const MatView<T>& var_q, const MatView<T>& mu_p, const MatView<T>& var_p,
-                           const VecView<T>& w) {
+                           const W& w) {
   xt::noalias(dmu_p) = -w * (mu_q - mu_p) / var_p;
   xt::noalias(dmu_q) = dz - dmu_p;
   xt::noalias(dvar_q) = T(0.5) * (dz * eps / xt::sqrt(var_q) + w * (T(1) / var_p - T(1) / var_q));
@@ -94,11 +123,27 @@ void kl_standard_forward(MatView<T>& kl, const MatView<T>& mu, const MatView<T>&
   xt::noalias(kl) = T(0.5) * (mu * mu + var - T(1) - xt::log(var));
 }
 //   dmu = dz + w mu ;  dvar = dz eps / (2 sqrt(var)) + w (1 - 1/var) / 2
-template <class T>
+template <class T, class W>
 void kl_standard_backward(MatView<T>& dmu, MatView<T>& dvar, const MatView<T>& dz, const MatView<T>& eps,
-                          const MatView<T>& mu, const MatView<T>& var, const VecView<T>& w) {
+                          const MatView<T>& mu, const MatView<T>& var, const W& w) {
   xt::noalias(dmu) = dz + w * mu;
   xt::noalias(dvar) = T(0.5) * (dz * eps / xt::sqrt(var) + w * (T(1) - T(1) / var));
+}
+
+// The single-sample estimate of KL(q || N(0, I)) for z = mu + sqrt(var) eps:
+//   kl = log q(z) - log N(z; 0, I) = (z^2 - eps^2 - log var) / 2
+// (the top layer's term of log w under the IWAE objective, models/contract.hpp sampled_kl).
+template <class T>
+void kl_standard_sampled_forward(MatView<T>& kl, const MatView<T>& z, const MatView<T>& eps, const MatView<T>& var) {
+  xt::noalias(kl) = T(0.5) * (z * z - eps * eps - xt::log(var));
+}
+// dz from above plus the estimate's own w z on z; then through z = mu + sqrt(var) eps:
+//   dmu = dz + w z ;  dvar = dmu eps / (2 sqrt(var)) - w / (2 var)
+template <class T, class W>
+void kl_standard_sampled_backward(MatView<T>& dmu, MatView<T>& dvar, const MatView<T>& dz, const MatView<T>& z,
+                                  const MatView<T>& eps, const MatView<T>& var, const W& w) {
+  xt::noalias(dmu) = dz + w * z;
+  xt::noalias(dvar) = T(0.5) * (dmu * eps / xt::sqrt(var) - w / var);
 }
 
 // Single-sample estimate for z = mu_q + sqrt(var_q) eps drawn from q and scored under p:
@@ -115,16 +160,16 @@ void kl_sampled_forward(MatView<T>& kl, const MatView<T>& z, const MatView<T>& e
 //   dvar_p = w (1/var_p - (z - mu_p)^2 / var_p^2) / 2
 // and q's own: dmu_q = dz ; dvar_q = dz eps / (2 sqrt(var_q)) - w / (2 var_q), by q_backward
 // once dz is complete.
-template <class T>
+template <class T, class W>
 void kl_sampled_backward_p(MatView<T>& dz, MatView<T>& dmu_p, MatView<T>& dvar_p, const MatView<T>& z,
-                           const MatView<T>& mu_p, const MatView<T>& var_p, const VecView<T>& w) {
+                           const MatView<T>& mu_p, const MatView<T>& var_p, const W& w) {
   xt::noalias(dmu_p) = -w * (z - mu_p) / var_p;
   xt::noalias(dz) -= dmu_p;
   xt::noalias(dvar_p) = T(0.5) * w * (T(1) - xt::square(z - mu_p) / var_p) / var_p;
 }
-template <class T>
+template <class T, class W>
 void kl_sampled_backward_q(MatView<T>& dmu_q, MatView<T>& dvar_q, const MatView<T>& dz, const MatView<T>& eps,
-                           const MatView<T>& var_q, const VecView<T>& w) {
+                           const MatView<T>& var_q, const W& w) {
   xt::noalias(dmu_q) = dz;
   xt::noalias(dvar_q) = T(0.5) * (dz * eps / xt::sqrt(var_q) - w / var_q);
 }

@@ -199,6 +199,14 @@ TEST_CASE("the plan: every cell over the seeds, a run shared by two cells once",
   CHECK(q.plan.runs.size() == 4);
   CHECK(q.cells[0].run_ids == q.cells[1].run_ids);
   CHECK(q.cells[0].run_ids != q.cells[2].run_ids);
+  // Columns that differ only where the run identity cannot tell (the IWAE objective at k = 1
+  // is the ELBO): one run, not an error of the sweep.
+  const Spec k1 = parse_spec_text(replace(replace(kSpec, "settings = { beta = 1.0 }", "settings = { objective = \"elbo\" }"),
+                                          "settings = { beta = 4.0 }", "settings = { objective = \"iwae\", k = 1 }"),
+                                  "t.toml");
+  const ReproPlan r = make_plan(k1, "paper", 1, vae::testing::fake_data_files);
+  CHECK(r.plan.runs.size() == 2);
+  CHECK(r.cells[0].run_ids == r.cells[1].run_ids);
   // The generated sweep file is an ordinary sweep: parsed again, it gives the same runs.
   const sweep::Plan again = sweep::make_plan(sweep::parse_sweep_text(p.sweep_text, "g.toml"), vae::testing::fake_data_files);
   REQUIRE(again.runs.size() == p.plan.runs.size());

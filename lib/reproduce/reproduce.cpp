@@ -11,6 +11,7 @@
 #include <stdexcept>
 
 #include "report/render.hpp"
+#include "store/run_identity.hpp"
 #include "sweep/sweep_file.hpp"
 
 namespace vae::reproduce {
@@ -76,6 +77,18 @@ std::map<std::string, Value> cell_overrides(const Spec& spec, const Row& row, co
   return own;
 }
 
+// What makes two cells the same run: their canonical settings (e.g. objective = iwae at
+// k = 1 is the ELBO), as the run identity reads them.
+std::string run_key(const Spec& spec, const Row& row, const Column& col, const Budget& b, const std::string& where) {
+  ConfigMap c = default_config();
+  try {
+    vae::apply(c, cell_settings(spec, row, col, b));
+    return to_json(store::canonical_config(c), true);
+  } catch (const ConfigError& e) {
+    throw SpecError(where + ": row '" + row.id + "', column '" + col.id + "': " + e.what());
+  }
+}
+
 sweep::Plan plan_of(const std::string& text, const std::string& file, const sweep::DataFilesFn& data_files) {
   try {
     return sweep::make_plan(sweep::parse_sweep_text(text, file), data_files);
@@ -97,16 +110,16 @@ ReproPlan make_plan(const Spec& spec, const std::string& budget_name, int64_t se
   rp.sweep_name = spec.id + "." + budget.name;
   const std::string where = spec.file + " (budget " + budget.name + ")";
 
-  // Cells with the same settings share a block; then blocks whose runs are the same runs
-  // (settings that differ only where they cannot change results, e.g. objective at k = 1)
-  // are merged by run id.
+  // Cells that are the same run (the same canonical settings: e.g. the IWAE objective at
+  // k = 1 is the ELBO) share one block; blocks that still turn out to have the same run
+  // ids are merged too.
   std::vector<std::pair<std::string, std::map<std::string, Value>>> parts;
   std::vector<std::size_t> part_of_cell;
   std::map<std::string, std::size_t> by_settings;
   for (std::size_t r = 0; r < spec.rows.size(); ++r)
     for (std::size_t c = 0; c < spec.columns.size(); ++c) {
       auto own = cell_overrides(spec, spec.rows[r], spec.columns[c], budget);
-      const std::string key = inline_table(own);
+      const std::string key = run_key(spec, spec.rows[r], spec.columns[c], budget, where);
       auto it = by_settings.find(key);
       if (it == by_settings.end()) {
         it = by_settings.emplace(key, parts.size()).first;

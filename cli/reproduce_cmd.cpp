@@ -137,9 +137,12 @@ std::string hours(double s) {
 
 int reproduce_list(const std::vector<std::string>& args) {
   po::options_description desc("vae reproduce list options");
-  desc.add_options()("help,h", "show this help")
+  // clang-format off
+  desc.add_options()
+      ("help,h", "show this help")
       ("dir", po::value<std::string>()->default_value("experiments"), "folder of the specs")
       ("no-timing", po::bool_switch(), "do not measure this machine's throughput for the time estimates");
+  // clang-format on
   po::variables_map vm;
   if (auto rc = parse("vae reproduce list", "vae reproduce list [options]", desc, {}, args, vm)) return *rc;
   const bool timing = !vm["no-timing"].as<bool>();
@@ -193,7 +196,9 @@ std::vector<std::string> slurm_args(const po::variables_map& vm) {
 
 int reproduce_spec(const std::vector<std::string>& args) {
   po::options_description desc("vae reproduce options");
-  desc.add_options()("help,h", "show this help")
+  // clang-format off
+  desc.add_options()
+      ("help,h", "show this help")
       ("spec", po::value<std::string>(), "spec file or id")
       ("budget", po::value<std::string>()->default_value("paper"), "budget of the spec (vae reproduce list)")
       ("seeds", po::value<int64_t>()->default_value(0), "seeds per cell (0: the spec's)")
@@ -210,6 +215,7 @@ int reproduce_spec(const std::vector<std::string>& args) {
       ("cpus-per-task", po::value<std::string>(), "--slurm: sbatch --cpus-per-task")
       ("requeue", po::bool_switch(), "--slurm: requeue preempted tasks")
       ("submit", po::bool_switch(), "--slurm: submit with sbatch");
+  // clang-format on
   add_db_option(desc);
   po::positional_options_description pos;
   pos.add("spec", 1);

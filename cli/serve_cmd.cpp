@@ -22,6 +22,7 @@ using namespace vae::cli::results;
 
 int run_serve(const std::vector<std::string>& args) {
   po::options_description desc("vae serve options");
+  // clang-format off
   desc.add_options()
       ("help,h", "show this help")
       ("port", po::value<int>()->default_value(8600), "TCP port (0: any free port, printed at start)")
@@ -30,6 +31,7 @@ int run_serve(const std::vector<std::string>& args) {
       ("chartjs", po::value<std::string>()->default_value(serve::Options{}.chartjs_path),
        "Chart.js file served to the page (Debian: libjs-chart.js)")
       ("threads", po::value<int>()->default_value(4), "connections handled at once");
+  // clang-format on
   add_db_option(desc);
   po::variables_map vm;
   if (auto rc = parse("vae serve", "vae serve [--db FILE] [--port 8600] [--host 127.0.0.1]", desc, {}, args, vm))

@@ -39,13 +39,7 @@ class Parser {
   explicit Parser(std::string file) : file_(std::move(file)) {}
 
   [[noreturn]] void fail(int line, const std::string& key, const std::string& section, const std::string& msg) const {
-    std::ostringstream m;
-    m << file_ << ":" << line << ": ";
-    if (!key.empty()) m << "key '" << key << "'";
-    if (!section.empty()) m << (key.empty() ? "" : " in ") << "[" << section << "]";
-    if (!key.empty() || !section.empty()) m << ": ";
-    m << msg;
-    throw SpecError(m.str());
+    throw SpecError(sweep::located_message(file_, line, key, section, msg));
   }
 
   Spec parse(const std::string& text) {

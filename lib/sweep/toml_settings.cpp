@@ -77,15 +77,20 @@ std::vector<std::string> setting_names() {
   return names;
 }
 
-void fail_at(const std::string& file, int line, const std::string& key, const std::string& section,
-             const std::string& msg) {
+std::string located_message(const std::string& file, int line, const std::string& key, const std::string& section,
+                            const std::string& msg) {
   std::ostringstream m;
   m << file << ":" << line << ": ";
   if (!key.empty()) m << "key '" << key << "'";
   if (!section.empty()) m << (key.empty() ? "" : " in ") << "[" << section << "]";
   if (!key.empty() || !section.empty()) m << ": ";
   m << msg;
-  throw SweepError(m.str());
+  return m.str();
+}
+
+void fail_at(const std::string& file, int line, const std::string& key, const std::string& section,
+             const std::string& msg) {
+  throw SweepError(located_message(file, line, key, section, msg));
 }
 
 Value read_setting(const std::string& file, const std::string& key, const toml::node& n,

@@ -27,6 +27,11 @@ std::string strip_key_prefix(const std::string& msg);
 // Every `vae train` setting's name.
 std::vector<std::string> setting_names();
 
+// "file:line: key 'k' in [section]: msg" (key and section when given): the form of every
+// error in a settings file.
+std::string located_message(const std::string& file, int line, const std::string& key, const std::string& section,
+                            const std::string& msg);
+
 [[noreturn]] void fail_at(const std::string& file, int line, const std::string& key, const std::string& section,
                           const std::string& msg);
 

@@ -10,13 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "models/algorithms.hpp"
+#include "models/vae.hpp"
 #include "prob/gaussian.hpp"
 #include "prob/likelihood.hpp"
 #include "tensor/activation.hpp"
 #include "tensor/linear.hpp"
 #include "train/batch.hpp"
-#include "models/algorithms.hpp"
-#include "models/vae.hpp"
 #include "train/optimizer.hpp"
 
 using namespace vae;
@@ -36,7 +36,8 @@ Buffer<float> random_buffer(std::size_t n, float lo, float hi, unsigned seed) {
 // Linear layer in -> out at batch B: args {B, in, out}.
 void BM_linear_forward(benchmark::State& st) {
   const std::size_t B = std::size_t(st.range(0)), I = std::size_t(st.range(1)), O = std::size_t(st.range(2));
-  auto in = random_buffer(B * I, -1, 1, 1), W = random_buffer(O * I, -0.05f, 0.05f, 2), b = random_buffer(O, -0.1f, 0.1f, 3);
+  auto in = random_buffer(B * I, -1, 1, 1), W = random_buffer(O * I, -0.05f, 0.05f, 2),
+       b = random_buffer(O, -0.1f, 0.1f, 3);
   Buffer<float> out(B * O);
   auto vin = mat(in.data(), B, I), vW = mat(W.data(), O, I), vout = mat(out.data(), B, O);
   auto vb = vec(b.data(), O);
@@ -44,7 +45,8 @@ void BM_linear_forward(benchmark::State& st) {
     linear_forward(vout, vin, vW, vb);
     benchmark::DoNotOptimize(out.data());
   }
-  st.counters["GFLOPS"] = benchmark::Counter(2.0 * double(B * I * O), benchmark::Counter::kIsIterationInvariantRate,
+  st.counters["GFLOPS"] = benchmark::Counter(2.0 * double(B * I * O),
+                                             benchmark::Counter::kIsIterationInvariantRate,
                                              benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_linear_forward)->Args({128, kD, kH})->Args({128, kH, kD})->Args({20, kD, kH})->Args({500, kH, kD});
@@ -61,7 +63,8 @@ void BM_linear_backward(benchmark::State& st) {
     linear_backward(&vdin, vdW, vdb, vdout, vin, vW, vones);
     benchmark::DoNotOptimize(dW.data());
   }
-  st.counters["GFLOPS"] = benchmark::Counter(4.0 * double(B * I * O), benchmark::Counter::kIsIterationInvariantRate,
+  st.counters["GFLOPS"] = benchmark::Counter(4.0 * double(B * I * O),
+                                             benchmark::Counter::kIsIterationInvariantRate,
                                              benchmark::Counter::kIs1000);
 }
 BENCHMARK(BM_linear_backward)->Args({128, kD, kH})->Args({128, kH, kD})->Args({20, kD, kH});
@@ -120,7 +123,8 @@ void BM_likelihood(benchmark::State& st) {
 // Reparametrization, KL and their backward on [128, 20].
 void BM_gaussian_posterior(benchmark::State& st) {
   const std::size_t B = 128, L = kL;
-  auto mu = random_buffer(B * L, -1, 1, 1), lv = random_buffer(B * L, -2, 1, 2), eps = random_buffer(B * L, -2, 2, 3);
+  auto mu = random_buffer(B * L, -1, 1, 1), lv = random_buffer(B * L, -2, 1, 2),
+       eps = random_buffer(B * L, -2, 2, 3);
   auto dz = random_buffer(B * L, -1, 1, 4), kw = random_buffer(L, 0, 0.01f, 5);
   Buffer<float> z(B * L), kl(B * L), dmu(B * L), dlv(B * L);
   auto vmu = mat(mu.data(), B, L), vlv = mat(lv.data(), B, L), veps = mat(eps.data(), B, L);
@@ -206,16 +210,20 @@ BENCHMARK(BM_fill_normal);
 int main(int argc, char** argv) {
   const char* acts[] = {"identity", "relu", "tanh", "softplus", "sigmoid", "elu"};
   for (int a = 0; a < 6; ++a) {
-    benchmark::RegisterBenchmark((std::string("BM_activation_forward/") + acts[a]).c_str(), BM_activation<false>)
+    benchmark::RegisterBenchmark((std::string("BM_activation_forward/") + acts[a]).c_str(),
+                                 BM_activation<false>)
         ->Arg(a);
-    benchmark::RegisterBenchmark((std::string("BM_activation_backward/") + acts[a]).c_str(), BM_activation<true>)
+    benchmark::RegisterBenchmark((std::string("BM_activation_backward/") + acts[a]).c_str(),
+                                 BM_activation<true>)
         ->Arg(a);
   }
   const char* liks[] = {"bernoulli", "gaussian_fixed", "gaussian_learned", "gaussian_per_pixel"};
   for (int l = 0; l < 4; ++l) {
-    benchmark::RegisterBenchmark((std::string("BM_likelihood_forward/") + liks[l]).c_str(), BM_likelihood<false>)
+    benchmark::RegisterBenchmark((std::string("BM_likelihood_forward/") + liks[l]).c_str(),
+                                 BM_likelihood<false>)
         ->Args({l, 128});
-    benchmark::RegisterBenchmark((std::string("BM_likelihood_backward/") + liks[l]).c_str(), BM_likelihood<true>)
+    benchmark::RegisterBenchmark((std::string("BM_likelihood_backward/") + liks[l]).c_str(),
+                                 BM_likelihood<true>)
         ->Args({l, 128});
   }
   // the importance-weighted evaluation's chunk of 500 samples

@@ -14,8 +14,8 @@ constexpr int kExitUsage = 2;     // unknown option, bad value, malformed sweep 
 constexpr int kExitDiverged = 3;  // training hit NaN/Inf
 
 struct Command {
-  std::string name;     // "train", "sweep", ...
-  std::string summary;  // one line for `vae --help`
+  std::string name;                                              // "train", "sweep", ...
+  std::string summary;                                           // one line for `vae --help`
   std::function<int(const std::vector<std::string>& args)> run;  // args after the name
 };
 

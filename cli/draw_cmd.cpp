@@ -79,10 +79,12 @@ int run_draw(const std::vector<std::string>& args) {
   const std::string what = vm["what"].as<std::string>();
   if (what != "samples" && what != "reconstructions" && what != "interpolate" && what != "manifold" &&
       what != "traversals")
-    throw report::UsageError("'" + what + "' is not one of samples, reconstructions, interpolate, manifold, traversals");
+    throw report::UsageError("'" + what +
+                             "' is not one of samples, reconstructions, interpolate, manifold, traversals");
   if (!vm.count("out")) throw report::UsageError("--out FILE.png is needed");
   const std::string out = vm["out"].as<std::string>();
-  if (std::filesystem::path(out).extension() != ".png") throw report::UsageError("--out '" + out + "': expected a .png file");
+  if (std::filesystem::path(out).extension() != ".png")
+    throw report::UsageError("--out '" + out + "': expected a .png file");
   const std::size_t scale = vm["scale"].as<std::size_t>();
   const int background = vm["background"].as<int>();
   if (background < 0 || background > 255) throw report::UsageError("--background: expected 0 to 255");
@@ -102,13 +104,15 @@ int run_draw(const std::vector<std::string>& args) {
     if (what == "samples") {
       fig = draw::prior_samples(m, count("side", 12), vm["seed"].as<uint64_t>());
     } else if (what == "reconstructions") {
-      fig = draw::reconstructions(m, test, vm["first"].as<std::size_t>(), count("per-row", 12), count("rows", 6));
+      fig = draw::reconstructions(m, test, vm["first"].as<std::size_t>(), count("per-row", 12),
+                                  count("rows", 6));
     } else if (what == "interpolate") {
       std::vector<std::size_t> from = index_list(vm, "from"), to = index_list(vm, "to");
       if (from.empty()) from = {0, 2, 4, 6};
       if (to.empty()) to = {1, 3, 5, 7};
       if (from.size() != to.size())
-        throw report::UsageError("--from has " + std::to_string(from.size()) + " images, --to " + std::to_string(to.size()));
+        throw report::UsageError("--from has " + std::to_string(from.size()) + " images, --to " +
+                                 std::to_string(to.size()));
       std::vector<std::pair<std::size_t, std::size_t>> pairs;
       for (std::size_t k = 0; k < from.size(); ++k) pairs.emplace_back(from[k], to[k]);
       const std::size_t steps = count("steps", 10);
@@ -122,7 +126,8 @@ int run_draw(const std::vector<std::string>& args) {
       const double limit = vm["limit"].as<double>();
       if (!(limit > 0 && limit < 1e6)) throw report::UsageError("--limit: expected a positive number");
       const std::string order = vm["order"].as<std::string>();
-      if (order != "kl" && order != "index") throw report::UsageError("--order '" + order + "': expected kl or index");
+      if (order != "kl" && order != "index")
+        throw report::UsageError("--order '" + order + "': expected kl or index");
       std::vector<std::size_t> units;
       if (order == "kl") {
         std::mt19937_64 rng(0);  // the KL is analytic; the noise only draws z for the reconstruction term
@@ -142,10 +147,11 @@ int run_draw(const std::vector<std::string>& args) {
   } catch (const std::invalid_argument& e) {
     throw report::UsageError(e.what());
   }
-  const draw::GrayImage img =
-      draw::upscale(draw::tile(fig.cells, fig.n, test.rows, test.cols, fig.cols, vm["pad"].as<std::size_t>(),
-                                uint8_t(background)), scale);
-  if (std::filesystem::path(out).has_parent_path()) std::filesystem::create_directories(std::filesystem::path(out).parent_path());
+  const draw::GrayImage img = draw::upscale(draw::tile(fig.cells, fig.n, test.rows, test.cols, fig.cols,
+                                                       vm["pad"].as<std::size_t>(), uint8_t(background)),
+                                            scale);
+  if (std::filesystem::path(out).has_parent_path())
+    std::filesystem::create_directories(std::filesystem::path(out).parent_path());
   draw::write_png(out, img);
 
   std::ostringstream from;
@@ -157,7 +163,8 @@ int run_draw(const std::vector<std::string>& args) {
     auto db = store::open_for_writing(vm["db"].as<std::string>());
     store::ResultsStore st(*db);
     const std::string path = std::filesystem::absolute(out).lexically_normal().string();
-    st.record_run_artifact(*src.run_id, std::filesystem::path(out).filename().string(), path, src.trained.epoch);
+    st.record_run_artifact(*src.run_id, std::filesystem::path(out).filename().string(), path,
+                           src.trained.epoch);
     std::cerr << ", recorded as an artifact";
   }
   std::cerr << "\n";

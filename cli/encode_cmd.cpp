@@ -25,15 +25,17 @@ int run_encode(const std::vector<std::string>& args) {
   // clang-format on
   add_source_options(desc);
   po::variables_map vm;
-  if (auto rc = parse("vae encode", "vae encode (--run ID | --checkpoint PATH) --out FILE.csv [options]", desc, {},
-                      args, vm))
+  if (auto rc = parse("vae encode", "vae encode (--run ID | --checkpoint PATH) --out FILE.csv [options]", desc,
+                      {}, args, vm))
     return *rc;
   if (!vm.count("out")) throw report::UsageError("--out FILE.csv is needed");
   const std::string split = vm["split"].as<std::string>();
-  if (split != "test" && split != "train") throw report::UsageError("--split '" + split + "': expected test or train");
+  if (split != "test" && split != "train")
+    throw report::UsageError("--split '" + split + "': expected test or train");
   Source src = load_source(vm);
   const data::Images& images = split == "test" ? src.trained.data.test : src.trained.data.train;
-  const std::size_t n = vm["n"].as<std::size_t>() == 0 ? images.n : std::min(images.n, vm["n"].as<std::size_t>());
+  const std::size_t n = vm["n"].as<std::size_t>() == 0 ? images.n
+                                                       : std::min(images.n, vm["n"].as<std::size_t>());
   const std::vector<float> mu = src.trained.model->encode_mean(images, n);
   const std::size_t L = src.trained.model->latent_dim();
   const std::string path = vm["out"].as<std::string>();

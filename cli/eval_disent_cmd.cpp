@@ -32,7 +32,8 @@ std::string run_checkpoint(store::Db& db, const std::string& id) {
     if (s.step()) path = s.get_text(0);
   });
   if (path.empty())
-    throw report::UsageError("run " + id + " has no checkpoint recorded (was it swept with "
+    throw report::UsageError("run " + id +
+                             " has no checkpoint recorded (was it swept with "
                              "--delete-checkpoints?); give --checkpoint PATH");
   return path;
 }
@@ -55,7 +56,8 @@ int eval_disent(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("run", 1);
   po::variables_map vm;
-  if (auto rc = parse("vae eval-disent", "vae eval-disent RUN_ID [options] | --checkpoint PATH", desc, pos, args, vm))
+  if (auto rc = parse("vae eval-disent", "vae eval-disent RUN_ID [options] | --checkpoint PATH", desc, pos,
+                      args, vm))
     return *rc;
   if (vm.count("run") == vm.count("checkpoint"))
     throw report::UsageError("give a run id or --checkpoint PATH (one of the two)");

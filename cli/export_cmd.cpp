@@ -27,16 +27,19 @@ int run_export(const std::vector<std::string>& args) {
   // clang-format on
   add_db_option(desc);
   po::variables_map vm;
-  if (auto rc = parse("vae export", "vae export [--format csv] [--sweep NAME] [-o FILE] [options]", desc, {}, args, vm))
+  if (auto rc = parse("vae export", "vae export [--format csv] [--sweep NAME] [-o FILE] [options]", desc, {},
+                      args, vm))
     return *rc;
   report::Format f = report::parse_format(vm["format"].as<std::string>(),
-      {report::Format::Csv, report::Format::Tsv, report::Format::Json, report::Format::Jsonl});
+                                          {report::Format::Csv, report::Format::Tsv, report::Format::Json,
+                                           report::Format::Jsonl});
   auto db = store::open_for_reading(vm["db"].as<std::string>());
   report::Selection sel;
   if (vm.count("sweep")) sel.sweep = vm["sweep"].as<std::string>();
   sel.statuses = list_option(vm, "status");
   if (vm.count("where"))
-    for (const auto& w : vm["where"].as<std::vector<std::string>>()) sel.where.push_back(report::parse_condition(w));
+    for (const auto& w : vm["where"].as<std::vector<std::string>>())
+      sel.where.push_back(report::parse_condition(w));
   report::Frame fr = report::export_runs(*db, report::select_runs(*db, sel));
   std::string text = report::render_frame(fr, f);
   if (vm.count("output")) {
@@ -51,7 +54,8 @@ int run_export(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-Register reg{{"export", "one flat row per run (params.*, metrics.*, provenance) as csv, tsv, json", &run_export}};
+Register reg{
+    {"export", "one flat row per run (params.*, metrics.*, provenance) as csv, tsv, json", &run_export}};
 
 }  // namespace
 }  // namespace vae::cli

@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
   std::sort(cmds.begin(), cmds.end(), [](const Command& a, const Command& b) { return a.name < b.name; });
   auto usage = [&](std::ostream& out) {
     out << "usage: vae <command> [options]   (vae <command> --help for its options)\n\ncommands:\n";
-    for (const auto& c : cmds) out << "  " << c.name << std::string(14 - std::min<size_t>(13, c.name.size()), ' ') << c.summary << "\n";
+    for (const auto& c : cmds)
+      out << "  " << c.name << std::string(14 - std::min<size_t>(13, c.name.size()), ' ') << c.summary << "\n";
   };
   if (argc < 2) {
     usage(std::cerr);
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
     }
     names.push_back(c.name);
   }
-  std::cerr << "vae: unknown command '" << name << "'" << did_you_mean(name, names) << " (vae --help lists them)\n";
+  std::cerr << "vae: unknown command '" << name << "'" << did_you_mean(name, names)
+            << " (vae --help lists them)\n";
   return kExitUsage;
 }

@@ -35,7 +35,8 @@ int run_merge(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (auto rc = parse("vae merge", "vae merge OUT.db SHARD.db [SHARD.db ...]", desc, pos, args, vm)) return *rc;
   if (!vm.count("out") || !vm.count("shards")) {
-    std::cerr << "vae merge: expected OUT.db and at least one SHARD.db (vae merge OUT.db results/slurm/*/shard_*.db)\n";
+    std::cerr
+        << "vae merge: expected OUT.db and at least one SHARD.db (vae merge OUT.db results/slurm/*/shard_*.db)\n";
     return kExitUsage;
   }
   const std::string out_path = vm["out"].as<std::string>();
@@ -48,13 +49,15 @@ int run_merge(const std::vector<std::string>& args) {
   for (const auto& s : shards) {
     store::MergeReport r = store::merge_database(*out, s);
     for (const auto& c : r.conflicts)
-      std::cerr << "vae merge: conflict: run " << c.run_id.substr(0, 12) << ": " << c.why
-                << " (" << out_path << " keeps its own)\n";
+      std::cerr << "vae merge: conflict: run " << c.run_id.substr(0, 12) << ": " << c.why << " (" << out_path
+                << " keeps its own)\n";
     conflicts += int64_t(r.conflicts.size());
     if (!quiet)
       std::cerr << s << ": " << r.copied << " runs copied, " << r.identical << " already here"
                 << (r.conflicts.empty() ? "" : ", " + std::to_string(r.conflicts.size()) + " in conflict")
-                << (r.unfinished ? ", " + std::to_string(r.unfinished) + " unfinished (not copied: run that shard again)" : "")
+                << (r.unfinished
+                        ? ", " + std::to_string(r.unfinished) + " unfinished (not copied: run that shard again)"
+                        : "")
                 << "\n";
   }
   const int64_t runs = out->scalar_int("SELECT count(*) FROM runs");
@@ -66,8 +69,8 @@ int run_merge(const std::vector<std::string>& args) {
   return conflicts ? kExitError : kExitOk;
 }
 
-Register reg{{"merge", "fold results databases (shards of a cluster sweep) into one, keyed by run id",
-              &run_merge}};
+Register reg{
+    {"merge", "fold results databases (shards of a cluster sweep) into one, keyed by run id", &run_merge}};
 
 }  // namespace
 }  // namespace vae::cli

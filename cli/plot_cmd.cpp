@@ -49,7 +49,7 @@ int run_script(const std::string& script, const std::vector<std::string>& args) 
   const std::string py = python();
   if (::access(py.c_str(), X_OK) != 0)
     throw std::runtime_error(py + ": python3 not found (Debian: apt-get install python3 python3-matplotlib; "
-                             "or set VAE_PYTHON)");
+                                  "or set VAE_PYTHON)");
   if (!std::filesystem::exists(script)) throw std::runtime_error(script + ": plot script not found");
   std::vector<std::string> all{py, script};
   all.insert(all.end(), args.begin(), args.end());
@@ -77,7 +77,8 @@ int plot_latents(const std::string& script, const std::vector<std::string>& args
     po::store(parsed, vm);
     rest = po::collect_unrecognized(parsed.options, po::include_positional);
     if (vm.count("help")) {
-      std::cout << "usage: vae plot latents (--run ID | --checkpoint PATH) --out FILE.png [options]\n\n" << desc << "\n";
+      std::cout << "usage: vae plot latents (--run ID | --checkpoint PATH) --out FILE.png [options]\n\n"
+                << desc << "\n";
       return kExitOk;
     }
     po::notify(vm);
@@ -89,8 +90,8 @@ int plot_latents(const std::string& script, const std::vector<std::string>& args
   const std::size_t n = vm["n"].as<std::size_t>() == 0 ? test.n : std::min(test.n, vm["n"].as<std::size_t>());
   const std::vector<float> mu = src.trained.model->encode_mean(test, n);
   const std::size_t L = src.trained.model->latent_dim();
-  const std::filesystem::path csv =
-      std::filesystem::temp_directory_path() / ("vae-encodings-" + std::to_string(::getpid()) + ".csv");
+  const std::filesystem::path csv = std::filesystem::temp_directory_path() /
+                                    ("vae-encodings-" + std::to_string(::getpid()) + ".csv");
   {
     std::ofstream out(csv);
     if (!out) throw std::runtime_error(csv.string() + ": cannot write");
@@ -106,8 +107,9 @@ int plot_latents(const std::string& script, const std::vector<std::string>& args
   }
   rest.insert(rest.end(), {"--encodings", csv.string()});
   if (!has_option(rest, "--title"))
-    rest.insert(rest.end(), {"--title", "posterior means of " + std::to_string(n) + " test images, " +
-                                            (src.run_id ? "run " + src.run_id->substr(0, 12) : src.trained.checkpoint)});
+    rest.insert(rest.end(),
+                {"--title", "posterior means of " + std::to_string(n) + " test images, " +
+                                (src.run_id ? "run " + src.run_id->substr(0, 12) : src.trained.checkpoint)});
   int rc = kExitError;
   try {
     rc = run_script(script, rest);

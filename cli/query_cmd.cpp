@@ -68,12 +68,13 @@ int run_query(const std::vector<std::string>& args) {
   // clang-format on
   add_db_option(desc);
   po::variables_map vm;
-  if (auto rc = parse("vae query", "vae query [--where COND]... [--metrics a,b] [options]  |  vae query --sql 'SELECT ...'",
+  if (auto rc = parse("vae query",
+                      "vae query [--where COND]... [--metrics a,b] [options]  |  vae query --sql 'SELECT ...'",
                       desc, {}, args, vm))
     return *rc;
   report::Format f = report::parse_format(vm["format"].as<std::string>(),
-      {report::Format::Text, report::Format::Markdown, report::Format::Csv, report::Format::Tsv,
-       report::Format::Json, report::Format::Jsonl});
+                                          {report::Format::Text, report::Format::Markdown, report::Format::Csv,
+                                           report::Format::Tsv, report::Format::Json, report::Format::Jsonl});
   auto db = store::open_for_reading(vm["db"].as<std::string>());
   if (vm.count("sql")) {
     if (vm.count("where") || vm.count("params") || vm.count("metrics") || vm.count("sweep"))
@@ -84,7 +85,8 @@ int run_query(const std::vector<std::string>& args) {
   if (vm.count("sweep")) sel.sweep = vm["sweep"].as<std::string>();
   sel.statuses = list_option(vm, "status");
   if (vm.count("where"))
-    for (const auto& w : vm["where"].as<std::vector<std::string>>()) sel.where.push_back(report::parse_condition(w));
+    for (const auto& w : vm["where"].as<std::vector<std::string>>())
+      sel.where.push_back(report::parse_condition(w));
   std::vector<std::string> metrics = list_option(vm, "metrics");
   if (metrics.empty()) metrics = {"test_elbo", "test_nll"};
   auto rows = report::load_runs(*db, report::select_runs(*db, sel));

@@ -90,10 +90,15 @@ Throughput calibrate(const std::map<std::string, Value>& settings) {
   const data::Splits data = data::load(data_spec(full));
   t.train_n = int64_t(data.train.n);
   t.test_n = int64_t(data.test.n);
-  const std::map<std::string, Value> short_run{
-      {"train-size", int64_t(std::min<int64_t>(t.train_n, 20 * full.batch))}, {"epochs", int64_t(1)},
-      {"test-size", int64_t(100)}, {"valid-size", int64_t(0)}, {"iw-samples", int64_t(200)},
-      {"iw-examples", int64_t(2)}, {"eval-every", int64_t(0)}, {"threads", int64_t(1)}};
+  const std::map<std::string, Value> short_run{{"train-size",
+                                                int64_t(std::min<int64_t>(t.train_n, 20 * full.batch))},
+                                               {"epochs", int64_t(1)},
+                                               {"test-size", int64_t(100)},
+                                               {"valid-size", int64_t(0)},
+                                               {"iw-samples", int64_t(200)},
+                                               {"iw-examples", int64_t(2)},
+                                               {"eval-every", int64_t(0)},
+                                               {"threads", int64_t(1)}};
   vae::apply(c, short_run);
   RunOptions o;
   o.quiet = true;
@@ -120,7 +125,8 @@ double estimate_seconds(const reproduce::Spec& spec, const reproduce::Budget& b,
       if (!cache.count(key)) cache[key] = calibrate(s);
       const Throughput& t = cache[key];
       const TrainConfig tc = to_train_config(c);
-      const double examples = tc.iw_examples == 0 ? double(t.test_n) : double(std::min(tc.iw_examples, t.test_n));
+      const double examples = tc.iw_examples == 0 ? double(t.test_n)
+                                                  : double(std::min(tc.iw_examples, t.test_n));
       const double iw_rows = double(tc.iw_samples) * examples;
       total += double(tc.epochs) * double(t.train_n) / t.train_samples_per_s + iw_rows / t.iw_rows_per_s;
     }
@@ -152,17 +158,19 @@ int reproduce_list(const std::vector<std::string>& args) {
     try {
       const reproduce::Spec spec = reproduce::parse_spec_file(path);
       std::cout << spec.id << "  (" << path << ")\n  " << spec.title << "\n  " << spec.citation() << "; "
-                << spec.rows.size() << " rows x " << spec.columns.size() << " columns, " << spec.seeds << " seeds\n";
+                << spec.rows.size() << " rows x " << spec.columns.size() << " columns, " << spec.seeds
+                << " seeds\n";
       for (const auto& b : spec.budgets)
-        std::cout << "  budget " << std::left << std::setw(10) << b.name << std::right << std::setw(6) << b.epochs
-                  << " epochs  est. " << hours(estimate_seconds(spec, b, timing, cache))
+        std::cout << "  budget " << std::left << std::setw(10) << b.name << std::right << std::setw(6)
+                  << b.epochs << " epochs  est. " << hours(estimate_seconds(spec, b, timing, cache))
                   << " on 1 core" << (b.description.empty() ? "" : "  (" + b.description + ")") << "\n";
     } catch (const std::exception& e) {
       std::cerr << "vae reproduce list: " << e.what() << "\n";
       ++bad;
     }
   }
-  if (timing) std::cout << "(times from a short training of each cell's model on this machine, 1 BLAS thread)\n";
+  if (timing)
+    std::cout << "(times from a short training of each cell's model on this machine, 1 BLAS thread)\n";
   return bad ? kExitUsage : kExitOk;
 }
 
@@ -171,17 +179,18 @@ int reproduce_list(const std::vector<std::string>& args) {
 int print_report(const reproduce::Spec& spec, const reproduce::ReproPlan& plan, const std::string& db_path,
                  const std::string& format, const std::string& sweep_file) {
   if (!std::filesystem::exists(db_path)) {
-    std::cerr << "vae reproduce: " << db_path << ": no database; make the runs with: vae reproduce " << spec.file
-              << " --budget " << plan.budget << " --seeds " << plan.seeds.size() << " --db " << db_path << "\n";
+    std::cerr << "vae reproduce: " << db_path << ": no database; make the runs with: vae reproduce "
+              << spec.file << " --budget " << plan.budget << " --seeds " << plan.seeds.size() << " --db "
+              << db_path << "\n";
     return kExitError;
   }
   auto db = store::open_for_reading(db_path);
   const reproduce::Report rep = reproduce::build_report(*db, spec, plan, sweep_file);
   std::cout << reproduce::render_report(rep, reproduce::parse_report_format(format));
   if (rep.missing > 0)
-    std::cerr << "vae reproduce: " << rep.missing << " cells have runs that are not done; make them with: vae reproduce "
-              << spec.file << " --budget " << plan.budget << " --seeds " << plan.seeds.size() << " --db " << db_path
-              << "\n";
+    std::cerr << "vae reproduce: " << rep.missing
+              << " cells have runs that are not done; make them with: vae reproduce " << spec.file
+              << " --budget " << plan.budget << " --seeds " << plan.seeds.size() << " --db " << db_path << "\n";
   return rep.ok() ? kExitOk : kExitError;
 }
 
@@ -227,17 +236,20 @@ int reproduce_spec(const std::vector<std::string>& args) {
   }
   reproduce::parse_report_format(vm["format"].as<std::string>());  // a bad format fails before any run
   const std::string db_path = vm["db"].as<std::string>();
-  const reproduce::Spec spec = reproduce::parse_spec_file(resolve_spec(vm["spec"].as<std::string>(), vm["dir"].as<std::string>()));
-  const reproduce::ReproPlan plan =
-      reproduce::make_plan(spec, vm["budget"].as<std::string>(), vm["seeds"].as<int64_t>(), &vae::data_files_for);
+  const reproduce::Spec spec = reproduce::parse_spec_file(
+      resolve_spec(vm["spec"].as<std::string>(), vm["dir"].as<std::string>()));
+  const reproduce::ReproPlan plan = reproduce::make_plan(spec, vm["budget"].as<std::string>(),
+                                                         vm["seeds"].as<int64_t>(), &vae::data_files_for);
   const std::string sweep_file = reproduce::sweep_file_path(db_path, plan);
-  if (vm["report"].as<bool>()) return print_report(spec, plan, db_path, vm["format"].as<std::string>(), sweep_file);
+  if (vm["report"].as<bool>())
+    return print_report(spec, plan, db_path, vm["format"].as<std::string>(), sweep_file);
 
   const bool dry_run = vm["dry-run"].as<bool>();
   // A dry run changes nothing: its copy of the sweep file goes to a temporary folder.
   const std::string file = dry_run ? temp_copy_path(plan) : sweep_file;
   write_sweep_file(file, plan.sweep_text);
-  std::vector<std::string> run{self_program(), "sweep", vm["slurm"].as<bool>() ? "slurm" : "run", file, "--db", db_path};
+  std::vector<std::string> run{self_program(), "sweep", vm["slurm"].as<bool>() ? "slurm" : "run",
+                               file,           "--db",  db_path};
   if (vm["slurm"].as<bool>()) {
     for (auto& a : slurm_args(vm)) run.push_back(a);
     return run_and_wait(run, "vae reproduce");

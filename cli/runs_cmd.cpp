@@ -24,9 +24,9 @@ namespace po = boost::program_options;
 using namespace vae::cli::results;
 using store::SqlValue;
 
-const std::vector<report::Format> kListFormats = {
-    report::Format::Text, report::Format::Markdown, report::Format::Csv,
-    report::Format::Tsv,  report::Format::Json,     report::Format::Jsonl};
+const std::vector<report::Format> kListFormats = {report::Format::Text, report::Format::Markdown,
+                                                  report::Format::Csv,  report::Format::Tsv,
+                                                  report::Format::Json, report::Format::Jsonl};
 
 int runs_list(const std::vector<std::string>& args) {
   po::options_description desc("vae runs options");
@@ -45,23 +45,28 @@ int runs_list(const std::vector<std::string>& args) {
   // clang-format on
   add_db_option(desc);
   po::variables_map vm;
-  if (auto rc = parse("vae runs", "vae runs [options]   |   vae runs show RUN_ID [options]", desc, {}, args, vm))
+  if (auto rc = parse("vae runs", "vae runs [options]   |   vae runs show RUN_ID [options]", desc, {}, args,
+                      vm))
     return *rc;
   report::Format f = report::parse_format(vm["format"].as<std::string>(), kListFormats);
   report::Selection sel;
   if (vm.count("sweep")) sel.sweep = vm["sweep"].as<std::string>();
   sel.statuses = list_option(vm, "status");
-  static const std::set<std::string> statuses = {"queued", "running", "interrupted", "done", "failed", "diverged"};
+  static const std::set<std::string> statuses = {"queued", "running", "interrupted",
+                                                 "done",   "failed",  "diverged"};
   for (const auto& s : sel.statuses)
     if (!statuses.count(s))
-      throw report::UsageError("--status '" + s + "': expected queued, running, interrupted, done, failed or diverged");
+      throw report::UsageError("--status '" + s +
+                               "': expected queued, running, interrupted, done, failed or diverged");
   if (vm.count("where"))
-    for (const auto& w : vm["where"].as<std::vector<std::string>>()) sel.where.push_back(report::parse_condition(w));
+    for (const auto& w : vm["where"].as<std::vector<std::string>>())
+      sel.where.push_back(report::parse_condition(w));
   std::vector<std::string> metrics;
   {
     std::stringstream ss(vm["metrics"].as<std::string>());
     std::string m;
-    while (std::getline(ss, m, ',')) if (!m.empty()) metrics.push_back(m);
+    while (std::getline(ss, m, ','))
+      if (!m.empty()) metrics.push_back(m);
   }
 
   auto db = store::open_for_reading(vm["db"].as<std::string>());
@@ -73,7 +78,8 @@ int runs_list(const std::vector<std::string>& args) {
 
   std::map<std::string, std::string> sweeps_of;
   if (sel.sweep.empty()) {
-    auto s = db->prepare("SELECT sr.run_id, group_concat(s.name, ',') FROM sweep_runs sr JOIN sweeps s USING (sweep_id) GROUP BY sr.run_id");
+    auto s = db->prepare(
+        "SELECT sr.run_id, group_concat(s.name, ',') FROM sweep_runs sr JOIN sweeps s USING (sweep_id) GROUP BY sr.run_id");
     while (s.step()) sweeps_of[s.get_text(0)] = s.get_text(1);
   }
   const bool machine = f != report::Format::Text && f != report::Format::Markdown;
@@ -150,7 +156,8 @@ int runs_show(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (auto rc = parse("vae runs show", "vae runs show RUN_ID [options]", desc, pos, args, vm)) return *rc;
   if (!vm.count("id")) throw report::UsageError("which run? (vae runs lists them)");
-  report::Format f = report::parse_format(vm["format"].as<std::string>(), {report::Format::Text, report::Format::Json});
+  report::Format f = report::parse_format(vm["format"].as<std::string>(),
+                                          {report::Format::Text, report::Format::Json});
   size_t curve_rows = 0;
   if (vm["curve"].as<std::string>() != "all") {
     try {
@@ -195,28 +202,42 @@ int runs_show(const std::vector<std::string>& args) {
   out << "\n  wall         " << report::format_seconds(row.wall_s) << " over " << row.attempts
       << (row.attempts == 1 ? " attempt" : " attempts") << ", " << row.epochs_done << " epochs\n";
   for (const auto& d : j["data_files"])
-    out << "  data         " << d["path"].get<std::string>() << "  sha256 " << d["sha256"].get<std::string>().substr(0, 16) << "\n";
+    out << "  data         " << d["path"].get<std::string>() << "  sha256 "
+        << d["sha256"].get<std::string>().substr(0, 16) << "\n";
   if (!j["attempts"].empty()) {
     const auto& a = j["attempts"].back();
-    auto str = [&](const char* k) { return a.contains(k) && a[k].is_string() ? a[k].get<std::string>() : std::string("?"); };
+    auto str = [&](const char* k) {
+      return a.contains(k) && a[k].is_string() ? a[k].get<std::string>() : std::string("?");
+    };
     out << "  provenance   (attempt " << a["attempt"].get<int64_t>() << ")\n";
-    std::string dirty = a.contains("git_dirty") && a["git_dirty"].is_number() ? (a["git_dirty"].get<int64_t>() ? " (dirty)" : " (clean)") : "";
+    std::string dirty = a.contains("git_dirty") && a["git_dirty"].is_number()
+                            ? (a["git_dirty"].get<int64_t>() ? " (dirty)" : " (clean)")
+                            : "";
     out << "    git        " << str("git_commit") << dirty << "\n";
-    out << "    program    vae " << str("vae_version") << ", sha256 " << str("binary_sha256").substr(0, 16) << "\n";
+    out << "    program    vae " << str("vae_version") << ", sha256 " << str("binary_sha256").substr(0, 16)
+        << "\n";
     out << "    compiler   " << str("compiler") << "; flags: " << str("build_flags") << "\n";
     out << "    blas       " << str("blas") << "; threads "
-        << (a.contains("blas_threads") && a["blas_threads"].is_number() ? std::to_string(a["blas_threads"].get<int64_t>()) : "?") << "\n";
+        << (a.contains("blas_threads") && a["blas_threads"].is_number()
+                ? std::to_string(a["blas_threads"].get<int64_t>())
+                : "?")
+        << "\n";
     out << "    machine    " << str("host") << ", " << str("cpu") << " ("
-        << (a.contains("cpu_count") && a["cpu_count"].is_number() ? std::to_string(a["cpu_count"].get<int64_t>()) : "?") << " cpus)\n";
+        << (a.contains("cpu_count") && a["cpu_count"].is_number()
+                ? std::to_string(a["cpu_count"].get<int64_t>())
+                : "?")
+        << " cpus)\n";
     out << "    command    " << str("command_line") << "\n";
   }
   if (j["attempts"].size() > 1 || (j["attempts"].size() == 1 && row.status != "done")) {
     out << "  attempts\n";
     for (const auto& a : j["attempts"]) {
       auto str = [&](const char* k) { return a[k].is_string() ? a[k].get<std::string>() : std::string(""); };
-      out << "    " << a["attempt"].get<int64_t>() << "  " << str("started_at") << " .. " << str("ended_at") << "  pid "
-          << (a["pid"].is_number() ? std::to_string(a["pid"].get<int64_t>()) : "?") << "  from epoch "
-          << (a["resumed_from_epoch"].is_number() ? std::to_string(a["resumed_from_epoch"].get<int64_t>()) : "0")
+      out << "    " << a["attempt"].get<int64_t>() << "  " << str("started_at") << " .. " << str("ended_at")
+          << "  pid " << (a["pid"].is_number() ? std::to_string(a["pid"].get<int64_t>()) : "?")
+          << "  from epoch "
+          << (a["resumed_from_epoch"].is_number() ? std::to_string(a["resumed_from_epoch"].get<int64_t>())
+                                                  : "0")
           << "  " << (str("outcome").empty() ? "(running)" : str("outcome"));
       if (!str("message").empty()) out << ": " << str("message");
       out << "\n";
@@ -258,7 +279,8 @@ int runs_show(const std::vector<std::string>& args) {
     for (const auto& n : names) {
       std::vector<double> v;
       for (const auto& p : curve[n]) v.push_back(p[1].is_number() ? p[1].get<double>() : NAN);
-      if (v.size() > 1) out << "    " << n << std::string(n.size() < 16 ? 16 - n.size() : 1, ' ') << sparkline(v) << "\n";
+      if (v.size() > 1)
+        out << "    " << n << std::string(n.size() < 16 ? 16 - n.size() : 1, ' ') << sparkline(v) << "\n";
     }
     std::vector<int64_t> shown;
     if (curve_rows == 0 || epochs.size() <= curve_rows) shown = epochs;

@@ -34,12 +34,15 @@ int run_serve(const std::vector<std::string>& args) {
   // clang-format on
   add_db_option(desc);
   po::variables_map vm;
-  if (auto rc = parse("vae serve", "vae serve [--db FILE] [--port 8600] [--host 127.0.0.1]", desc, {}, args, vm))
+  if (auto rc = parse("vae serve", "vae serve [--db FILE] [--port 8600] [--host 127.0.0.1]", desc, {}, args,
+                      vm))
     return *rc;
   const int port = vm["port"].as<int>();
-  if (port < 0 || port > 65535) throw report::UsageError("--port " + std::to_string(port) + ": expected 0 to 65535");
+  if (port < 0 || port > 65535)
+    throw report::UsageError("--port " + std::to_string(port) + ": expected 0 to 65535");
   const int threads = vm["threads"].as<int>();
-  if (threads < 1 || threads > 64) throw report::UsageError("--threads " + std::to_string(threads) + ": expected 1 to 64");
+  if (threads < 1 || threads > 64)
+    throw report::UsageError("--threads " + std::to_string(threads) + ": expected 1 to 64");
 
   // Read-only, and no upgrade of an older schema: the server never writes the database.
   store::Db db(vm["db"].as<std::string>(), store::Db::Mode::ReadOnly);
@@ -77,7 +80,8 @@ int run_serve(const std::vector<std::string>& args) {
       }
     }
     out.status = r.status;
-    if (!r.attachment.empty()) out.set_header("Content-Disposition", "attachment; filename=\"" + r.attachment + "\"");
+    if (!r.attachment.empty())
+      out.set_header("Content-Disposition", "attachment; filename=\"" + r.attachment + "\"");
     out.set_header("Cache-Control", "no-store");
     out.set_content(r.body, r.content_type.c_str());
   };
@@ -92,7 +96,8 @@ int run_serve(const std::vector<std::string>& args) {
   if (port == 0) bound = server.bind_to_any_port(host.c_str());
   else if (!server.bind_to_port(host.c_str(), port)) bound = -1;
   if (bound <= 0) {
-    std::cerr << "vae serve: cannot listen on " << host << ":" << port << " (in use, or not an address of this machine)\n";
+    std::cerr << "vae serve: cannot listen on " << host << ":" << port
+              << " (in use, or not an address of this machine)\n";
     return kExitError;
   }
   std::cout << "vae serve: http://" << host << ":" << bound << "/  (" << db.path()
@@ -113,7 +118,8 @@ int run_serve_cmd(const std::vector<std::string>& args) {
   }
 }
 
-Register reg{{"serve", "the results database in the browser: sweeps, tables, runs, curves (read-only)", &run_serve_cmd}};
+Register reg{
+    {"serve", "the results database in the browser: sweeps, tables, runs, curves (read-only)", &run_serve_cmd}};
 
 }  // namespace
 }  // namespace vae::cli

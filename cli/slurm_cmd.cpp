@@ -74,7 +74,8 @@ int sweep_slurm(const std::vector<std::string>& args) {
   po::positional_options_description pos;
   pos.add("file", 1);
   po::variables_map vm;
-  if (auto rc = parse("vae sweep slurm", "vae sweep slurm FILE --array N [options]", desc, pos, args, vm)) return *rc;
+  if (auto rc = parse("vae sweep slurm", "vae sweep slurm FILE --array N [options]", desc, pos, args, vm))
+    return *rc;
   if (!vm.count("file") || !vm.count("array")) {
     std::cerr << "vae sweep slurm: expected a sweep file and --array N (e.g. vae sweep slurm "
                  "sweeps/quickstart.toml --array 4)\n";
@@ -82,12 +83,14 @@ int sweep_slurm(const std::vector<std::string>& args) {
   }
 
   sweep::SlurmJob job;
-  std::vector<std::string> sets = vm.count("set") ? vm["set"].as<std::vector<std::string>>() : std::vector<std::string>{};
+  std::vector<std::string> sets = vm.count("set") ? vm["set"].as<std::vector<std::string>>()
+                                                  : std::vector<std::string>{};
   // A bad sweep file or setting exits 2, a missing data file or folder 1 (errors.hpp).
   sweep::SweepSpec spec = sweep::parse_sweep_file(vm["file"].as<std::string>());
   if (vm.count("name")) spec.name = vm["name"].as<std::string>();
   sweep::apply_overrides(spec, sets);
-  const sweep::Plan plan = sweep::make_plan(spec, &vae::data_files_for);  // checks settings and data now, not on the nodes
+  const sweep::Plan plan =
+      sweep::make_plan(spec, &vae::data_files_for);  // checks settings and data now, not on the nodes
   job.vae = fs::read_symlink("/proc/self/exe").string();
   job.sweep_file = absolute(vm["file"].as<std::string>());
   job.sweep_name = spec.name;
@@ -118,7 +121,8 @@ int sweep_slurm(const std::vector<std::string>& args) {
     std::cerr << "vae sweep slurm: cannot create " << job.workdir << "/logs: " << ec.message() << "\n";
     return kExitError;
   }
-  for (const auto& [path, text] : {std::pair{array_path, scripts.array}, std::pair{merge_path, scripts.merge}}) {
+  for (const auto& [path, text] :
+       {std::pair{array_path, scripts.array}, std::pair{merge_path, scripts.merge}}) {
     std::ofstream f(path);
     f << text;
     if (!f.flush()) {
@@ -129,7 +133,8 @@ int sweep_slurm(const std::vector<std::string>& args) {
   std::cerr << "sweep " << plan.spec.name << ": " << plan.runs.size() << " runs in " << job.tasks
             << (job.tasks == 1 ? " task" : " tasks") << " (runs per task:";
   for (int s : sizes) std::cerr << " " << s;
-  std::cerr << ")" << (empty ? "; " + std::to_string(empty) + " tasks have nothing to do: use a smaller --array" : "")
+  std::cerr << ")"
+            << (empty ? "; " + std::to_string(empty) + " tasks have nothing to do: use a smaller --array" : "")
             << "\n";
 
   const std::string table = "vae table --sweep " + plan.spec.name + " --db " + job.out_db;
@@ -143,10 +148,12 @@ int sweep_slurm(const std::vector<std::string>& args) {
   auto [out1, rc1] = capture("sbatch --parsable " + sweep::shell_quote(array_path));
   std::string array_id = sweep::parse_job_id(out1);
   if (rc1 != 0 || array_id.empty()) {
-    std::cerr << "vae sweep slurm: sbatch " << array_path << " failed (exit " << rc1 << "): " << one_line(out1) << "\n";
+    std::cerr << "vae sweep slurm: sbatch " << array_path << " failed (exit " << rc1 << "): " << one_line(out1)
+              << "\n";
     return kExitError;
   }
-  auto [out2, rc2] = capture("sbatch --parsable --dependency=afterok:" + array_id + " " + sweep::shell_quote(merge_path));
+  auto [out2, rc2] = capture("sbatch --parsable --dependency=afterok:" + array_id + " " +
+                             sweep::shell_quote(merge_path));
   std::string merge_id = sweep::parse_job_id(out2);
   if (rc2 != 0 || merge_id.empty()) {
     std::cerr << "vae sweep slurm: the array is job " << array_id << ", but sbatch " << merge_path

@@ -51,28 +51,30 @@ std::string structure(const sweep::SweepSpec& spec) {
   std::string out;
   for (const auto& p : spec.parts) {
     std::string s;
-    for (const auto& a : p.grid) s += (s.empty() ? "" : " x ") + a.key + "(" + std::to_string(a.values.size()) + ")";
+    for (const auto& a : p.grid)
+      s += (s.empty() ? "" : " x ") + a.key + "(" + std::to_string(a.values.size()) + ")";
     if (!p.zip.empty()) {
       std::string z;
       for (const auto& a : p.zip) z += (z.empty() ? "" : ",") + a.key;
-      s += (s.empty() ? "" : " x ") + std::string("zip[") + z + "](" + std::to_string(p.zip[0].values.size()) + ")";
+      s += (s.empty() ? "" : " x ") + std::string("zip[") + z + "](" + std::to_string(p.zip[0].values.size()) +
+           ")";
     }
-    if (!p.seeds.empty()) s += (s.empty() ? "" : " x ") + std::string("seed(") + std::to_string(p.seeds.size()) + ")";
+    if (!p.seeds.empty())
+      s += (s.empty() ? "" : " x ") + std::string("seed(") + std::to_string(p.seeds.size()) + ")";
     if (s.empty()) s = "1";
     out += (out.empty() ? "" : " + ") + s;
   }
   return out;
 }
 
-void print_plan(std::ostream& out, const sweep::Plan& plan, const sweep::PlanStatus& st,
-                bool retry_failed, const std::string& db, int jobs, bool dry_run,
+void print_plan(std::ostream& out, const sweep::Plan& plan, const sweep::PlanStatus& st, bool retry_failed,
+                const std::string& db, int jobs, bool dry_run,
                 const std::optional<sweep::Shard>& shard = std::nullopt, size_t whole = 0) {
   out << "sweep " << plan.spec.name << " (" << plan.spec.file << "): ";
   if (shard)
     out << "shard " << shard->index << "/" << shard->count << ": " << st.total << " of the " << whole
         << " runs = " << structure(plan.spec) << "\n";
-  else
-    out << st.total << " runs = " << structure(plan.spec) << "\n";
+  else out << st.total << " runs = " << structure(plan.spec) << "\n";
   out << "  already done " << st.done;
   if (st.failed + st.diverged) {
     out << ", failed/diverged " << st.failed + st.diverged
@@ -178,8 +180,9 @@ int sweep_run(const std::vector<std::string>& args) {
     for (size_t i = 0; i < plan.runs.size(); ++i) {
       auto it = statuses.find(plan.runs[i].run_id);
       std::string s = it == statuses.end() ? "new" : it->second;
-      std::cout << "  " << std::setw(4) << plan.runs[i].position + 1 << "  " << plan.runs[i].run_id.substr(0, 12) << "  "
-                << std::left << std::setw(9) << s << std::right << "  " << plan.points[i].describe()
+      std::cout << "  " << std::setw(4) << plan.runs[i].position + 1 << "  "
+                << plan.runs[i].run_id.substr(0, 12) << "  " << std::left << std::setw(9) << s << std::right
+                << "  " << plan.points[i].describe()
                 << (plan.spec.parts.size() > 1 && !plan.spec.parts[plan.points[i].part].label.empty()
                         ? "  [" + plan.spec.parts[plan.points[i].part].label + "]"
                         : "")
@@ -207,9 +210,18 @@ int sweep_run(const std::vector<std::string>& args) {
     ro.session_id = session;
     ro.jobs = jobs;
     ro.quiet = quiet;
-    ro.worker_argv = {"/proc/self/exe", "sweep", "worker", "--db", db_path, "--sweep-id",
-                      std::to_string(sweep_id), "--session", std::to_string(session),
-                      "--runs-dir", runs_dir, "--stale-after",
+    ro.worker_argv = {"/proc/self/exe",
+                      "sweep",
+                      "worker",
+                      "--db",
+                      db_path,
+                      "--sweep-id",
+                      std::to_string(sweep_id),
+                      "--session",
+                      std::to_string(session),
+                      "--runs-dir",
+                      runs_dir,
+                      "--stale-after",
                       std::to_string(vm["stale-after"].as<double>())};
     if (vm["delete-checkpoints"].as<bool>()) ro.worker_argv.push_back("--delete-checkpoints");
     rep = sweep::run_sweep(ro, std::cerr);
@@ -223,8 +235,9 @@ int sweep_run(const std::vector<std::string>& args) {
   if (counts.remaining()) std::cerr << ", " << counts.remaining() << " not finished";
   if (rep.elapsed_s > 0) std::cerr << " (" << sweep::format_duration(rep.elapsed_s) << ")";
   std::cerr << "\n";
-  if (bad) std::cerr << "  see them with: vae runs --sweep " << plan.spec.name << " --status failed,diverged"
-                     << (db_path != default_db_path() ? " --db " + db_path : "") << "\n";
+  if (bad)
+    std::cerr << "  see them with: vae runs --sweep " << plan.spec.name << " --status failed,diverged"
+              << (db_path != default_db_path() ? " --db " + db_path : "") << "\n";
   if (rep.interrupted) {
     std::cerr << "interrupted: run the same command again to resume\n";
     return 130;
@@ -264,8 +277,8 @@ int sweep_worker(const std::vector<std::string>& args) {
       ("delete-checkpoints", po::bool_switch(), "delete a run's checkpoints once it is done");
   // clang-format on
   po::variables_map vm;
-  if (auto rc = parse("vae sweep worker", "vae sweep worker --db PATH --sweep-id N --runs-dir DIR",
-                      desc, {}, args, vm))
+  if (auto rc = parse("vae sweep worker", "vae sweep worker --db PATH --sweep-id N --runs-dir DIR", desc, {},
+                      args, vm))
     return *rc;
   struct sigaction sa {};
   sa.sa_handler = on_worker_signal;
@@ -295,17 +308,18 @@ int sweep_list(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (auto rc = parse("vae sweep list", "vae sweep list [options]", desc, {}, args, vm)) return *rc;
   report::Format f = report::parse_format(vm["format"].as<std::string>(),
-      {report::Format::Text, report::Format::Markdown, report::Format::Csv, report::Format::Tsv,
-       report::Format::Json, report::Format::Jsonl});
+                                          {report::Format::Text, report::Format::Markdown, report::Format::Csv,
+                                           report::Format::Tsv, report::Format::Json, report::Format::Jsonl});
   auto db = store::open_for_reading(vm["db"].as<std::string>());
   store::ResultsStore st(*db);
   report::Frame fr;
-  fr.columns = {"sweep", "runs", "done", "failed", "diverged", "running", "interrupted", "queued", "file", "updated"};
+  fr.columns = {"sweep",   "runs",        "done",   "failed", "diverged",
+                "running", "interrupted", "queued", "file",   "updated"};
   auto s = db->prepare("SELECT sweep_id, name, coalesce(file, ''), updated_at FROM sweeps ORDER BY name");
   while (s.step()) {
     store::SweepCounts c = st.counts(s.get_int(0));
-    fr.rows.push_back({s.get_text(1), c.total, c.done, c.failed, c.diverged, c.running, c.interrupted,
-                       c.queued, s.get_text(2), s.get_text(3)});
+    fr.rows.push_back({s.get_text(1), c.total, c.done, c.failed, c.diverged, c.running, c.interrupted, c.queued,
+                       s.get_text(2), s.get_text(3)});
   }
   std::cout << report::render_frame(fr, f);
   return kExitOk;
@@ -325,7 +339,8 @@ int run_sweep_cmd(const std::vector<std::string>& args) {
     std::cerr << "vae sweep: did you mean: vae sweep run " << args[0] << "\n";
     return kExitUsage;
   }
-  std::cerr << "vae sweep: unknown action '" << args[0] << "'" << did_you_mean(args[0], {"run", "list", "slurm"}) << "\n"
+  std::cerr << "vae sweep: unknown action '" << args[0] << "'"
+            << did_you_mean(args[0], {"run", "list", "slurm"}) << "\n"
             << "usage: " << kSweepUsage;
   return kExitUsage;
 }

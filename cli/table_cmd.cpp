@@ -39,20 +39,23 @@ int run_table(const std::vector<std::string>& args) {
   // clang-format on
   add_db_option(desc);
   po::variables_map vm;
-  if (auto rc = parse("vae table", "vae table --sweep NAME --rows latent --cols beta --metric test_nll [options]",
-                      desc, {}, args, vm))
+  if (auto rc = parse("vae table",
+                      "vae table --sweep NAME --rows latent --cols beta --metric test_nll [options]", desc, {},
+                      args, vm))
     return *rc;
   report::Format f = report::parse_format(vm["format"].as<std::string>(),
-      {report::Format::Text, report::Format::Markdown, report::Format::Csv, report::Format::Tsv,
-       report::Format::Latex, report::Format::Json});
+                                          {report::Format::Text, report::Format::Markdown, report::Format::Csv,
+                                           report::Format::Tsv, report::Format::Latex, report::Format::Json});
   const int digits = vm["digits"].as<int>();
-  if (digits < 0 || digits > 12) throw report::UsageError("--digits " + std::to_string(digits) + ": expected 0 to 12");
+  if (digits < 0 || digits > 12)
+    throw report::UsageError("--digits " + std::to_string(digits) + ": expected 0 to 12");
 
   auto db = store::open_for_reading(vm["db"].as<std::string>());
   report::TableRequest rq;
   if (vm.count("sweep")) rq.selection.sweep = vm["sweep"].as<std::string>();
   if (vm.count("where"))
-    for (const auto& w : vm["where"].as<std::vector<std::string>>()) rq.selection.where.push_back(report::parse_condition(w));
+    for (const auto& w : vm["where"].as<std::vector<std::string>>())
+      rq.selection.where.push_back(report::parse_condition(w));
   rq.rows = list_option(vm, "rows");
   rq.cols = list_option(vm, "cols");
   rq.metrics = list_option(vm, "metric");
@@ -103,7 +106,9 @@ int run_table(const std::vector<std::string>& args) {
   return kExitOk;
 }
 
-Register reg{{"table", "comparison table of a sweep: mean ± s.e. over seeds, best marked (md, csv, latex, json)", &run_table}};
+Register reg{{"table",
+              "comparison table of a sweep: mean ± s.e. over seeds, best marked (md, csv, latex, json)",
+              &run_table}};
 
 }  // namespace
 }  // namespace vae::cli

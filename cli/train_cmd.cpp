@@ -55,9 +55,10 @@ std::string latent_text(const TrainConfig& tc) {
 void print_summary(std::ostream& out, const RunResult& r, const TrainConfig& tc) {
   auto get = [&](const char* k) { return r.metrics.count(k) ? r.metrics.at(k) : NAN; };
   char line[256];
-  out << "\n" << tc.dataset << " (" << tc.binarize << "), " << tc.likelihood
-      << (tc.likelihood == "gaussian" ? " sigma=" + tc.sigma : "") << ", " << latent_text(tc)
-      << ", beta " << tc.beta << ", " << r.epochs_done << " epochs: test set, nats per example\n";
+  out << "\n"
+      << tc.dataset << " (" << tc.binarize << "), " << tc.likelihood
+      << (tc.likelihood == "gaussian" ? " sigma=" + tc.sigma : "") << ", " << latent_text(tc) << ", beta "
+      << tc.beta << ", " << r.epochs_done << " epochs: test set, nats per example\n";
   std::snprintf(line, sizeof line, "  %-22s %12.3f\n", "ELBO", get("test_elbo"));
   out << line;
   std::snprintf(line, sizeof line, "  %-22s %12.3f\n", "  reconstruction", -get("test_rec"));
@@ -86,8 +87,8 @@ void print_summary(std::ostream& out, const RunResult& r, const TrainConfig& tc)
     out << line;
   }
   if (r.metrics.count("mig")) {
-    std::snprintf(line, sizeof line, "  %-22s %12.4f   (FactorVAE %.4f, beta-VAE %.4f)\n", "MIG",
-                  get("mig"), get("factor_vae_metric"), get("beta_vae_metric"));
+    std::snprintf(line, sizeof line, "  %-22s %12.4f   (FactorVAE %.4f, beta-VAE %.4f)\n", "MIG", get("mig"),
+                  get("factor_vae_metric"), get("beta_vae_metric"));
     out << line;
   }
   std::snprintf(line, sizeof line, "  %-22s %12.0f\n", "train samples/s", get("samples_per_s"));

@@ -39,7 +39,8 @@ inline Source load_source(const po::variables_map& vm) {
     return s;
   }
   const std::string which = vm["which"].as<std::string>();
-  if (which != "last" && which != "best") throw report::UsageError("--which '" + which + "': expected last or best");
+  if (which != "last" && which != "best")
+    throw report::UsageError("--which '" + which + "': expected last or best");
   const std::string db_path = vm["db"].as<std::string>();
   auto db = store::open_for_reading(db_path);
   const std::string id = report::resolve_run_id(*db, vm["run"].as<std::string>());

@@ -25,9 +25,9 @@
 namespace vae::test {
 
 struct AllocCounts {
-  long ours = 0;  // malloc-level blocks our code took (operator new included)
-  long news = 0;  // of `ours`, those through operator new
-  long blas = 0;  // blocks OpenBLAS's code took inside blas_gemm/blas_gemv
+  long ours = 0;           // malloc-level blocks our code took (operator new included)
+  long news = 0;           // of `ours`, those through operator new
+  long blas = 0;           // blocks OpenBLAS's code took inside blas_gemm/blas_gemv
   std::string ours_sites;  // where the first few of `ours` were taken (for the message)
   std::string blas_sites;  // and the first few of `blas`
 };

@@ -4,8 +4,8 @@
 // each request timed 20 times over HTTP: the runs view's first page (default order and
 // sorted by a metric), a filtered page, and the 5 x 5 comparison table of all 10,000
 // runs. The medians must stay under 200 ms.
-#include <catch2/catch.hpp>
 #include <httplib.h>
+#include <catch2/catch.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -40,14 +40,21 @@ void fill_done(store::Db& db, int64_t sweep_id) {
       const double u = double((i * 7919) % 1000) / 1000.0;  // a deterministic spread
       run.bind(1, 20.0 + 10.0 * u).bind(2, "[3.1, 2.2, 0.4, 0.001, 0.0]").bind(3, id).run();
       const double nll = 90.0 + 10.0 * u;
-      for (const auto& [name, value] : std::vector<std::pair<std::string, double>>{
-               {"test_nll", nll}, {"test_elbo", -nll - 4.0}, {"test_rec", nll - 20.0}, {"test_kl", 24.0},
-               {"active_units", 5.0}, {"samples_per_s", 9000.0 + 100.0 * u}, {"train_s", 12.0}})
+      for (const auto& [name, value] :
+           std::vector<std::pair<std::string, double>>{{"test_nll", nll},
+                                                       {"test_elbo", -nll - 4.0},
+                                                       {"test_rec", nll - 20.0},
+                                                       {"test_kl", 24.0},
+                                                       {"active_units", 5.0},
+                                                       {"samples_per_s", 9000.0 + 100.0 * u},
+                                                       {"train_s", 12.0}})
         metric.bind(1, id).bind(2, name).bind(3, value).run();
       for (int64_t e = 1; e <= 10; ++e)
-        for (const auto& [name, value] : std::vector<std::pair<std::string, double>>{
-                 {"train_loss", nll + 50.0 / double(e)}, {"train_rec", nll - 20 + 40.0 / double(e)},
-                 {"train_kl", 24.0 + 1.0 / double(e)}, {"samples_per_s", 9000.0}})
+        for (const auto& [name, value] :
+             std::vector<std::pair<std::string, double>>{{"train_loss", nll + 50.0 / double(e)},
+                                                         {"train_rec", nll - 20 + 40.0 / double(e)},
+                                                         {"train_kl", 24.0 + 1.0 / double(e)},
+                                                         {"samples_per_s", 9000.0}})
           epoch.bind(1, id).bind(2, e).bind(3, name).bind(4, value).run();
     }
   });
@@ -101,7 +108,9 @@ beta = [0.5, 1, 2, 4, 8]
 rows = "latent"
 cols = "beta"
 metric = "test_nll"
-)", "bench.toml").second;
+)",
+                                         "bench.toml")
+                     .second;
     fill_done(*db, id);
     std::cout << "made " << path << " in "
               << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
@@ -127,8 +136,10 @@ metric = "test_nll"
   const std::vector<std::pair<std::string, std::string>> requests = {
       {"runs view, first page (50 of 10,000)", "/api/runs?offset=0&limit=50"},
       {"runs view, first page sorted by test_nll", "/api/runs?offset=0&limit=50&sort=test_nll&order=asc"},
-      {"runs view, first page of a filter (latent=20, beta>=2)", "/api/runs?offset=0&limit=50&where=latent%3D20&where=beta%3E%3D2"},
-      {"5x5 comparison table of the 10,000 runs", "/api/table?sweep=bench&rows=latent&cols=beta&metric=test_nll&agg=mean_se"},
+      {"runs view, first page of a filter (latent=20, beta>=2)",
+       "/api/runs?offset=0&limit=50&where=latent%3D20&where=beta%3E%3D2"},
+      {"5x5 comparison table of the 10,000 runs",
+       "/api/table?sweep=bench&rows=latent&cols=beta&metric=test_nll&agg=mean_se"},
       {"sweep view header (counts, axes, metrics)", "/api/sweeps/bench"},
       {"sweeps view", "/api/sweeps"},
   };
@@ -141,10 +152,15 @@ metric = "test_nll"
     const double cpu_ms = 1000.0 * (cpu_s(srv.pid) - cpu0) / reps;  // the server's CPU per request
     std::printf("%-58s median of %d: %7.1f ms wall, %6.1f ms server CPU  (%zu bytes)\n", what.c_str(), reps, ms,
                 cpu_ms, bytes);
-    out.push_back({{"request", what}, {"url", url}, {"median_ms", ms}, {"server_cpu_ms_mean", cpu_ms}, {"reps", reps},
+    out.push_back({{"request", what},
+                   {"url", url},
+                   {"median_ms", ms},
+                   {"server_cpu_ms_mean", cpu_ms},
+                   {"reps", reps},
                    {"bytes", bytes}});
     if (url.rfind("/api/runs", 0) == 0 || url.rfind("/api/table", 0) == 0) limited.push_back(ms);
   }
-  if (const char* json_out = std::getenv("VAE_BENCH_JSON"); json_out && *json_out) std::ofstream(json_out) << out.dump(2) << "\n";
+  if (const char* json_out = std::getenv("VAE_BENCH_JSON"); json_out && *json_out)
+    std::ofstream(json_out) << out.dump(2) << "\n";
   for (double ms : limited) CHECK(ms < 200.0);
 }

@@ -83,20 +83,32 @@ template <class F>
 void for_each_family(F&& f) {
   using V = Vae<double>;
   using Lad = LadderVae<double>;
-  f(FamilyCase<V>{"vae mlp bernoulli", [] { return initialised(std::make_unique<V>(small_vae_shape(), bernoulli()), 1); }});
+  f(FamilyCase<V>{"vae mlp bernoulli",
+                  [] { return initialised(std::make_unique<V>(small_vae_shape(), bernoulli()), 1); }});
   f(FamilyCase<V>{"vae mlp gaussian learned sigma",
-                  [] { return initialised(std::make_unique<V>(small_vae_shape(), gaussian(SigmaMode::Learned)), 2); }, false});
-  f(FamilyCase<V>{"vae mlp gaussian per-pixel sigma",
-                  [] { return initialised(std::make_unique<V>(small_vae_shape(), gaussian(SigmaMode::PerPixel)), 3); }, false});
-  f(FamilyCase<V>{"vae conv bernoulli", [] { return initialised(std::make_unique<V>(small_conv_shape(), bernoulli()), 4); },
-                  true, true, true});
-  f(FamilyCase<V>{"vae iaf bernoulli", [] { return initialised(std::make_unique<V>(small_iaf_shape(), bernoulli()), 5); }});
+                  [] {
+                    return initialised(std::make_unique<V>(small_vae_shape(), gaussian(SigmaMode::Learned)), 2);
+                  },
+                  false});
+  f(FamilyCase<V>{
+      "vae mlp gaussian per-pixel sigma",
+      [] { return initialised(std::make_unique<V>(small_vae_shape(), gaussian(SigmaMode::PerPixel)), 3); },
+      false});
+  f(FamilyCase<V>{"vae conv bernoulli",
+                  [] { return initialised(std::make_unique<V>(small_conv_shape(), bernoulli()), 4); }, true,
+                  true, true});
+  f(FamilyCase<V>{"vae iaf bernoulli",
+                  [] { return initialised(std::make_unique<V>(small_iaf_shape(), bernoulli()), 5); }});
   f(FamilyCase<Lad>{"hierarchical bn",
-                    [] { return initialised(std::make_unique<Lad>(small_ladder_shape(Inference::BottomUp), bernoulli()), 6); },
+                    [] {
+                      return initialised(
+                          std::make_unique<Lad>(small_ladder_shape(Inference::BottomUp), bernoulli()), 6);
+                    },
                     true, true, true});
-  f(FamilyCase<Lad>{"ladder bn",
-                    [] { return initialised(std::make_unique<Lad>(small_ladder_shape(Inference::Ladder), bernoulli()), 7); },
-                    true, true, true});
+  f(FamilyCase<Lad>{
+      "ladder bn",
+      [] { return initialised(std::make_unique<Lad>(small_ladder_shape(Inference::Ladder), bernoulli()), 7); },
+      true, true, true});
   // The IWAE paper's 2-layer model (x-200-200-z100-100-100-z50, tanh, exp variances) at a small size.
   f(FamilyCase<Lad>{"hierarchical iwae-paper exp variance", [] {
                       LadderShape s = small_ladder_shape(Inference::BottomUp);
@@ -104,7 +116,9 @@ void for_each_family(F&& f) {
                       s.variance = VarianceHead::Exp;
                       return initialised(std::make_unique<Lad>(s, bernoulli()), 9);
                     }});
-  f(FamilyCase<ToyLinearVae<double>>{"toy linear (tests/toy_linear_family.hpp)", [] { return initialised(std::make_unique<ToyLinearVae<double>>(16, 3, 8), 8); }});
+  f(FamilyCase<ToyLinearVae<double>>{"toy linear (tests/toy_linear_family.hpp)", [] {
+                                       return initialised(std::make_unique<ToyLinearVae<double>>(16, 3, 8), 8);
+                                     }});
 }
 
 }  // namespace vae::test

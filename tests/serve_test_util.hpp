@@ -21,9 +21,9 @@ inline double serve_base_nll(int64_t latent, double beta) {
 }
 
 struct ServeDb {
-  std::string path;        // the database
-  std::string png;         // the picture recorded for `pictured_run` as kind "samples.png"
-  std::string not_image;   // a text file recorded as kind "notes.txt"
+  std::string path;       // the database
+  std::string png;        // the picture recorded for `pictured_run` as kind "samples.png"
+  std::string not_image;  // a text file recorded as kind "notes.txt"
   std::string pictured_run;
 };
 
@@ -46,7 +46,9 @@ beta = [1, 4]
 rows = "latent"
 cols = "beta"
 metric = "test_nll"
-)", "lb.toml").second;
+)",
+                              "lb.toml")
+                   .second;
     register_sweep(*db, "name = \"other\"\nseeds = 2\n[base]\nlatent = 10\n", "other.toml");
   }
   sweep::WorkerOptions o;
@@ -59,8 +61,10 @@ metric = "test_nll"
     const double offsets[] = {0, 1, 5};
     double nll = serve_base_nll(latent, beta) + offsets[seed];
     for (int64_t e = 1; e <= 4; ++e)
-      hooks->on_epoch(e, {{"train_loss", nll + 40.0 / double(e)}, {"train_rec", nll - 20 + 30.0 / double(e)},
-                          {"train_kl", 20 + double(e)}, {"samples_per_s", 1000.0 + double(10 * e + seed)},
+      hooks->on_epoch(e, {{"train_loss", nll + 40.0 / double(e)},
+                          {"train_rec", nll - 20 + 30.0 / double(e)},
+                          {"train_kl", 20 + double(e)},
+                          {"samples_per_s", 1000.0 + double(10 * e + seed)},
                           {"valid_elbo", -nll - 10.0 / double(e)}});
     RunResult r;
     r.status = "done";

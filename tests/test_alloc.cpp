@@ -8,8 +8,8 @@
 //
 // Under AddressSanitizer the allocator belongs to ASan and nothing is replaced: these tests
 // are skipped with a warning (the normal build runs them).
-#include <catch2/catch.hpp>
 #include <dlfcn.h>
+#include <catch2/catch.hpp>
 
 #include <cmath>
 #include <cstdlib>
@@ -21,11 +21,11 @@
 #include <xtensor/xtensor.hpp>
 
 #include "alloc_counter.hpp"
+#include "models/algorithms.hpp"
+#include "models/vae.hpp"
 #include "tensor/blas.hpp"
 #include "tensor/view.hpp"
 #include "train/optimizer.hpp"
-#include "models/algorithms.hpp"
-#include "models/vae.hpp"
 
 // OpenBLAS's name for the kernel it picked (cblas.h clashes with xtensor-blas's copy).
 extern "C" char* openblas_get_corename(void);
@@ -33,10 +33,10 @@ extern "C" char* openblas_get_corename(void);
 using vae::test::AllocCounts;
 using vae::test::count_allocations;
 
-#define SKIP_UNDER_ASAN()                                                                          \
+#define SKIP_UNDER_ASAN()                                                                         \
   if (!vae::test::alloc_counting_available()) {                                                   \
     WARN("[alloc] skipped: under AddressSanitizer malloc belongs to ASan and cannot be counted"); \
-    return;                                                                                        \
+    return;                                                                                       \
   }
 
 namespace {
@@ -55,8 +55,6 @@ vae::data::Images synthetic_images(std::size_t n, std::size_t side, float scale)
   return im;
 }
 
-
-
 struct Case {
   const char* name;
   vae::LikelihoodKind kind;
@@ -73,8 +71,10 @@ const Case kCases[] = {
     {"gaussian learned sigma, adam", LikelihoodKind::Gaussian, SigmaMode::Learned, "adam", false, false},
     {"gaussian optimal sigma, adam", LikelihoodKind::Gaussian, SigmaMode::Optimal, "adam", false, false},
     {"gaussian per-pixel sigma, adam", LikelihoodKind::Gaussian, SigmaMode::PerPixel, "adam", false, false},
-    {"conv, bernoulli, dynamic binarization, adam", LikelihoodKind::Bernoulli, SigmaMode::Fixed, "adam", true, true},
-    {"conv, gaussian per-pixel sigma, adam", LikelihoodKind::Gaussian, SigmaMode::PerPixel, "adam", false, true},
+    {"conv, bernoulli, dynamic binarization, adam", LikelihoodKind::Bernoulli, SigmaMode::Fixed, "adam", true,
+     true},
+    {"conv, gaussian per-pixel sigma, adam", LikelihoodKind::Gaussian, SigmaMode::PerPixel, "adam", false,
+     true},
 };
 
 constexpr int kCountedSteps = 6;
@@ -174,7 +174,7 @@ TEST_CASE("the allocation counter tells our blocks from OpenBLAS's", "[alloc]") 
     INFO("OpenBLAS library: " << file);
     CHECK(file.find("openblas") != std::string::npos);
     CHECK(vae::test::is_openblas_code(dlsym(RTLD_DEFAULT, "cblas_sgemm")));
-    CHECK_FALSE(vae::test::is_openblas_code(dlsym(RTLD_DEFAULT, "strlen")));  // libc
+    CHECK_FALSE(vae::test::is_openblas_code(dlsym(RTLD_DEFAULT, "strlen")));              // libc
     CHECK_FALSE(vae::test::is_openblas_code(reinterpret_cast<void*>(&allocating_hook)));  // ours
   }
   SECTION("a kernel's own per-call buffers are OpenBLAS's") {
@@ -201,8 +201,8 @@ TEST_CASE("a training step allocates nothing after the first", "[alloc]") {
     DYNAMIC_SECTION(c.name) {
       double loss = 0;
       const AllocCounts n = count_training_steps(c, loss);
-      INFO("kernel " << core_name() << "; ours: " << n.ours << " blocks (operator new: " << n.news
-                     << ")" << n.ours_sites << "\nOpenBLAS's own, not counted: " << n.blas << " blocks in "
+      INFO("kernel " << core_name() << "; ours: " << n.ours << " blocks (operator new: " << n.news << ")"
+                     << n.ours_sites << "\nOpenBLAS's own, not counted: " << n.blas << " blocks in "
                      << kCountedSteps << " steps" << n.blas_sites);
       CHECK(std::isfinite(loss));
       CHECK(n.news == 0);
@@ -217,7 +217,8 @@ TEST_CASE("the allocation test catches our allocation in a training step", "[all
   const Case& conv = kCases[5];
   for (const Case* c : {&mlp, &conv}) {
     for (bool inside : {false, true}) {
-      DYNAMIC_SECTION(c->name << (inside ? ": an xtensor temporary inside blas_gemm" : ": a malloc before blas_gemm")) {
+      DYNAMIC_SECTION(
+          c->name << (inside ? ": an xtensor temporary inside blas_gemm" : ": a malloc before blas_gemm")) {
         g_alloc_inside_blas = inside;
         g_hook_allocations = 0;
         double loss = 0;

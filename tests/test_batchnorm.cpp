@@ -34,7 +34,8 @@ TEST_CASE("batch norm forward, backward and running statistics equal PyTorch's",
       std::vector<double> mean_(N), var_(N), inv_std_(N), s1_(N), s2_(N), dgamma_(N, 0.0), dbeta_(N, 0.0);
       auto x = mat(x_.data(), B, N), r = mat(r_.data(), B, N), y = mat(y_.data(), B, N);
       auto xhat = mat(xhat_.data(), B, N), dx = mat(dx_.data(), B, N), scratch = mat(scratch_.data(), B, N);
-      auto gamma = vec(gamma_.data(), N), beta = vec(beta_.data(), N), rm = vec(rm_.data(), N), rv = vec(rv_.data(), N);
+      auto gamma = vec(gamma_.data(), N), beta = vec(beta_.data(), N), rm = vec(rm_.data(), N),
+           rv = vec(rv_.data(), N);
       auto mean = vec(mean_.data(), N), var = vec(var_.data(), N), inv_std = vec(inv_std_.data(), N);
       auto s1 = vec(s1_.data(), N), s2 = vec(s2_.data(), N), ones = vec(ones_.data(), B);
       auto dgamma = vec(dgamma_.data(), N), dbeta = vec(dbeta_.data(), N);
@@ -57,7 +58,8 @@ TEST_CASE("batch norm forward, backward and running statistics equal PyTorch's",
   }
 }
 
-TEST_CASE("batch-normalized MLP block gradients match finite differences in both modes", "[batchnorm][gradcheck]") {
+TEST_CASE("batch-normalized MLP block gradients match finite differences in both modes",
+          "[batchnorm][gradcheck]") {
   for (bool training : {true, false}) {
     for (const char* act : {"tanh", "leaky-relu"}) {
       DYNAMIC_SECTION((training ? "training " : "evaluation ") << act) {
@@ -90,7 +92,8 @@ TEST_CASE("batch-normalized MLP block gradients match finite differences in both
           mlp.forward(w, x, params.data(), stats.data(), B, training, ones);
           auto out = mlp.output(w, B);
           double l = 0;
-          for (std::size_t i = 0; i < B * 4; ++i) l += out.data()[i] * r_[i] + 0.5 * out.data()[i] * out.data()[i];
+          for (std::size_t i = 0; i < B * 4; ++i)
+            l += out.data()[i] * r_[i] + 0.5 * out.data()[i] * out.data()[i];
           return l;
         };
         loss();

@@ -16,8 +16,8 @@ using vae::testing::TempDir;
 
 namespace {
 
-const std::vector<std::string> kCommands = {"draw", "encode", "eval-disent", "export", "merge", "plot",
-                                            "query", "runs",  "sweep",       "table",  "train"};
+const std::vector<std::string> kCommands = {"draw",  "encode", "eval-disent", "export", "merge", "plot",
+                                            "query", "runs",   "sweep",       "table",  "train"};
 
 std::size_t lines(const std::string& s) { return std::size_t(std::count(s.begin(), s.end(), '\n')); }
 
@@ -44,9 +44,9 @@ TEST_CASE("the nearest name: close enough, else a unique prefix, else none", "[c
   CHECK(vae::nearest_name("evaldisent", kCommands) == "eval-disent");
   CHECK(vae::nearest_name("eval", kCommands) == "eval-disent");  // the start of one name only
   CHECK(vae::nearest_name("table", kCommands) == "table");
-  CHECK_FALSE(vae::nearest_name("e", kCommands));     // the start of several
-  CHECK_FALSE(vae::nearest_name("xyz", kCommands));   // 3 edits from "runs", 3 letters from anything
-  CHECK_FALSE(vae::nearest_name("rn", kCommands));    // 2 edits from "runs": too many for a 4-letter name
+  CHECK_FALSE(vae::nearest_name("e", kCommands));    // the start of several
+  CHECK_FALSE(vae::nearest_name("xyz", kCommands));  // 3 edits from "runs", 3 letters from anything
+  CHECK_FALSE(vae::nearest_name("rn", kCommands));   // 2 edits from "runs": too many for a 4-letter name
   CHECK_FALSE(vae::nearest_name("", kCommands));
   CHECK_FALSE(vae::nearest_name("table", {}));
   // ties go to the first candidate
@@ -73,7 +73,8 @@ TEST_CASE("a mistyped command, sweep action or option: exit 2 and the nearest na
        "vae train: unrecognised option '--epocs'; did you mean --epochs? (vae train --help lists the options)\n"},
       {{"sweep", "run", "x.toml", "--job", "2x"},  // a unique prefix is the option itself (Boost's guessing)
        "vae sweep run: the argument ('2x') for option '--jobs' is invalid (vae sweep run --help lists the options)\n"},
-      {{"table", "--colour"}, "vae table: unrecognised option '--colour' (vae table --help lists the options)\n"},
+      {{"table", "--colour"},
+       "vae table: unrecognised option '--colour' (vae table --help lists the options)\n"},
       {{"encode", "-x"}, "vae encode: unrecognised option '-x' (vae encode --help lists the options)\n"},
   };
   for (const auto& c : cases) {
@@ -84,10 +85,12 @@ TEST_CASE("a mistyped command, sweep action or option: exit 2 and the nearest na
   }
   Proc action = vae::testing::run_vae({"sweep", "rnu"}, dir.file("action"));
   CHECK(action.wait() == 2);
-  CHECK(action.err().rfind("vae sweep: unknown action 'rnu'; did you mean run?\nusage: vae sweep <action>", 0) == 0);
+  CHECK(action.err().rfind("vae sweep: unknown action 'rnu'; did you mean run?\nusage: vae sweep <action>",
+                           0) == 0);
 }
 
-TEST_CASE("every subcommand: a request to fix exits 2, a missing file or database 1, in one line", "[e2e][cli]") {
+TEST_CASE("every subcommand: a request to fix exits 2, a missing file or database 1, in one line",
+          "[e2e][cli]") {
   TempDir dir;
   const std::string none = dir.file("none.db"), ckpt = dir.file("missing.ckpt"), png = dir.file("x.png");
   const std::string bad_sweep = vae::testing::write(dir, "bad.toml", "name = \"b\"\n[grid]\nbeat = [1, 2]\n");
@@ -116,11 +119,14 @@ TEST_CASE("every subcommand: a request to fix exits 2, a missing file or databas
       {{"sweep", "run", bad_sweep, "--db", dir.file("r.db")}, 2, "vae sweep run: "},
       {{"sweep", "run", sweep, "--db", dir.file("r.db"), "--shard", "5/2"}, 2, "vae sweep run: "},
       {{"sweep", "run", sweep, "--db", dir.file("r.db"), "--set", "latent=0"}, 2, "vae sweep run: "},
-      {{"sweep", "run", sweep, "--db", dir.file("r.db"), "--set", "data-dir=" + dir.file("nowhere")}, 1,
+      {{"sweep", "run", sweep, "--db", dir.file("r.db"), "--set", "data-dir=" + dir.file("nowhere")},
+       1,
        "vae sweep run: "},
       {{"sweep", "slurm", bad_sweep, "--array", "2", "--db", dir.file("r.db")}, 2, "vae sweep slurm: "},
-      {{"sweep", "slurm", sweep, "--array", "2", "--db", dir.file("r.db"), "--set", "data-dir=" + dir.file("nowhere")},
-       1, "vae sweep slurm: "},
+      {{"sweep", "slurm", sweep, "--array", "2", "--db", dir.file("r.db"), "--set",
+        "data-dir=" + dir.file("nowhere")},
+       1,
+       "vae sweep slurm: "},
       {{"train", "--dataset", "foo"}, 2, "vae train: "},
       {{"train", "--train-size", "999999999", "--quiet"}, 2, "vae train: "},  // the loader's invalid_argument
       {{"train", "--data-dir", dir.file("nowhere"), "--quiet"}, 1, "vae train: "},

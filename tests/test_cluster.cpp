@@ -37,13 +37,15 @@ sweep::Plan plan_of(const std::string& text) {
 // Results a fake trainer gives: a function of the settings only, as a deterministic
 // training run's are. `offset` makes a different result for the same run.
 RunResult fake_train(const ConfigMap& c, RunHooks* hooks, double offset = 0) {
-  const double latent = double(std::get<int64_t>(c.at("latent"))), seed = double(std::get<int64_t>(c.at("seed")));
+  const double latent = double(std::get<int64_t>(c.at("latent"))),
+               seed = double(std::get<int64_t>(c.at("seed")));
   for (int e = 1; e <= 2; ++e)
     if (hooks) hooks->on_epoch(e, {{"train_loss", 100.0 - e - latent}});
   RunResult r;
   r.status = "done";
   r.epochs_done = 2;
-  r.metrics = {{"test_elbo", -latent - offset}, {"test_nll", 90.0 + seed + offset},
+  r.metrics = {{"test_elbo", -latent - offset},
+               {"test_nll", 90.0 + seed + offset},
                {"train_s", 1.0 + double(std::rand() % 1000)}};  // a timing: differs every time
   r.kl_per_dim = {0.5};
   return r;
@@ -67,7 +69,9 @@ void fill(const std::string& path, const std::string& text, const std::vector<st
   o.sweep_id = sweep_id;
   o.session_id = session;
   o.max_runs = max_runs;
-  sweep::run_worker(o, [&](const ConfigMap& c, const RunOptions&, RunHooks* h) { return fake_train(c, h, offset); });
+  sweep::run_worker(o, [&](const ConfigMap& c, const RunOptions&, RunHooks* h) {
+    return fake_train(c, h, offset);
+  });
 }
 
 // What a merged database must agree on, whatever the order of the shards: every
@@ -197,8 +201,9 @@ TEST_CASE("merge: the shards give the database a single process gives, idempoten
   CHECK(check_intact(a) == "ok");
   CHECK(q(a, "SELECT count(*) FROM sessions") == 3);
   CHECK(q(a, "SELECT count(*) FROM attempts WHERE session_id IS NULL") == 0);
-  CHECK(q(a, "SELECT count(*) FROM attempts a JOIN sessions s USING (session_id) JOIN sweeps w USING (sweep_id) "
-             "WHERE w.name = 'cl'") == 90);
+  CHECK(q(a,
+          "SELECT count(*) FROM attempts a JOIN sessions s USING (session_id) JOIN sweeps w USING (sweep_id) "
+          "WHERE w.name = 'cl'") == 90);
   // runs, settings, metrics and membership (with positions) as a single process records them;
   // only the provenance differs (three sessions instead of one)
   auto without_provenance = [](std::string d) {
@@ -242,7 +247,8 @@ TEST_CASE("merge: a run with other results is a conflict, reported and not overw
   CHECK(dump(out_path) == before);
 }
 
-TEST_CASE("merge: unfinished runs are not copied, and a finished copy replaces an unfinished one", "[cluster]") {
+TEST_CASE("merge: unfinished runs are not copied, and a finished copy replaces an unfinished one",
+          "[cluster]") {
   TempDir dir;
   sweep::Plan plan = plan_of(kSweep);
   std::vector<store::PlannedRun> three(plan.runs.begin(), plan.runs.begin() + 3);
@@ -307,7 +313,8 @@ std::string slurp(const std::string& path) { return Proc::slurp(path); }
 
 }  // namespace
 
-TEST_CASE("vae sweep slurm scripts, run task by task as Slurm would, merge into what a local run gives", "[e2e][cluster]") {
+TEST_CASE("vae sweep slurm scripts, run task by task as Slurm would, merge into what a local run gives",
+          "[e2e][cluster]") {
   TempDir dir;
   const std::string file = write(dir, "q.toml", tiny_sweep("e2e_slurm", 2));
   const std::string local = dir.file("local.db"), merged = dir.file("merged.db"), work = dir.file("work");
@@ -322,10 +329,10 @@ TEST_CASE("vae sweep slurm scripts, run task by task as Slurm would, merge into 
   REQUIRE(w.wait() == 0);
   const std::string array = slurp(work + "/array.sbatch"), merge = slurp(work + "/merge.sbatch");
   CHECK(w.out().find(array) != std::string::npos);  // printed as written
-  for (const char* line : {"#SBATCH --array=0-1\n", "#SBATCH --partition=short\n", "#SBATCH --time=0:30:00\n",
-                           "#SBATCH --mem=2G\n", "#SBATCH --cpus-per-task=1\n", "#SBATCH --requeue\n",
-                           "export OPENBLAS_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-1}\"\n",
-                           "--shard \"$SLURM_ARRAY_TASK_ID/2\""}) {
+  for (const char* line :
+       {"#SBATCH --array=0-1\n", "#SBATCH --partition=short\n", "#SBATCH --time=0:30:00\n",
+        "#SBATCH --mem=2G\n", "#SBATCH --cpus-per-task=1\n", "#SBATCH --requeue\n",
+        "export OPENBLAS_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-1}\"\n", "--shard \"$SLURM_ARRAY_TASK_ID/2\""}) {
     INFO(line);
     CHECK(array.find(line) != std::string::npos);
   }
@@ -349,15 +356,18 @@ TEST_CASE("vae sweep slurm scripts, run task by task as Slurm would, merge into 
   CHECK(q(merged, "SELECT count(*) FROM sweep_runs") == 4);
   CHECK(q(merged, "SELECT count(*) FROM attempts WHERE outcome = 'done'") == 4);
   CHECK(check_intact(merged) == "ok");
-  Proc t1 = vae::testing::run_vae({"table", "--db", local, "--sweep", "e2e_slurm", "--rows", "latent"}, dir.file("t1"));
-  Proc t2 = vae::testing::run_vae({"table", "--db", merged, "--sweep", "e2e_slurm", "--rows", "latent"}, dir.file("t2"));
+  Proc t1 = vae::testing::run_vae({"table", "--db", local, "--sweep", "e2e_slurm", "--rows", "latent"},
+                                  dir.file("t1"));
+  Proc t2 = vae::testing::run_vae({"table", "--db", merged, "--sweep", "e2e_slurm", "--rows", "latent"},
+                                  dir.file("t2"));
   CHECK(t1.wait() == 0);
   CHECK(t2.wait() == 0);
   CHECK(!t1.out().empty());
   CHECK(t1.out() == t2.out());
 
   // merging again changes nothing; a conflicting shard is reported with exit 1
-  Proc again = vae::testing::run_vae({"merge", merged, work + "/shard_0.db", work + "/shard_1.db"}, dir.file("again"));
+  Proc again = vae::testing::run_vae({"merge", merged, work + "/shard_0.db", work + "/shard_1.db"},
+                                     dir.file("again"));
   CHECK(again.wait() == 0);
   CHECK(again.err().find("0 runs copied") != std::string::npos);
   {
@@ -404,7 +414,8 @@ TEST_CASE("sweep run --dry-run --shard shows that shard's runs", "[e2e][cluster]
   std::set<std::string> ids;
   for (int i = 0; i < 2; ++i) {
     Proc p = vae::testing::run_vae({"sweep", "run", file, "--db", dir.file("r.db"), "--dry-run", "--shard",
-                                    std::to_string(i) + "/2"}, dir.file("dry"));
+                                    std::to_string(i) + "/2"},
+                                   dir.file("dry"));
     REQUIRE(p.wait() == 0);
     CHECK(p.out().find("shard " + std::to_string(i) + "/2: ") != std::string::npos);
     CHECK(p.out().find(" of the 4 runs") != std::string::npos);
@@ -421,25 +432,30 @@ TEST_CASE("sweep run --dry-run --shard shows that shard's runs", "[e2e][cluster]
   CHECK(ids.size() == 4);
 }
 
-TEST_CASE("SIGTERM to the runner and its workers, as Slurm preempts: checkpoint, requeue, resume, each run done once", "[e2e][cluster]") {
+TEST_CASE(
+    "SIGTERM to the runner and its workers, as Slurm preempts: checkpoint, requeue, resume, each run done once",
+    "[e2e][cluster]") {
   TempDir dir;
   const int epochs = 8;
   const std::string file = write(dir, "t.toml", tiny_sweep("e2e_term", epochs, 10000));
   const std::string db = dir.file("r.db");
-  Proc p = vae::testing::start_vae({"sweep", "run", file, "--db", db, "--jobs", "2", "--no-table"}, dir.file("t1"));
+  Proc p = vae::testing::start_vae({"sweep", "run", file, "--db", db, "--jobs", "2", "--no-table"},
+                                   dir.file("t1"));
   std::vector<pid_t> workers;
-  REQUIRE(vae::testing::wait_until([&] {
-    if (!std::filesystem::exists(db)) return false;
-    try {
-      store::Db d(db, store::Db::Mode::ReadOnly);
-      auto s = d.prepare("SELECT claim_pid FROM runs WHERE status = 'running' AND epochs_done >= 1");
-      workers.clear();
-      while (s.step()) workers.push_back(pid_t(s.get_int(0)));
-      return !workers.empty();
-    } catch (const std::exception&) {
-      return false;
-    }
-  }, 60));
+  REQUIRE(vae::testing::wait_until(
+      [&] {
+        if (!std::filesystem::exists(db)) return false;
+        try {
+          store::Db d(db, store::Db::Mode::ReadOnly);
+          auto s = d.prepare("SELECT claim_pid FROM runs WHERE status = 'running' AND epochs_done >= 1");
+          workers.clear();
+          while (s.step()) workers.push_back(pid_t(s.get_int(0)));
+          return !workers.empty();
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      60));
   // Slurm signals every process of the job: the workers get one SIGTERM from it and
   // one from their runner, and must still finish the epoch and save a checkpoint
   for (pid_t w : workers) ::kill(w, SIGTERM);
@@ -452,24 +468,36 @@ TEST_CASE("SIGTERM to the runner and its workers, as Slurm preempts: checkpoint,
   CHECK(q(db, "SELECT count(*) FROM attempts WHERE outcome = 'stopped'") >= 1);
   CHECK(q(db, "SELECT count(*) FROM attempts WHERE outcome = 'interrupted'") == 0);  // none was killed
   CHECK(q(db, "SELECT count(*) FROM runs WHERE status = 'running'") == 0);
-  Proc again = vae::testing::run_vae({"sweep", "run", file, "--db", db, "--jobs", "2", "--no-table"}, dir.file("t2"));
+  Proc again = vae::testing::run_vae({"sweep", "run", file, "--db", db, "--jobs", "2", "--no-table"},
+                                     dir.file("t2"));
   INFO(again.err());
   CHECK(again.wait() == 0);
   CHECK(q(db, "SELECT count(*) FROM runs WHERE status = 'done'") == 4);
   CHECK(q(db, "SELECT count(*) FROM attempts WHERE outcome = 'done'") == 4);
-  CHECK(q(db, "SELECT count(*) FROM (SELECT run_id FROM attempts WHERE outcome = 'done' GROUP BY run_id HAVING count(*) > 1)") == 0);
-  CHECK(q(db, "SELECT count(*) FROM (SELECT run_id FROM epoch_metrics GROUP BY run_id HAVING count(DISTINCT epoch) = " +
-              std::to_string(epochs) + " AND max(epoch) = " + std::to_string(epochs) + ")") == 4);
+  CHECK(
+      q(db,
+        "SELECT count(*) FROM (SELECT run_id FROM attempts WHERE outcome = 'done' GROUP BY run_id HAVING count(*) > 1)") ==
+      0);
+  CHECK(
+      q(db,
+        "SELECT count(*) FROM (SELECT run_id FROM epoch_metrics GROUP BY run_id HAVING count(DISTINCT epoch) = " +
+            std::to_string(epochs) + " AND max(epoch) = " + std::to_string(epochs) + ")") == 4);
   // a stopped run resumed from its checkpoint, not from the start
   CHECK(q(db, "SELECT count(*) FROM attempts WHERE attempt > 1 AND resumed_from_epoch >= 1") >= 1);
   CHECK(check_intact(db) == "ok");
 }
 
-TEST_CASE("a run stopped after its last epoch resumes to the final metrics of an uninterrupted one", "[cluster][resume]") {
+TEST_CASE("a run stopped after its last epoch resumes to the final metrics of an uninterrupted one",
+          "[cluster][resume]") {
   // what a preempted task leaves when the signal comes during the last epoch
   ConfigMap c = default_config();
-  apply(c, {{"train-size", int64_t(1000)}, {"test-size", int64_t(200)}, {"hidden", std::vector<int64_t>{32}},
-            {"latent", int64_t(4)}, {"batch", int64_t(50)}, {"epochs", int64_t(2)}, {"iw-samples", int64_t(20)},
+  apply(c, {{"train-size", int64_t(1000)},
+            {"test-size", int64_t(200)},
+            {"hidden", std::vector<int64_t>{32}},
+            {"latent", int64_t(4)},
+            {"batch", int64_t(50)},
+            {"epochs", int64_t(2)},
+            {"iw-samples", int64_t(20)},
             {"iw-examples", int64_t(30)}});
   TempDir whole, parts;
   const RunResult full = train_and_evaluate(c, RunOptions{whole.path.string(), false, true, nullptr}, nullptr);

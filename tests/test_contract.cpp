@@ -98,26 +98,26 @@ TEST_CASE("contract: the k-sample ELBO and the IWAE objective's gradients match 
   for_each_family([](const auto& fam) {
     using M = typename std::decay_t<decltype(*fam.make())>;
     for (Objective o : {Objective::Elbo, Objective::Iwae})
-    for (bool training : {true, false}) {
-      if (o == Objective::Iwae && !fam.iwae) continue;
-      // Batch norm in training mode couples the rows (the k copies of an example and the
-      // examples) through the batch statistics: the check covers that mode and the other.
-      if (!training && !fam.batchnorm) continue;
-      DYNAMIC_SECTION(fam.name << (o == Objective::Iwae ? ", iwae" : ", elbo") << " k = 3"
-                               << (training ? "" : ", evaluation mode")) {
-        auto m = fam.make();
-        typename M::Work w;
-        m->reserve(w, 12);
-        w.training = training;
-        std::mt19937_64 rng(12);
-        // 4 distinct examples: with 2, batch norm's statistics over their 3 copies each are
-        // ill-conditioned enough for finite differences to reach ~1e-6 on their own.
-        fill_rows(*m, w, 4, 3, fam.binary, rng);
-        const double err = objective_gradient_error(*m, w, 4, ObjectiveParams{1.0, 0.0, o, 3});
-        INFO("max relative error " << err);
-        CHECK(err <= 1e-6);
+      for (bool training : {true, false}) {
+        if (o == Objective::Iwae && !fam.iwae) continue;
+        // Batch norm in training mode couples the rows (the k copies of an example and the
+        // examples) through the batch statistics: the check covers that mode and the other.
+        if (!training && !fam.batchnorm) continue;
+        DYNAMIC_SECTION(fam.name << (o == Objective::Iwae ? ", iwae" : ", elbo") << " k = 3"
+                                 << (training ? "" : ", evaluation mode")) {
+          auto m = fam.make();
+          typename M::Work w;
+          m->reserve(w, 12);
+          w.training = training;
+          std::mt19937_64 rng(12);
+          // 4 distinct examples: with 2, batch norm's statistics over their 3 copies each are
+          // ill-conditioned enough for finite differences to reach ~1e-6 on their own.
+          fill_rows(*m, w, 4, 3, fam.binary, rng);
+          const double err = objective_gradient_error(*m, w, 4, ObjectiveParams{1.0, 0.0, o, 3});
+          INFO("max relative error " << err);
+          CHECK(err <= 1e-6);
+        }
       }
-    }
   });
 }
 
@@ -212,7 +212,8 @@ TEST_CASE("contract: training steps are deterministic, and parameters + state ca
         std::vector<uint32_t> order(im.n);
         for (std::size_t i = 0; i < order.size(); ++i) order[i] = uint32_t(i);
         for (std::size_t s = 0; s < 3; ++s) {
-          train_step(m, w, im, order.data() + s * 8, 8, false, rng, ObjectiveParams{1.0, 0.0, Objective::Elbo, 2});
+          train_step(m, w, im, order.data() + s * 8, 8, false, rng,
+                     ObjectiveParams{1.0, 0.0, Objective::Elbo, 2});
           for (std::size_t i = 0; i < m.params.size(); ++i) m.params[i] -= 0.05 * m.grads[i];
         }
       };
@@ -273,32 +274,32 @@ TEST_CASE("contract: a training step allocates nothing after the first (ELBO, k-
   for_each_family([](const auto& fam) {
     using M = typename std::decay_t<decltype(*fam.make())>;
     for (Objective o : {Objective::Elbo, Objective::Iwae})
-    for (std::size_t k : {std::size_t(1), std::size_t(3)}) {
-      if (o == Objective::Iwae && (k == 1 || !fam.iwae)) continue;
-      DYNAMIC_SECTION(fam.name << (o == Objective::Iwae ? ", iwae" : ", elbo") << " k = " << k) {
-        auto m = fam.make();
-        typename M::Work w;
-        const std::size_t B = 8;
-        m->reserve(w, B * k);
-        const data::Images im = binary_images(14, m->data_dim(), 51);
-        std::vector<uint32_t> order(im.n);
-        for (std::size_t i = 0; i < order.size(); ++i) order[i] = uint32_t(i);
-        std::mt19937_64 rng(4);
-        const ObjectiveParams p{1.0, 0.0, o, k};
-        auto step = [&](std::size_t start, std::size_t rows) {
-          train_step(*m, w, im, order.data() + start, rows, true, rng, p);
-          for (std::size_t i = 0; i < m->params.size(); ++i) m->params[i] -= 0.01 * m->grads[i];
-        };
-        step(0, B);  // the first step may size what it needs
-        const vae::test::AllocCounts c = vae::test::count_allocations([&] {
-          step(0, B);
-          step(B, im.n - B);  // a shorter last batch
-          step(0, B);
-        });
-        INFO("our blocks " << c.ours << c.ours_sites << "; OpenBLAS's own " << c.blas);
-        CHECK(c.ours == 0);
+      for (std::size_t k : {std::size_t(1), std::size_t(3)}) {
+        if (o == Objective::Iwae && (k == 1 || !fam.iwae)) continue;
+        DYNAMIC_SECTION(fam.name << (o == Objective::Iwae ? ", iwae" : ", elbo") << " k = " << k) {
+          auto m = fam.make();
+          typename M::Work w;
+          const std::size_t B = 8;
+          m->reserve(w, B * k);
+          const data::Images im = binary_images(14, m->data_dim(), 51);
+          std::vector<uint32_t> order(im.n);
+          for (std::size_t i = 0; i < order.size(); ++i) order[i] = uint32_t(i);
+          std::mt19937_64 rng(4);
+          const ObjectiveParams p{1.0, 0.0, o, k};
+          auto step = [&](std::size_t start, std::size_t rows) {
+            train_step(*m, w, im, order.data() + start, rows, true, rng, p);
+            for (std::size_t i = 0; i < m->params.size(); ++i) m->params[i] -= 0.01 * m->grads[i];
+          };
+          step(0, B);  // the first step may size what it needs
+          const vae::test::AllocCounts c = vae::test::count_allocations([&] {
+            step(0, B);
+            step(B, im.n - B);  // a shorter last batch
+            step(0, B);
+          });
+          INFO("our blocks " << c.ours << c.ours_sites << "; OpenBLAS's own " << c.blas);
+          CHECK(c.ours == 0);
+        }
       }
-    }
   });
 }
 
@@ -324,7 +325,8 @@ TEST_CASE("contract: parameters and state round-trip through a checkpoint file",
       Checkpoint ck;
       ck.params.assign(m1->params.begin(), m1->params.end());
       ck.model_state.assign(m1->state.begin(), m1->state.end());
-      const fs::path file = fs::temp_directory_path() / ("vae_contract_" + std::to_string(::getpid()) + ".ckpt");
+      const fs::path file = fs::temp_directory_path() /
+                            ("vae_contract_" + std::to_string(::getpid()) + ".ckpt");
       save_checkpoint(file.string(), ck);
       const Checkpoint back = load_checkpoint(file.string());
       fs::remove(file);

@@ -13,11 +13,11 @@
 
 #include "golden_util.hpp"
 #include "gradcheck.hpp"
+#include "models/algorithms.hpp"
 #include "models/model.hpp"
+#include "models/vae.hpp"
 #include "nn/conv_net.hpp"
 #include "train/checkpoint.hpp"
-#include "models/algorithms.hpp"
-#include "models/vae.hpp"
 #include "train/run.hpp"
 
 using namespace vae;
@@ -67,7 +67,8 @@ TEST_CASE("Conv2d and ConvTranspose2d outputs and gradients equal PyTorch's", "[
   for (const json& g : golden["convs"]) {
     DYNAMIC_SECTION(g["name"].get<std::string>()) {
       const std::size_t B = g["B"];
-      AnyConv l(g["transposed"], g["cin"], g["cout"], g["k"], g["stride"], g["pad"], g["out_pad"], g["H"], g["W"]);
+      AnyConv l(g["transposed"], g["cin"], g["cout"], g["k"], g["stride"], g["pad"], g["out_pad"], g["H"],
+                g["W"]);
       CHECK(l.hb() == g["Ho"].get<std::size_t>());
       CHECK(l.wb() == g["Wo"].get<std::size_t>());
       auto x = to_vec(g["x"]), r = to_vec(g["r"]), w = to_vec(g["weight"]), b = to_vec(g["bias"]);
@@ -268,7 +269,7 @@ TEST_CASE("small conv VAE gradient matches finite differences for every likeliho
         }
         groups.push_back({g.name, g.offset, g.size});
       }
-      CHECK(covered == model.num_params());  // the groups name every parameter once
+      CHECK(covered == model.num_params());                      // the groups name every parameter once
       if (c.training) CHECK(zero_groups == 2 + (n_deconv - 1));  // conv0, conv1, deconv0
       CHECK(max_rel_error(model.params, analytic, f, groups) <= 1e-6);
     }
@@ -308,14 +309,17 @@ TEST_CASE("the conv preset has the PyTorch peer's shapes and parameter count", "
   CHECK(m.conv_decoder.fc.out == 1024);
   CHECK(dec_sizes == std::vector<std::size_t>{4, 7, 14, 28});
   CHECK(out_pads == std::vector<std::size_t>{1, 0, 1, 1});  // the peer's output_padding
-  CHECK(m.conv_decoder.norms.size() == 3);                   // none after the last
+  CHECK(m.conv_decoder.norms.size() == 3);                  // none after the last
 }
 
 TEST_CASE("conv VAE trains, evaluates with running statistics and restores them", "[conv][model]") {
   ConfigMap c = default_config();
-  vae::apply(c, {{"arch", std::string("conv")}, {"conv-channels", std::vector<int64_t>{4, 8}},
-            {"latent", int64_t(2)}, {"likelihood", std::string("gaussian")}, {"binarize", std::string("none")},
-            {"sigma", std::string("optimal")}});
+  vae::apply(c, {{"arch", std::string("conv")},
+                 {"conv-channels", std::vector<int64_t>{4, 8}},
+                 {"latent", int64_t(2)},
+                 {"likelihood", std::string("gaussian")},
+                 {"binarize", std::string("none")},
+                 {"sigma", std::string("optimal")}});
   const TrainConfig tc = to_train_config(c);
   std::mt19937_64 rng(1);
   auto model = make_model(tc, 10, 7, rng);  // Frey-like odd sizes: 10x7 -> 5x4 -> 3x2 and back
@@ -364,7 +368,8 @@ TEST_CASE("conv settings that cannot work are refused with the key named", "[con
   CHECK_THROWS_WITH(make(ladder, 28, 28), Catch::Contains("key 'arch'"));
   CHECK_THROWS_WITH(make(too_wide, 4, 4), Catch::Contains("conv-kernel"));
   ConfigMap c = default_config();
-  const std::map<std::string, Value> bad_arch{{"arch", std::string("cnn")}}, bad_kernel{{"conv-kernel", int64_t(0)}};
+  const std::map<std::string, Value> bad_arch{{"arch", std::string("cnn")}},
+      bad_kernel{{"conv-kernel", int64_t(0)}};
   CHECK_THROWS_WITH(vae::apply(c, bad_arch), Catch::Contains("key 'arch'"));
   CHECK_THROWS_WITH(vae::apply(c, bad_kernel), Catch::Contains("key 'conv-kernel'"));
 }
@@ -373,10 +378,17 @@ TEST_CASE("a stopped and resumed conv run ends with the numbers and running stat
           "[conv][train][resume]") {
   namespace fs = std::filesystem;
   ConfigMap c = default_config();
-  vae::apply(c, {{"arch", std::string("conv")}, {"conv-channels", std::vector<int64_t>{4, 8}},
-                 {"latent", int64_t(3)}, {"likelihood", std::string("gaussian")}, {"sigma", std::string("optimal")},
-                 {"train-size", int64_t(300)}, {"test-size", int64_t(50)}, {"batch", int64_t(50)},
-                 {"epochs", int64_t(3)}, {"iw-samples", int64_t(10)}, {"iw-examples", int64_t(10)}});
+  vae::apply(c, {{"arch", std::string("conv")},
+                 {"conv-channels", std::vector<int64_t>{4, 8}},
+                 {"latent", int64_t(3)},
+                 {"likelihood", std::string("gaussian")},
+                 {"sigma", std::string("optimal")},
+                 {"train-size", int64_t(300)},
+                 {"test-size", int64_t(50)},
+                 {"batch", int64_t(50)},
+                 {"epochs", int64_t(3)},
+                 {"iw-samples", int64_t(10)},
+                 {"iw-examples", int64_t(10)}});
   const fs::path base = fs::temp_directory_path() / ("vae_conv_resume_" + std::to_string(::getpid()));
   const fs::path whole = base / "whole", parts = base / "parts";
   fs::create_directories(whole);
@@ -387,7 +399,8 @@ TEST_CASE("a stopped and resumed conv run ends with the numbers and running stat
   REQUIRE(train_and_evaluate(c, RunOptions{parts.string(), false, true, &stop}, nullptr).status == "stopped");
   const RunResult rest = train_and_evaluate(c, RunOptions{parts.string(), true, true, nullptr}, nullptr);
   REQUIRE(rest.status == "done");
-  const Checkpoint a = load_checkpoint((whole / "last.ckpt").string()), b = load_checkpoint((parts / "last.ckpt").string());
+  const Checkpoint a = load_checkpoint((whole / "last.ckpt").string()),
+                   b = load_checkpoint((parts / "last.ckpt").string());
   CHECK(a.model_state.size() == 2 * (4 + 8) + 2 * 4);  // running mean and variance of 3 batch norms
   CHECK(a.params == b.params);
   CHECK(a.model_state == b.model_state);

@@ -19,11 +19,11 @@ using Bytes = std::vector<uint8_t>;
 using Catch::Contains;
 
 // The error is a DataError and its one-line message names the file and the problem.
-#define REQUIRE_DATA_ERROR(expr, path, problem)                                                     \
-  do {                                                                                              \
-    REQUIRE_THROWS_AS(expr, DataError);                                                             \
-    REQUIRE_THROWS_WITH(expr, Contains(std::string(path)) && Contains(std::string(problem)) &&      \
-                                  !Contains("\n"));                                                 \
+#define REQUIRE_DATA_ERROR(expr, path, problem)                                                            \
+  do {                                                                                                     \
+    REQUIRE_THROWS_AS(expr, DataError);                                                                    \
+    REQUIRE_THROWS_WITH(expr,                                                                              \
+                        Contains(std::string(path)) && Contains(std::string(problem)) && !Contains("\n")); \
   } while (0)
 
 namespace {
@@ -114,10 +114,10 @@ struct MatWriter {
   bool big_endian = false;
 
   void u32(Bytes& out, uint32_t v) const {
-    for (int i = 0; i < 4; ++i)
-      out.push_back(static_cast<uint8_t>(v >> (big_endian ? 24 - 8 * i : 8 * i)));
+    for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(v >> (big_endian ? 24 - 8 * i : 8 * i)));
   }
-  Bytes header(const std::string& text = "MATLAB 5.0 MAT-file, Platform: test", uint16_t version = 0x0100) const {
+  Bytes header(const std::string& text = "MATLAB 5.0 MAT-file, Platform: test",
+               uint16_t version = 0x0100) const {
     Bytes h(128, ' ');
     std::copy(text.begin(), text.end(), h.begin());
     h[124] = static_cast<uint8_t>(big_endian ? version >> 8 : version & 0xff);
@@ -142,14 +142,14 @@ struct MatWriter {
     return out;
   }
   // miMATRIX with array flags, dimensions, name and real part (of type data_type).
-  Bytes matrix(const std::string& name, uint32_t cls, const std::vector<uint32_t>& dims,
-               uint32_t data_type, const Bytes& data) const {
+  Bytes matrix(const std::string& name, uint32_t cls, const std::vector<uint32_t>& dims, uint32_t data_type,
+               const Bytes& data) const {
     Bytes flags, dim_bytes, body;
     u32(flags, cls);
     u32(flags, 0);
     for (uint32_t d : dims) u32(dim_bytes, d);
-    for (const Bytes& e : {element(6, flags), element(5, dim_bytes), element(1, text_bytes(name)),
-                           element(data_type, data)})
+    for (const Bytes& e :
+         {element(6, flags), element(5, dim_bytes), element(1, text_bytes(name)), element(data_type, data)})
       body.insert(body.end(), e.begin(), e.end());
     return element(14, body);
   }
@@ -370,13 +370,15 @@ TEST_CASE("bad IDX and gzip files give one-line DataErrors", "[data]") {
 
   const std::string truncated = dir / "truncated";
   write_file(truncated, idx_images(3, 28, 28, Bytes(px.begin(), px.end() - 10)));
-  REQUIRE_DATA_ERROR(read_idx_images(truncated), truncated,
-                     "truncated file, header says 3 images of 28x28 (expected 2352 payload bytes, found 2342 bytes)");
+  REQUIRE_DATA_ERROR(
+      read_idx_images(truncated), truncated,
+      "truncated file, header says 3 images of 28x28 (expected 2352 payload bytes, found 2342 bytes)");
   const std::string short_labels = dir / "short_labels";
   Bytes sl = idx_labels({1, 2, 3});
   sl.pop_back();
   write_file(short_labels, sl);
-  REQUIRE_DATA_ERROR(read_idx_labels(short_labels), short_labels, "header says 3 labels (expected 3 payload bytes, found 2");
+  REQUIRE_DATA_ERROR(read_idx_labels(short_labels), short_labels,
+                     "header says 3 labels (expected 3 payload bytes, found 2");
   const std::string trailing = dir / "trailing";
   write_file(trailing, idx_images(2, 28, 28, px));
   REQUIRE_DATA_ERROR(read_idx_images(trailing), trailing, "trailing data after the payload");
@@ -395,7 +397,8 @@ TEST_CASE("bad IDX and gzip files give one-line DataErrors", "[data]") {
   for (size_t i = 20; i < flipped.size() - 8; i += 97) flipped[i] ^= 0x55;
   const std::string corrupt = dir / "corrupt.gz";
   write_file(corrupt, flipped);
-  REQUIRE_DATA_ERROR(read_idx_images(corrupt), corrupt, "corrupt gzip stream (expected a complete gzip stream, found zlib error");
+  REQUIRE_DATA_ERROR(read_idx_images(corrupt), corrupt,
+                     "corrupt gzip stream (expected a complete gzip stream, found zlib error");
   const std::string cut = dir / "cut.gz";
   write_file(cut, Bytes(gz.begin(), gz.begin() + static_cast<ptrdiff_t>(gz.size() / 2)));
   REQUIRE_DATA_ERROR(read_idx_images(cut), cut, "unexpected end of data");
@@ -422,7 +425,8 @@ TEST_CASE("bad .amat files give one-line DataErrors with the line number", "[dat
   std::string real_value = text;
   real_value.replace(line2, 1, "0.5");
   write_file(dir / "real.amat", text_bytes(real_value));
-  REQUIRE_DATA_ERROR(read_amat(dir / "real.amat"), dir / "real.amat", "line 2: non-binary value (expected 0 or 1, found \"0.5\")");
+  REQUIRE_DATA_ERROR(read_amat(dir / "real.amat"), dir / "real.amat",
+                     "line 2: non-binary value (expected 0 or 1, found \"0.5\")");
 
   std::string short_line = text;
   short_line.erase(line2, 2);
@@ -460,23 +464,29 @@ TEST_CASE("bad MAT-files give one-line DataErrors", "[data]") {
   const Bytes columns = frey_columns(2);
   const std::string no_ff = put("no_ff.mat", concat({w.header(), w.matrix("gg", 9, {560, 2}, 2, columns),
                                                      w.compressed(w.matrix("X", 6, {1, 1}, 9, Bytes(8, 0)))}));
-  REQUIRE_DATA_ERROR(read_frey_face(no_ff), no_ff, "no variable ff (expected a variable named ff, found variables gg, X)");
+  REQUIRE_DATA_ERROR(read_frey_face(no_ff), no_ff,
+                     "no variable ff (expected a variable named ff, found variables gg, X)");
   const std::string empty = put("empty.mat", w.header());
   REQUIRE_DATA_ERROR(read_frey_face(empty), empty, "found no variables");
   const std::string shape = put("shape.mat", concat({w.header(), w.matrix("ff", 9, {2, 560}, 2, columns)}));
-  REQUIRE_DATA_ERROR(read_frey_face(shape), shape,
-                     "variable ff has the wrong shape (expected 560 x N (one 28x20 image per column), found 2 x 560)");
+  REQUIRE_DATA_ERROR(
+      read_frey_face(shape), shape,
+      "variable ff has the wrong shape (expected 560 x N (one 28x20 image per column), found 2 x 560)");
   const std::string three_d = put("3d.mat", concat({w.header(), w.matrix("ff", 9, {560, 1, 2}, 2, columns)}));
   REQUIRE_DATA_ERROR(read_frey_face(three_d), three_d, "found 560 x 1 x 2");
-  const std::string dbl = put("double.mat", concat({w.header(), w.matrix("ff", 6, {560, 2}, 9, Bytes(560 * 2 * 8, 0))}));
+  const std::string dbl = put("double.mat",
+                              concat({w.header(), w.matrix("ff", 6, {560, 2}, 9, Bytes(560 * 2 * 8, 0))}));
   REQUIRE_DATA_ERROR(read_frey_face(dbl), dbl, "variable ff has the wrong type (expected uint8, found double)");
-  const std::string short_data = put("short_data.mat", concat({w.header(), w.matrix("ff", 9, {560, 3}, 2, columns)}));
-  REQUIRE_DATA_ERROR(read_frey_face(short_data), short_data,
-                     "variable ff has bad data (expected 1680 bytes of miUINT8 for 560 x 3, found 1120 bytes of miUINT8)");
+  const std::string short_data = put("short_data.mat",
+                                     concat({w.header(), w.matrix("ff", 9, {560, 3}, 2, columns)}));
+  REQUIRE_DATA_ERROR(
+      read_frey_face(short_data), short_data,
+      "variable ff has bad data (expected 1680 bytes of miUINT8 for 560 x 3, found 1120 bytes of miUINT8)");
 
   const Bytes good = frey_mat(2);
   const std::string cut = put("cut.mat", Bytes(good.begin(), good.end() - 100));
-  REQUIRE_DATA_ERROR(read_frey_face(cut), cut, "truncated MAT-file (expected 1168 bytes of miMATRIX at offset 136, found 1068 bytes)");
+  REQUIRE_DATA_ERROR(read_frey_face(cut), cut,
+                     "truncated MAT-file (expected 1168 bytes of miMATRIX at offset 136, found 1068 bytes)");
   Bytes z = concat({w.header(), w.compressed(w.matrix("ff", 9, {560, 2}, 2, columns))});
   for (size_t i = 140; i < z.size(); i += 50) z[i] ^= 0xa5;
   const std::string corrupt = put("corrupt.mat", z);
@@ -551,7 +561,8 @@ TEST_CASE("load splits, sizes and protocols on small MNIST-format folders", "[da
   bad = spec_for("mnist", d);
   bad.valid_size = -1;
   CHECK_THROWS_AS(load(bad), std::invalid_argument);
-  CHECK_THROWS_WITH(load(spec_for("mnist", d, "fixed")), Contains("binarize = fixed needs dataset binarized-mnist"));
+  CHECK_THROWS_WITH(load(spec_for("mnist", d, "fixed")),
+                    Contains("binarize = fixed needs dataset binarized-mnist"));
   CHECK_THROWS_WITH(load(spec_for("mnist", d, "sometimes")), Contains("unknown binarize protocol"));
   CHECK_THROWS_WITH(load(spec_for("cifar", d)), Contains("unknown dataset 'cifar'"));
 }
@@ -563,7 +574,8 @@ TEST_CASE("load finds .gz before raw files and names what is missing or wrong", 
   write_fake_mnist(both, true);
   write_fake_mnist(both, false);
   CHECK(data_file_paths(spec_for("mnist", raw.path.string()))[1] == raw / "train-labels-idx1-ubyte");
-  CHECK(data_file_paths(spec_for("fashion-mnist", both.path.string()))[2] == both / "t10k-images-idx3-ubyte.gz");
+  CHECK(data_file_paths(spec_for("fashion-mnist", both.path.string()))[2] ==
+        both / "t10k-images-idx3-ubyte.gz");
   CHECK(load(spec_for("mnist", raw.path.string())).test.pixels ==
         load(spec_for("mnist", gz.path.string())).test.pixels);
 
@@ -571,8 +583,8 @@ TEST_CASE("load finds .gz before raw files and names what is missing or wrong", 
   REQUIRE_DATA_ERROR(load(spec_for("mnist", empty.path.string())), empty / "train-images-idx3-ubyte",
                      "missing data file (expected train-images-idx3-ubyte.gz or train-images-idx3-ubyte in " +
                          empty.path.string() + ", found neither");
-  REQUIRE_DATA_ERROR(data_file_paths(spec_for("frey-face", empty / "absent")), "frey_rawface.mat.gz or frey_rawface.mat",
-                     "found no folder " + (empty / "absent"));
+  REQUIRE_DATA_ERROR(data_file_paths(spec_for("frey-face", empty / "absent")),
+                     "frey_rawface.mat.gz or frey_rawface.mat", "found no folder " + (empty / "absent"));
 
   // Labels that do not match the images, images that are not 28x28, labels above 9.
   fs::remove(gz / "t10k-labels-idx1-ubyte.gz");
@@ -644,7 +656,9 @@ TEST_CASE("default_data_dir follows VAE_DATA_DIR, else the repository's shared d
   ::unsetenv("VAE_DATA_DIR");
   CHECK(default_data_dir("fashion-mnist") == "/usr/share/datasets/fashion-mnist");
   const std::string mnist = default_data_dir("mnist");
-  CHECK(mnist == (fs::path(vae::testing::source_dir()) / ".." / "shared" / "data" / "mnist").lexically_normal().string());
+  CHECK(
+      mnist ==
+      (fs::path(vae::testing::source_dir()) / ".." / "shared" / "data" / "mnist").lexically_normal().string());
   CHECK_THAT(mnist, !Contains(".."));
   CHECK_THROWS_AS(default_data_dir("svhn"), std::invalid_argument);
   if (saved) ::setenv("VAE_DATA_DIR", saved_value.c_str(), 1);

@@ -151,8 +151,7 @@ TEST_CASE("scores do not change when latent dimensions are permuted or rescaled"
   CHECK(base.at("mig") < 0.9);
   CHECK(base.at("factor_vae_metric") > 0.3);
   CHECK(base.at("factor_vae_metric") < 0.99);
-  const Representation moved =
-      transformed(partial(), {3, 5, 0, 2, 4, 1}, {2.5, -0.7, 10.0, 0.01, -3.0, 1.3});
+  const Representation moved = transformed(partial(), {3, 5, 0, 2, 4, 1}, {2.5, -0.7, 10.0, 0.01, -3.0, 1.3});
   const std::map<std::string, double> after = all_metrics(kSizes, names, moved, o);
   // Exact but for floating-point rounding: one evaluation point of the classifier at most,
   // and MI sums that may round differently.

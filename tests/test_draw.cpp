@@ -70,9 +70,9 @@ std::unique_ptr<Model> tiny_model() {
   std::fill(p.begin(), p.end(), 0.0f);
   for (std::size_t j = 0; j < kD; ++j) p[0 * kD + j] = 1.0f;  // enc0.W row 0
   const std::size_t enc_mu = 14, dec0 = 26, dec_out = 32;
-  p[enc_mu + 0] = 0.5f;                                       // enc_mu.W[0][0]
-  p[enc_mu + 4 + 1] = 0.3f;                                   // enc_mu.b[1]
-  p[dec0 + 0] = 1.0f, p[dec0 + 3] = 1.0f;                     // dec0.W = identity
+  p[enc_mu + 0] = 0.5f;                    // enc_mu.W[0][0]
+  p[enc_mu + 4 + 1] = 0.3f;                // enc_mu.b[1]
+  p[dec0 + 0] = 1.0f, p[dec0 + 3] = 1.0f;  // dec0.W = identity
   for (std::size_t d = 0; d < kD; ++d) {
     p[dec_out + d * 2 + 0] = float(kW[d][0]);
     p[dec_out + d * 2 + 1] = float(kW[d][1]);
@@ -90,7 +90,7 @@ data::Images tiny_images() {
   data::Images im;
   im.source = "tiny";
   im.n = 4, im.rows = kRows, im.cols = kCols;
-  im.pixels = {0, 255, 51, 102, 0, 0,  255, 255, 255, 255, 255, 255,  10, 20, 30, 40, 50, 60,  0, 0, 0, 0, 0, 0};
+  im.pixels = {0, 255, 51, 102, 0, 0, 255, 255, 255, 255, 255, 255, 10, 20, 30, 40, 50, 60, 0, 0, 0, 0, 0, 0};
   im.labels = {3, 1, 4, 1};
   return im;
 }
@@ -129,11 +129,11 @@ TEST_CASE("a grid places cells row by row between background padding", "[draw]")
   const draw::GrayImage g = draw::tile(cells, 3, 1, 2, 2, 1, 9);
   REQUIRE(g.width == 7);
   REQUIRE(g.height == 5);
-  const std::vector<uint8_t> expected{9, 9,   9,   9, 9,   9,   9,  //
-                                      9, 0,   255, 9, 128, 255, 9,  //
-                                      9, 9,   9,   9, 9,   9,   9,  //
-                                      9, 0,   64,  9, 9,   9,   9,  //
-                                      9, 9,   9,   9, 9,   9,   9};
+  const std::vector<uint8_t> expected{9, 9, 9,   9, 9,   9,   9,  //
+                                      9, 0, 255, 9, 128, 255, 9,  //
+                                      9, 9, 9,   9, 9,   9,   9,  //
+                                      9, 0, 64,  9, 9,   9,   9,  //
+                                      9, 9, 9,   9, 9,   9,   9};
   CHECK(g.pixels == expected);
   const draw::GrayImage u = draw::upscale(g, 3);
   CHECK(u.width == 21);
@@ -160,7 +160,8 @@ TEST_CASE("the manifold PNG decodes to the decoder means on the quantile grid", 
   for (std::size_t r = 0; r < side; ++r)
     for (std::size_t c = 0; c < side; ++c) {
       const double z0 = quantile_by_bisection((double(c) + 0.5) / double(side));
-      const double z1 = quantile_by_bisection((double(side - 1 - r) + 0.5) / double(side));  // z_1 grows upwards
+      const double z1 = quantile_by_bisection((double(side - 1 - r) + 0.5) /
+                                              double(side));  // z_1 grows upwards
       for (std::size_t d = 0; d < kD; ++d)
         worst = std::max(worst, std::abs(cell_pixel(p, r * side + c, side, pad, d / kCols, d % kCols) -
                                          byte_of(decoded(z0, z1, d))));
@@ -210,7 +211,8 @@ TEST_CASE("reconstructions, interpolations and traversals decode to the expected
       const std::size_t a = ends[r][0], b = ends[r][1];
       for (std::size_t d = 0; d < kD; ++d) {
         CHECK(cell_pixel(p, r * (steps + 2), steps + 2, pad, d / kCols, d % kCols) == im.pixels[a * kD + d]);
-        CHECK(cell_pixel(p, r * (steps + 2) + steps + 1, steps + 2, pad, d / kCols, d % kCols) == im.pixels[b * kD + d]);
+        CHECK(cell_pixel(p, r * (steps + 2) + steps + 1, steps + 2, pad, d / kCols, d % kCols) ==
+              im.pixels[b * kD + d]);
         for (std::size_t s = 0; s < steps; ++s) {
           const double t = double(s) / double(steps - 1);
           expect(cell_pixel(p, r * (steps + 2) + 1 + s, steps + 2, pad, d / kCols, d % kCols),
@@ -288,8 +290,10 @@ TEST_CASE("pictures are recorded as artifacts of a run outside a claim", "[draw]
 
 TEST_CASE("the Ladder VAE samples its prior top-down through p(z_i | z_{i+1})", "[draw][ladder]") {
   ConfigMap c = default_config();
-  apply(c, {{"model", std::string("ladder")}, {"layers", std::vector<int64_t>{4, 2}},
-            {"det-layers", std::vector<int64_t>{8, 4}}, {"activation", std::string("leaky-relu")}});
+  apply(c, {{"model", std::string("ladder")},
+            {"layers", std::vector<int64_t>{4, 2}},
+            {"det-layers", std::vector<int64_t>{8, 4}},
+            {"activation", std::string("leaky-relu")}});
   std::mt19937_64 init(0);
   auto m = make_model(to_train_config(c), kRows, kCols, init);
   m->reserve(1, 500);

@@ -2,8 +2,8 @@
 // shape, scale, orientation and position move the sprite as data/dsprites.hpp says.
 #include <unistd.h>
 
-#include <catch2/catch.hpp>
 #include <algorithm>
+#include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -23,9 +23,9 @@ constexpr double kPi = 3.14159265358979323846;
 // Area (pixels on) and centroid (x right, y UP, pixel centres, relative to the
 // sprite's stated centre) of one rendered image; second and third moments too.
 struct Moments {
-  double area = 0, mx = 0, my = 0;     // centroid offset
-  double m20 = 0, m02 = 0, m11 = 0;    // central second moments
-  bool border_clear = true;            // no pixel on the image's outer frame
+  double area = 0, mx = 0, my = 0;   // centroid offset
+  double m20 = 0, m02 = 0, m11 = 0;  // central second moments
+  bool border_clear = true;          // no pixel on the image's outer frame
 };
 
 Moments moments(const ds::Classes& c) {
@@ -65,7 +65,7 @@ double angle_diff(double a, double b) {
 
 TEST_CASE("dsprites grid: 737280 images in factor-major order, each class equally often", "[dsprites]") {
   CHECK(ds::kNumImages == 737280);
-  CHECK(ds::classes_of(1) == ds::Classes{0, 0, 0, 0, 1});   // pos_y fastest
+  CHECK(ds::classes_of(1) == ds::Classes{0, 0, 0, 0, 1});  // pos_y fastest
   CHECK(ds::classes_of(32) == ds::Classes{0, 0, 0, 1, 0});
   CHECK(ds::classes_of(32 * 32) == ds::Classes{0, 0, 1, 0, 0});
   CHECK(ds::classes_of(40 * 32 * 32) == ds::Classes{0, 1, 0, 0, 0});
@@ -141,7 +141,8 @@ TEST_CASE("dsprites shapes have their stated areas, scaling with scale squared",
   // Scale 1 has four times the area of scale 0.5.
   for (uint32_t s = 0; s < 3; ++s) {
     double big = 0, small = 0;
-    for (uint32_t o = 0; o < 40; ++o) big += moments({s, 5, o, 10, 20}).area, small += moments({s, 0, o, 10, 20}).area;
+    for (uint32_t o = 0; o < 40; ++o)
+      big += moments({s, 5, o, 10, 20}).area, small += moments({s, 0, o, 10, 20}).area;
     CHECK(big / small == Approx(4.0).epsilon(0.03));
   }
   // The three shapes are different sprites, not the same outline.
@@ -279,7 +280,8 @@ TEST_CASE("a damaged dsprites cache file is refused with its name", "[dsprites][
     f.write(reinterpret_cast<const char*>(head), sizeof head);
     f << "short";
   }
-  CHECK_THROWS_WITH(ds::ensure_cache(bad), Catch::Contains(bad) && Catch::Contains("wrong dSprites cache size"));
+  CHECK_THROWS_WITH(ds::ensure_cache(bad),
+                    Catch::Contains(bad) && Catch::Contains("wrong dSprites cache size"));
   fs::remove_all(dir);
 }
 

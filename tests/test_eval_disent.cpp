@@ -25,8 +25,9 @@ TEST_CASE("vae train on dsprites reports the metrics and vae eval-disent reprodu
   const fs::path dir = fs::temp_directory_path() / ("vae_eval_disent_" + std::to_string(::getpid()));
   fs::create_directories(dir);
   const std::string small = " --disent-batch 8 --disent-train 60 --disent-eval 30";
-  const Shell r = shell(kVae + " train --dataset dsprites --train-size 400 --test-size 100 --hidden 32 "
-                               "--latent 4 --batch 50 --epochs 1 --iw-samples 0 --quiet --json --out " +
+  const Shell r = shell(kVae +
+                        " train --dataset dsprites --train-size 400 --test-size 100 --hidden 32 "
+                        "--latent 4 --batch 50 --epochs 1 --iw-samples 0 --quiet --json --out " +
                         (dir / "run").string() + small + " 2>/dev/null");
   REQUIRE(r.status == 0);
   const auto j = nlohmann::json::parse(r.out);

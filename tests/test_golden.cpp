@@ -78,7 +78,8 @@ TEST_CASE("VAE forward, loss and gradients equal PyTorch's", "[golden][vae]") {
         expect_near(model.grads.data() + lin->b, c["grads"][name + ".b"], tol, "grad " + name + ".b");
       }
       if (model.lik.has_shared_param())
-        expect_near(model.grads.data() + model.lik.shared_offset, c["grads"]["log_sigma"], tol, "grad log_sigma");
+        expect_near(model.grads.data() + model.lik.shared_offset, c["grads"]["log_sigma"], tol,
+                    "grad log_sigma");
     }
   }
 }

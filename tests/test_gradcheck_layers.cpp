@@ -58,9 +58,12 @@ TEST_CASE("linear layer: weight, bias and input gradients", "[gradcheck][layers]
 }
 
 TEST_CASE("activations: input gradient", "[gradcheck][layers]") {
-  for (auto [name, a] : {std::pair{"relu", Activation::ReLU}, {"tanh", Activation::Tanh},
-                         {"softplus", Activation::Softplus}, {"sigmoid", Activation::Sigmoid},
-                         {"elu", Activation::ELU}, {"identity", Activation::Identity}}) {
+  for (auto [name, a] : {std::pair{"relu", Activation::ReLU},
+                         {"tanh", Activation::Tanh},
+                         {"softplus", Activation::Softplus},
+                         {"sigmoid", Activation::Sigmoid},
+                         {"elu", Activation::ELU},
+                         {"identity", Activation::Identity}}) {
     DYNAMIC_SECTION(name) {
       std::mt19937_64 rng(2);
       const std::size_t B = 4, N = 6;

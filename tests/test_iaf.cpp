@@ -10,8 +10,8 @@
 
 #include "golden_util.hpp"
 #include "gradcheck.hpp"
-#include "models/model.hpp"
 #include "models/algorithms.hpp"
+#include "models/model.hpp"
 #include "models/vae.hpp"
 #include "train/run.hpp"
 
@@ -76,7 +76,8 @@ struct StepFixture {
   std::vector<Group> groups() const {
     std::vector<Group> g;
     for (std::size_t k = 0; k < made.hidden.size(); ++k) {
-      g.push_back({"h" + std::to_string(k) + ".W", made.hidden[k].lin.w, made.hidden[k].lin.in * made.hidden[k].lin.out});
+      g.push_back({"h" + std::to_string(k) + ".W", made.hidden[k].lin.w,
+                   made.hidden[k].lin.in * made.hidden[k].lin.out});
       g.push_back({"h" + std::to_string(k) + ".b", made.hidden[k].lin.b, made.hidden[k].lin.out});
     }
     if (C > 0) g.push_back({"ctx.W", made.ctx, made.width * C});
@@ -144,7 +145,8 @@ VaeShape iaf_shape(std::size_t steps, std::size_t layers, std::size_t context, A
 
 void fill_batch(Vae<double>& model, Vae<double>::Work& w, std::size_t B, bool binary, std::mt19937_64& rng) {
   std::uniform_real_distribution<double> u(0.0, 1.0);
-  for (std::size_t i = 0; i < B * model.shape.data_dim; ++i) w.x.data[i] = binary ? double(u(rng) < 0.4) : u(rng);
+  for (std::size_t i = 0; i < B * model.shape.data_dim; ++i)
+    w.x.data[i] = binary ? double(u(rng) < 0.4) : u(rng);
   std::normal_distribution<double> n(0.0, 1.0);
   for (std::size_t i = 0; i < B * model.shape.latent; ++i) w.eps.data[i] = n(rng);
 }
@@ -453,7 +455,8 @@ TEST_CASE("IAF step equals PyTorch's: m, s, z_out, log sigma and gradients", "[i
       auto ones = vec(f.ones.data(), B);
       iaf_step_backward(dz, C > 0 ? &dh : nullptr, f.w, f.made, dzo, kwv, f.z(), f.h(), f.theta.data(),
                         f.grad.data(), B, ones);
-      for (const auto& g : f.groups()) expect_near(f.grad.data() + g.offset, c["grads"][g.name], tol, "grad " + g.name);
+      for (const auto& g : f.groups())
+        expect_near(f.grad.data() + g.offset, c["grads"][g.name], tol, "grad " + g.name);
     }
   }
 }
@@ -523,7 +526,8 @@ TEST_CASE("IAF --iaf-kl stl: the gradient without the base score term", "[iaf][k
     return s;
   };
   SECTION("the difference is the score term") {
-    Vae<double> a(make(FlowKl::Sample, 1.0), Likelihood<double>{}), b(make(FlowKl::Stl, 1.0), Likelihood<double>{});
+    Vae<double> a(make(FlowKl::Sample, 1.0), Likelihood<double>{}),
+        b(make(FlowKl::Stl, 1.0), Likelihood<double>{});
     std::mt19937_64 r1(81), r2(81);
     a.initialize(Init::Uniform, 0, r1);
     b.initialize(Init::Uniform, 0, r2);
@@ -547,7 +551,8 @@ TEST_CASE("IAF --iaf-kl stl: the gradient without the base score term", "[iaf][k
     }
   }
   SECTION("same expected gradient") {
-    Vae<double> a(make(FlowKl::Sample, 1.0), Likelihood<double>{}), b(make(FlowKl::Stl, 1.0), Likelihood<double>{});
+    Vae<double> a(make(FlowKl::Sample, 1.0), Likelihood<double>{}),
+        b(make(FlowKl::Stl, 1.0), Likelihood<double>{});
     std::mt19937_64 r1(83), r2(83);
     a.initialize(Init::Uniform, 0, r1);
     b.initialize(Init::Uniform, 0, r2);
@@ -596,8 +601,10 @@ TEST_CASE("IAF --iaf-kl stl: the gradient without the base score term", "[iaf][k
       std::mt19937_64 r(85);
       m.initialize(Init::Uniform, 0, r);
       for (const Linear* lin : {&m.enc_mu, &m.enc_logvar}) {
-        std::fill(m.params.begin() + std::ptrdiff_t(lin->w), m.params.begin() + std::ptrdiff_t(lin->w + lin->in * lin->out), 0.0);
-        std::fill(m.params.begin() + std::ptrdiff_t(lin->b), m.params.begin() + std::ptrdiff_t(lin->b + lin->out), 0.0);
+        std::fill(m.params.begin() + std::ptrdiff_t(lin->w),
+                  m.params.begin() + std::ptrdiff_t(lin->w + lin->in * lin->out), 0.0);
+        std::fill(m.params.begin() + std::ptrdiff_t(lin->b),
+                  m.params.begin() + std::ptrdiff_t(lin->b + lin->out), 0.0);
       }
       Vae<double>::Work w;
       m.reserve(w, B);
@@ -650,8 +657,13 @@ TEST_CASE("IAF options: free bits are refused, the model is built from the confi
   CHECK_THROWS_AS(to_train_config(c), ConfigError);
   apply(c, {{"iaf-steps", int64_t(0)}});
   CHECK_NOTHROW(to_train_config(c));  // 0 steps is the Gaussian, where free bits are defined
-  apply(c, {{"iaf-steps", int64_t(3)}, {"free-bits", 0.0}, {"latent", int64_t(8)}, {"hidden", std::vector<int64_t>{20}},
-            {"iaf-hidden", int64_t(12)}, {"iaf-made-layers", int64_t(1)}, {"iaf-context", int64_t(5)}});
+  apply(c, {{"iaf-steps", int64_t(3)},
+            {"free-bits", 0.0},
+            {"latent", int64_t(8)},
+            {"hidden", std::vector<int64_t>{20}},
+            {"iaf-hidden", int64_t(12)},
+            {"iaf-made-layers", int64_t(1)},
+            {"iaf-context", int64_t(5)}});
   const TrainConfig tc = to_train_config(c);
   std::mt19937_64 rng(0);
   auto model = make_model(tc, 28, 28, rng);
@@ -665,10 +677,18 @@ TEST_CASE("IAF options: free bits are refused, the model is built from the confi
 TEST_CASE("a small IAF run trains, evaluates, and its IW log-likelihood is tighter than its ELBO",
           "[iaf][train]") {
   ConfigMap c = default_config();
-  apply(c, {{"train-size", int64_t(1000)}, {"test-size", int64_t(100)}, {"hidden", std::vector<int64_t>{64}},
-            {"latent", int64_t(8)}, {"batch", int64_t(50)}, {"epochs", int64_t(3)}, {"iw-samples", int64_t(100)},
-            {"iw-examples", int64_t(100)}, {"posterior", std::string("iaf")}, {"iaf-steps", int64_t(2)},
-            {"iaf-hidden", int64_t(32)}, {"iaf-context", int64_t(16)}});
+  apply(c, {{"train-size", int64_t(1000)},
+            {"test-size", int64_t(100)},
+            {"hidden", std::vector<int64_t>{64}},
+            {"latent", int64_t(8)},
+            {"batch", int64_t(50)},
+            {"epochs", int64_t(3)},
+            {"iw-samples", int64_t(100)},
+            {"iw-examples", int64_t(100)},
+            {"posterior", std::string("iaf")},
+            {"iaf-steps", int64_t(2)},
+            {"iaf-hidden", int64_t(32)},
+            {"iaf-context", int64_t(16)}});
   RunOptions o;
   o.quiet = true;
   const RunResult r = train_and_evaluate(c, o, nullptr);

@@ -53,7 +53,8 @@ TEST_CASE("glorot: U(-a, a), a = sqrt(6 / (fan_in + fan_out)), zero biases", "[i
 TEST_CASE("glorot fans of convolutions are PyTorch's: channels times k^2", "[init][conv]") {
   ParamLayout layout;
   const Conv2d c = Conv2d::make(layout, 3, 5, 3, 2, 1, 8, 8);  // weight [5, 3, 3, 3]: fans 27, 45
-  const ConvTranspose2d t = ConvTranspose2d::make(layout, 5, 3, 3, 2, 1, 1, 1, 4, 4);  // [5, 3, 3, 3]: fans 27, 45
+  const ConvTranspose2d t = ConvTranspose2d::make(layout, 5, 3, 3, 2, 1, 1, 1, 4,
+                                                  4);  // [5, 3, 3, 3]: fans 27, 45
   std::vector<double> p(layout.size, 1.0);
   std::mt19937_64 rng(3);
   c.initialize(p.data(), Init::Glorot, 0.0, rng);

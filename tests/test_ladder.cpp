@@ -27,9 +27,9 @@ TEST_CASE("precision-weighted merge equals the formula on known numbers", "[ladd
     double mu_hat, var_hat, mu_p, var_p, mu_q, var_q;
   };
   const Row rows[] = {
-      {1.0, 4.0, -2.0, 1.0, -1.4, 0.8},        // precisions 1/4 + 1 = 5/4
-      {3.0, 1.0, 3.0, 1.0, 3.0, 0.5},          // equal estimates: same mean, half the variance
-      {-1.0, 2.0, 1.0, 6.0, -0.5, 1.5},        // 1/2 + 1/6 = 2/3; (-1/2 + 1/6) * 3/2
+      {1.0, 4.0, -2.0, 1.0, -1.4, 0.8},                       // precisions 1/4 + 1 = 5/4
+      {3.0, 1.0, 3.0, 1.0, 3.0, 0.5},                         // equal estimates: same mean, half the variance
+      {-1.0, 2.0, 1.0, 6.0, -0.5, 1.5},                       // 1/2 + 1/6 = 2/3; (-1/2 + 1/6) * 3/2
       {0.0, 1e-4, 10.0, 1.0, 10.0 / 10001.0, 1.0 / 10001.0},  // a sharp bottom-up estimate wins
   };
   const std::size_t n = std::size(rows);
@@ -63,7 +63,8 @@ TEST_CASE("precision-weighted merge equals the formula on known numbers", "[ladd
   std::vector<double> one{1.0}, unit{1.0}, zero{0.0};
   kl_standard_forward(O, mat(one.data(), 1, 1), mat(unit.data(), 1, 1));
   CHECK(out[0] == Approx(0.5).epsilon(1e-15));
-  kl_gaussians_forward(O, mat(one.data(), 1, 1), mat(unit.data(), 1, 1), mat(zero.data(), 1, 1), mat(unit.data(), 1, 1));
+  kl_gaussians_forward(O, mat(one.data(), 1, 1), mat(unit.data(), 1, 1), mat(zero.data(), 1, 1),
+                       mat(unit.data(), 1, 1));
   CHECK(out[0] == Approx(0.5).epsilon(1e-15));
 }
 
@@ -312,7 +313,8 @@ TEST_CASE("importance-weighted estimate is at least the ELBO, and K = 1 is the E
   }
 }
 
-TEST_CASE("batch-norm running statistics: updated in training, used in evaluation, saved as state", "[ladder][batchnorm]") {
+TEST_CASE("batch-norm running statistics: updated in training, used in evaluation, saved as state",
+          "[ladder][batchnorm]") {
   const TrainConfig tc = to_train_config(toy_config("ladder", true));
   std::mt19937_64 init(3), rng(4);
   auto model = make_model(tc, 7, 7, init);
@@ -343,15 +345,23 @@ TEST_CASE("batch-norm running statistics: updated in training, used in evaluatio
   CHECK_THROWS_AS(other->load_state(std::vector<float>(3)), std::runtime_error);
 }
 
-TEST_CASE("ladder and hierarchical runs end to end: per-layer metrics, state in checkpoints", "[ladder][train]") {
+TEST_CASE("ladder and hierarchical runs end to end: per-layer metrics, state in checkpoints",
+          "[ladder][train]") {
   for (const char* name : {"ladder", "hierarchical"}) {
     DYNAMIC_SECTION(name) {
       ConfigMap c = default_config();
-      apply(c, {{"model", std::string(name)}, {"layers", std::vector<int64_t>{8, 4}},
-                {"det-layers", std::vector<int64_t>{32, 16}}, {"batchnorm", true}, {"warmup", int64_t(2)},
-                {"activation", std::string("leaky-relu")}, {"train-size", int64_t(600)},
-                {"test-size", int64_t(100)}, {"batch", int64_t(50)}, {"epochs", int64_t(2)},
-                {"iw-samples", int64_t(20)}, {"iw-examples", int64_t(10)}});
+      apply(c, {{"model", std::string(name)},
+                {"layers", std::vector<int64_t>{8, 4}},
+                {"det-layers", std::vector<int64_t>{32, 16}},
+                {"batchnorm", true},
+                {"warmup", int64_t(2)},
+                {"activation", std::string("leaky-relu")},
+                {"train-size", int64_t(600)},
+                {"test-size", int64_t(100)},
+                {"batch", int64_t(50)},
+                {"epochs", int64_t(2)},
+                {"iw-samples", int64_t(20)},
+                {"iw-examples", int64_t(10)}});
       const fs::path dir = fs::temp_directory_path() / ("vae_ladder_" + std::to_string(::getpid()) + name);
       fs::remove_all(dir);
       const RunResult r = train_and_evaluate(c, RunOptions{dir.string(), false, true, nullptr}, nullptr);
@@ -398,8 +408,10 @@ TEST_CASE("ladder settings are checked", "[ladder][config]") {
   apply(e, {{"variance", std::string("exp")}});
   CHECK_THROWS_WITH(to_train_config(e), Catch::Contains("variance"));
   ConfigMap h = default_config();
-  apply(h, {{"model", std::string("hierarchical")}, {"layers", std::vector<int64_t>{100, 50}},
-            {"det-layers", std::vector<int64_t>{200, 100}}, {"activation", std::string("tanh")},
+  apply(h, {{"model", std::string("hierarchical")},
+            {"layers", std::vector<int64_t>{100, 50}},
+            {"det-layers", std::vector<int64_t>{200, 100}},
+            {"activation", std::string("tanh")},
             {"variance", std::string("exp")}});
   CHECK(to_train_config(h).variance == "exp");
   // IWAE with k > 1 trains these families too

@@ -3,8 +3,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "train/optimizer.hpp"
 #include "test_paths.hpp"
+#include "train/optimizer.hpp"
 
 using namespace vae;
 

@@ -53,11 +53,19 @@ struct PlotDb {
       for (const auto& r : plan.runs) {
         k += 1;
         d->prepare("UPDATE runs SET status = 'done', kl_per_dim = ? WHERE run_id = ?")
-            .bind(1, std::string("[0.01, 3.5, 0.2, 1.25]")).bind(2, r.run_id).run();
-        d->prepare("INSERT INTO metrics(run_id, name, value) VALUES (?, 'test_nll', ?)").bind(1, r.run_id).bind(2, 90.0 + k).run();
+            .bind(1, std::string("[0.01, 3.5, 0.2, 1.25]"))
+            .bind(2, r.run_id)
+            .run();
+        d->prepare("INSERT INTO metrics(run_id, name, value) VALUES (?, 'test_nll', ?)")
+            .bind(1, r.run_id)
+            .bind(2, 90.0 + k)
+            .run();
         for (int e = 1; e <= 3; ++e)
           d->prepare("INSERT INTO epoch_metrics(run_id, epoch, name, value) VALUES (?, ?, 'train_loss', ?)")
-              .bind(1, r.run_id).bind(2, int64_t(e)).bind(3, 200.0 / e + k).run();
+              .bind(1, r.run_id)
+              .bind(2, int64_t(e))
+              .bind(3, 200.0 / e + k)
+              .run();
       }
     });
     metric_run = plan.runs.at(0).run_id;
@@ -83,15 +91,16 @@ TEST_CASE("vae plot metric, curves, kl and latents write PNGs of the asked size"
                    "--line", "beta", "--out", dir.file("metric.png"), "--width", "500", "--height", "300"},
                   dir, &err) == 0);
   CHECK(png_size(dir.file("metric.png")) == std::make_pair(500, 300));
-  REQUIRE(vae_run({"plot", "curves", "--db", t.db, "--sweep", "grid", "--label", "beta", "--out", dir.file("curves.png")},
+  REQUIRE(vae_run({"plot", "curves", "--db", t.db, "--sweep", "grid", "--label", "beta", "--out",
+                   dir.file("curves.png")},
                   dir, &err) == 0);
   CHECK(png_size(dir.file("curves.png")) == std::make_pair(640, 480));
   REQUIRE(vae_run({"plot", "kl", "--db", t.db, "--run", t.metric_run.substr(0, 10), "--out", dir.file("kl.png"),
                    "--width", "400", "--height", "400"},
                   dir, &err) == 0);
   CHECK(png_size(dir.file("kl.png")) == std::make_pair(400, 400));
-  REQUIRE(vae_run({"plot", "latents", "--db", t.db, "--run", t.tiny_run.substr(0, 8), "--out", dir.file("lat.png"),
-                   "--width", "300", "--height", "300"},
+  REQUIRE(vae_run({"plot", "latents", "--db", t.db, "--run", t.tiny_run.substr(0, 8), "--out",
+                   dir.file("lat.png"), "--width", "300", "--height", "300"},
                   dir, &err) == 0);
   CHECK(png_size(dir.file("lat.png")) == std::make_pair(300, 300));
 
@@ -100,11 +109,13 @@ TEST_CASE("vae plot metric, curves, kl and latents write PNGs of the asked size"
   CHECK(err.find("'histogram' is not one of") != std::string::npos);
   CHECK(vae_run({"plot", "kl", "--db", t.db, "--run", "ffff0000", "--out", dir.file("x.png")}, dir, &err) == 1);
   CHECK(err.find("run 'ffff0000': no such run") != std::string::npos);
-  CHECK(vae_run({"plot", "metric", "--db", t.db, "--metric", "no_such_metric", "--out", dir.file("x.png")}, dir, &err) == 1);
+  CHECK(vae_run({"plot", "metric", "--db", t.db, "--metric", "no_such_metric", "--out", dir.file("x.png")}, dir,
+                &err) == 1);
   CHECK(err.find("no_such_metric") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir.file("x.png")));
   ::setenv("VAE_PYTHON", "/nonexistent/python3", 1);
-  const int rc = vae_run({"plot", "kl", "--db", t.db, "--run", t.metric_run, "--out", dir.file("x.png")}, dir, &err);
+  const int rc = vae_run({"plot", "kl", "--db", t.db, "--run", t.metric_run, "--out", dir.file("x.png")}, dir,
+                         &err);
   ::unsetenv("VAE_PYTHON");
   CHECK(rc == 1);
   CHECK(err.find("/nonexistent/python3: python3 not found") != std::string::npos);
@@ -123,7 +134,8 @@ TEST_CASE("vae draw by run id and by checkpoint, recorded as artifacts of the ru
   {
     auto d = store::open_for_reading(t.db);
     store::ResultsStore st(*d);
-    CHECK(st.artifact_path(t.tiny_run, "m.png") == std::filesystem::absolute(dir.file("m.png")).lexically_normal().string());
+    CHECK(st.artifact_path(t.tiny_run, "m.png") ==
+          std::filesystem::absolute(dir.file("m.png")).lexically_normal().string());
   }
   // By checkpoint (nothing recorded), each picture at its size, the same bytes twice.
   struct Case {
@@ -134,7 +146,9 @@ TEST_CASE("vae draw by run id and by checkpoint, recorded as artifacts of the ru
       {{"samples", "--side", "3", "--seed", "5"}, 3 * 28 + 4 * 2, 3 * 28 + 4 * 2},
       {{"reconstructions", "--per-row", "5", "--rows", "2"}, 5 * 28 + 6 * 2, 4 * 28 + 5 * 2},
       {{"interpolate", "--from", "0,2", "--to", "1,3", "--steps", "6"}, 8 * 28 + 9 * 2, 2 * 28 + 3 * 2},
-      {{"traversals", "--steps", "7", "--index", "3", "--scale", "2"}, 2 * (7 * 28 + 8 * 2), 2 * (2 * 28 + 3 * 2)},
+      {{"traversals", "--steps", "7", "--index", "3", "--scale", "2"},
+       2 * (7 * 28 + 8 * 2),
+       2 * (2 * 28 + 3 * 2)},
   };
   for (const auto& c : cases) {
     std::vector<std::string> args{"draw"};
@@ -149,7 +163,8 @@ TEST_CASE("vae draw by run id and by checkpoint, recorded as artifacts of the ru
     CHECK(testing::Proc::slurp(dir.file("a.png")) == testing::Proc::slurp(dir.file("b.png")));
   }
   // vae encode: one CSV row per test image, label and two coordinates.
-  REQUIRE(vae_run({"encode", "--checkpoint", t.ckpt, "--out", dir.file("enc.csv"), "--n", "20"}, dir, &err) == 0);
+  REQUIRE(vae_run({"encode", "--checkpoint", t.ckpt, "--out", dir.file("enc.csv"), "--n", "20"}, dir, &err) ==
+          0);
   {
     std::ifstream f(dir.file("enc.csv"));
     std::string line;
@@ -161,14 +176,16 @@ TEST_CASE("vae draw by run id and by checkpoint, recorded as artifacts of the ru
   }
 
   // Bad input: one line, non-zero exit.
-  CHECK(vae_run({"draw", "manifold", "--checkpoint", dir.file("missing.ckpt"), "--out", dir.file("x.png")}, dir, &err) == 1);
+  CHECK(vae_run({"draw", "manifold", "--checkpoint", dir.file("missing.ckpt"), "--out", dir.file("x.png")}, dir,
+                &err) == 1);
   CHECK(err.find("missing.ckpt") != std::string::npos);
   CHECK(vae_run({"draw", "samples", "--out", dir.file("x.png")}, dir, &err) == 2);
   CHECK(err.find("--run ID") != std::string::npos);
   CHECK(vae_run({"draw", "portrait", "--checkpoint", t.ckpt, "--out", dir.file("x.png")}, dir, &err) == 2);
   CHECK(vae_run({"draw", "samples", "--checkpoint", t.ckpt, "--out", dir.file("x.jpg")}, dir, &err) == 2);
-  CHECK(vae_run({"draw", "reconstructions", "--checkpoint", t.ckpt, "--first", "99", "--out", dir.file("x.png")}, dir,
-                &err) == 2);
+  CHECK(
+      vae_run({"draw", "reconstructions", "--checkpoint", t.ckpt, "--first", "99", "--out", dir.file("x.png")},
+              dir, &err) == 2);
   CHECK(err.find("100 images") != std::string::npos);
   CHECK_FALSE(std::filesystem::exists(dir.file("x.png")));
 }

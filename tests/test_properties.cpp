@@ -149,7 +149,8 @@ TEST_CASE("importance-weighted estimate bounds the ELBO and tightens with K", "[
     }
     nll.push_back(mean / 10);
   }
-  INFO("ELBO " << elbo << "; -NLL for K=1,10,100,1000: " << -nll[0] << " " << -nll[1] << " " << -nll[2] << " " << -nll[3]);
+  INFO("ELBO " << elbo << "; -NLL for K=1,10,100,1000: " << -nll[0] << " " << -nll[1] << " " << -nll[2] << " "
+               << -nll[3]);
   CHECK(-nll[0] == Approx(elbo).epsilon(0.01));  // K = 1 is the ELBO (sampled KL)
   CHECK(-nll[1] > elbo);
   CHECK(nll[0] > nll[1]);

@@ -168,7 +168,8 @@ TEST_CASE("a spec: citation, cells, budgets, tolerances", "[reproduce]") {
 TEST_CASE("bad specs: one line with file, line and key", "[reproduce]") {
   CHECK(spec_error(replace(kSpec, "seeds = 3", "seeds = 3\ncolour = 1")) ==
         "bad.toml:4: key 'colour': unknown key");
-  CHECK_THAT(spec_error(replace(kSpec, "source = \"Table 9\"\npublished = { b1 = 100.5 }", "published = { b1 = 100.5 }")),
+  CHECK_THAT(spec_error(replace(kSpec, "source = \"Table 9\"\npublished = { b1 = 100.5 }",
+                                "published = { b1 = 100.5 }")),
              Catch::StartsWith("bad.toml:") && Catch::Contains("key 'source' in [row #2]: missing"));
   CHECK_THAT(spec_error(replace(kSpec, "b4 = \"160.0\"", "b4 = \"about 160\"")),
              Catch::Contains("key 'b4' in [row #1.published]") && Catch::Contains("not a number"));
@@ -179,7 +180,8 @@ TEST_CASE("bad specs: one line with file, line and key", "[reproduce]") {
   CHECK_THAT(spec_error(replace(kSpec, "hidden = [64]", "hiden = [64]")),
              Catch::Contains(":13: key 'hiden' in [protocol]") && Catch::Contains("did you mean 'hidden'"));
   CHECK_THAT(spec_error(replace(kSpec, "[budget.paper]", "[budget.long]")), Catch::Contains("[budget.paper]"));
-  CHECK_THAT(spec_error(replace(kSpec, "test_nll = 0.5\n", "")), Catch::Contains("no [tolerance] for 'test_nll'"));
+  CHECK_THAT(spec_error(replace(kSpec, "test_nll = 0.5\n", "")),
+             Catch::Contains("no [tolerance] for 'test_nll'"));
   CHECK_THAT(spec_error(replace(kSpec, "settings = { latent = 2 }", "settings = { latent = 2, beta = 2.0 }")),
              Catch::Contains("key 'beta' in [row l2]") && Catch::Contains("column 'b1'"));
   CHECK_THAT(spec_error("id = \"x\"\n[citation\n"), Catch::StartsWith("bad.toml:2: "));
@@ -194,21 +196,24 @@ TEST_CASE("the plan: every cell over the seeds, a run shared by two cells once",
   CHECK(p.plan.runs.size() == 12);
   for (const auto& c : p.cells) CHECK(c.run_ids.size() == 3);
   // A spec whose two columns ask for the same run (beta 1 twice): one block, shared ids.
-  const Spec same = parse_spec_text(replace(kSpec, "settings = { beta = 4.0 }", "settings = { beta = 1.0 }"), "t.toml");
+  const Spec same = parse_spec_text(replace(kSpec, "settings = { beta = 4.0 }", "settings = { beta = 1.0 }"),
+                                    "t.toml");
   const ReproPlan q = make_plan(same, "paper", 2, vae::testing::fake_data_files);
   CHECK(q.plan.runs.size() == 4);
   CHECK(q.cells[0].run_ids == q.cells[1].run_ids);
   CHECK(q.cells[0].run_ids != q.cells[2].run_ids);
   // Columns that differ only where the run identity cannot tell (the IWAE objective at k = 1
   // is the ELBO): one run, not an error of the sweep.
-  const Spec k1 = parse_spec_text(replace(replace(kSpec, "settings = { beta = 1.0 }", "settings = { objective = \"elbo\" }"),
-                                          "settings = { beta = 4.0 }", "settings = { objective = \"iwae\", k = 1 }"),
-                                  "t.toml");
+  const Spec k1 = parse_spec_text(
+      replace(replace(kSpec, "settings = { beta = 1.0 }", "settings = { objective = \"elbo\" }"),
+              "settings = { beta = 4.0 }", "settings = { objective = \"iwae\", k = 1 }"),
+      "t.toml");
   const ReproPlan r = make_plan(k1, "paper", 1, vae::testing::fake_data_files);
   CHECK(r.plan.runs.size() == 2);
   CHECK(r.cells[0].run_ids == r.cells[1].run_ids);
   // The generated sweep file is an ordinary sweep: parsed again, it gives the same runs.
-  const sweep::Plan again = sweep::make_plan(sweep::parse_sweep_text(p.sweep_text, "g.toml"), vae::testing::fake_data_files);
+  const sweep::Plan again = sweep::make_plan(sweep::parse_sweep_text(p.sweep_text, "g.toml"),
+                                             vae::testing::fake_data_files);
   REQUIRE(again.runs.size() == p.plan.runs.size());
   for (std::size_t i = 0; i < again.runs.size(); ++i) CHECK(again.runs[i].run_id == p.plan.runs[i].run_id);
 }
@@ -243,7 +248,8 @@ TEST_CASE("report at the paper's budget: within, outside, not published", "[repr
   CHECK_THAT(render_report(r, ReportFormat::Latex), Catch::Contains("101.00 $\\pm$ 0.58"));
 }
 
-TEST_CASE("report at a reduced budget: expected values, 2 combined s.e. or the reduced tolerance", "[reproduce]") {
+TEST_CASE("report at a reduced budget: expected values, 2 combined s.e. or the reduced tolerance",
+          "[reproduce]") {
   TempDir dir;
   const Spec s = parse_spec_text(kSpec, "toy.toml");
   const ReproPlan p = make_plan(s, "short", 0, vae::testing::fake_data_files);
@@ -280,7 +286,8 @@ TEST_CASE("order columns: the ranking over rows and the sign", "[reproduce]") {
   TempDir dir;
   std::string text = replace(kSpec, "metric = \"test_nll\"\nsettings = { beta = 1.0 }",
                              "metric = \"-test_nll\"\ncompare = \"order\"\nsettings = { beta = 1.0 }");
-  text = replace(text, "published = { b1 = \"150.0\", b4 = \"160.0\" }", "published = { b1 = \"< -9\", b4 = \"160.0\" }");
+  text = replace(text, "published = { b1 = \"150.0\", b4 = \"160.0\" }",
+                 "published = { b1 = \"< -9\", b4 = \"160.0\" }");
   text = replace(text, "published = { b1 = 100.5 }", "published = { b1 = \"< -3\" }");
   const Spec s = parse_spec_text(text, "toy.toml");
   const ReproPlan p = make_plan(s, "paper", 0, vae::testing::fake_data_files);
@@ -292,7 +299,8 @@ TEST_CASE("order columns: the ranking over rows and the sign", "[reproduce]") {
   CHECK(cell(r, "l10", "b1").verdict == Verdict::Within);
   // The paper's order reversed (latent 10 below latent 2): both cells out of order.
   const Spec reversed = parse_spec_text(replace(text, "b1 = \"< -3\"", "b1 = \"< -30\""), "toy.toml");
-  const Report q = build_report(*db, reversed, make_plan(reversed, "paper", 0, vae::testing::fake_data_files), "g");
+  const Report q = build_report(*db, reversed, make_plan(reversed, "paper", 0, vae::testing::fake_data_files),
+                                "g");
   CHECK(cell(q, "l2", "b1").verdict == Verdict::Outside);
   CHECK(cell(q, "l10", "b1").verdict == Verdict::Outside);
   // The sign: a positive published value where ours is negative is out, whatever the rank.
@@ -305,14 +313,16 @@ TEST_CASE("order columns: the ranking over rows and the sign", "[reproduce]") {
 TEST_CASE("vae reproduce: bad spec, a report without runs, a tiny table run and reported", "[reproduce][e2e]") {
   using vae::testing::run_vae;
   TempDir dir;
-  const std::string bad = vae::testing::write(dir, "bad.toml", replace(kSpec, "seeds = 3", "seeds = 3\ncolour = 1"));
+  const std::string bad = vae::testing::write(dir, "bad.toml",
+                                              replace(kSpec, "seeds = 3", "seeds = 3\ncolour = 1"));
   auto p = run_vae({"reproduce", bad, "--report", "--db", dir.file("x.db")}, dir.file("bad"));
   CHECK(p.wait() == 2);
   CHECK(p.err() == "vae reproduce: " + bad + ":4: key 'colour': unknown key\n");
   const std::string toy = vae::testing::write(dir, "toy.toml", kSpec);
   p = run_vae({"reproduce", toy, "--report", "--db", dir.file("x.db")}, dir.file("nodb"));
   CHECK(p.wait() == 1);
-  CHECK_THAT(p.err(), Catch::Contains("no database") && Catch::Contains("vae reproduce " + toy + " --budget paper"));
+  CHECK_THAT(p.err(),
+             Catch::Contains("no database") && Catch::Contains("vae reproduce " + toy + " --budget paper"));
   p = run_vae({"reproduce", toy, "--budget", "tenth", "--report"}, dir.file("budget"));
   CHECK(p.wait() == 2);
   CHECK_THAT(p.err(), Catch::Contains("no budget 'tenth'"));
@@ -320,10 +330,12 @@ TEST_CASE("vae reproduce: bad spec, a report without runs, a tiny table run and 
   // A real table: 2 rows x 2 columns x 1 seed of tiny runs, then its report. The published
   // values are what these runs cannot reach (100 nats below), so every cell is outside: exit 1.
   std::string tiny = replace(kSpec, "seeds = 3", "seeds = 1");
-  tiny = replace(tiny, "hidden = [64]\niw-samples = 10",
-                 "hidden = [16]\ntrain-size = 300\ntest-size = 50\niw-samples = 5\niw-examples = 10\nbatch = 100");
+  tiny =
+      replace(tiny, "hidden = [64]\niw-samples = 10",
+              "hidden = [16]\ntrain-size = 300\ntest-size = 50\niw-samples = 5\niw-examples = 10\nbatch = 100");
   tiny = replace(tiny, "settings = { epochs = 100 }", "settings = { epochs = 1 }");
-  tiny = replace(tiny, "published = { b1 = \"150.0\", b4 = \"160.0\" }", "published = { b1 = \"50.0\", b4 = \"60.0\" }");
+  tiny = replace(tiny, "published = { b1 = \"150.0\", b4 = \"160.0\" }",
+                 "published = { b1 = \"50.0\", b4 = \"60.0\" }");
   tiny = replace(tiny, "published = { b1 = 100.5 }", "published = { b1 = 10.5 }");
   const std::string spec = vae::testing::write(dir, "tiny.toml", tiny);
   const std::string db = dir.file("r.db");
@@ -348,7 +360,8 @@ TEST_CASE("vae reproduce --slurm writes the job array of the spec's sweep", "[re
   TempDir dir;
   const std::string spec = vae::testing::write(dir, "toy.toml", kSpec);
   const std::string db = dir.file("r.db");
-  auto p = run_vae({"reproduce", spec, "--budget", "short", "--slurm", "--array", "3", "--time", "1:00:00", "--db", db},
+  auto p = run_vae({"reproduce", spec, "--budget", "short", "--slurm", "--array", "3", "--time", "1:00:00",
+                    "--db", db},
                    dir.file("slurm"));
   INFO(p.err());
   REQUIRE(p.wait() == 0);

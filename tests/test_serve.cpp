@@ -1,8 +1,8 @@
 // vae serve: every endpoint of the JSON API on a database the test builds (status,
 // JSON, the table's numbers against `vae table --format json` and plain SQL), bad
 // inputs, traversal attempts; then the real server over a socket.
-#include <catch2/catch.hpp>
 #include <httplib.h>
+#include <catch2/catch.hpp>
 
 #include <cmath>
 #include <nlohmann/json.hpp>
@@ -98,7 +98,8 @@ TEST_CASE("serve: the page, Chart.js and unknown paths", "[serve]") {
   CHECK(json::parse(missing.body)["error"].get<std::string>().find("libjs-chart.js") != std::string::npos);
   CHECK(get_json(without, "/api/info")["chartjs"] == false);
 
-  for (const char* p : {"/nope", "/api", "/api/nope", "/api/sweeps/lb/extra", "/web/app.js", "/../CMakeLists.txt"}) {
+  for (const char* p :
+       {"/nope", "/api", "/api/nope", "/api/sweeps/lb/extra", "/web/app.js", "/../CMakeLists.txt"}) {
     serve::Response r = get(f.api, p);
     INFO(p);
     CHECK(r.status == 404);
@@ -154,16 +155,20 @@ TEST_CASE("serve: /api/sweeps/NAME gives axes, metrics and the default table", "
   CHECK(s["table"]["rows"] == json::array({"latent"}));
   CHECK(s["table"]["cols"] == json::array({"beta"}));
   CHECK(s["table"]["metric"] == "test_nll");
-  CHECK(get_json(f.api, "/api/sweeps/nope", {}, 404)["error"].get<std::string>().find("no sweep named 'nope'") == 0);
+  CHECK(get_json(f.api, "/api/sweeps/nope", {}, 404)["error"].get<std::string>().find(
+            "no sweep named 'nope'") == 0);
 }
 
 TEST_CASE("serve: /api/table equals vae table --format json and plain SQL", "[serve]") {
   Fixture f;
-  json t = get_json(f.api, "/api/table", {{"sweep", "lb"}, {"rows", "latent"}, {"cols", "beta"}, {"metric", "test_nll"}});
-  CHECK(t["command"] == "vae table --sweep lb --rows latent --cols beta --metric test_nll --agg mean_se --format markdown");
+  json t = get_json(f.api, "/api/table",
+                    {{"sweep", "lb"}, {"rows", "latent"}, {"cols", "beta"}, {"metric", "test_nll"}});
+  CHECK(t["command"] ==
+        "vae table --sweep lb --rows latent --cols beta --metric test_nll --agg mean_se --format markdown");
   t.erase("command");
-  testing::Proc p = testing::run_vae({"table", "--db", f.sdb.path, "--sweep", "lb", "--rows", "latent", "--cols", "beta",
-                                      "--metric", "test_nll", "--format", "json"}, f.dir.file("table"));
+  testing::Proc p = testing::run_vae({"table", "--db", f.sdb.path, "--sweep", "lb", "--rows", "latent",
+                                      "--cols", "beta", "--metric", "test_nll", "--format", "json"},
+                                     f.dir.file("table"));
   REQUIRE(p.wait() == 0);
   CHECK(t == json::parse(p.out()));
 
@@ -186,26 +191,37 @@ TEST_CASE("serve: /api/table equals vae table --format json and plain SQL", "[se
   CHECK(t["cells"][0][0]["best"] == false);
 
   // the downloads: what vae table prints in that format, as an attachment
-  for (const auto& [fmt, type, name] : std::vector<std::tuple<std::string, std::string, std::string>>{
-           {"csv", "text/csv", "lb.csv"}, {"markdown", "text/markdown", "lb.md"}, {"latex", "text/x-tex", "lb.tex"}}) {
-    serve::Response r = get(f.api, "/api/table", {{"sweep", "lb"}, {"rows", "latent"}, {"cols", "beta"}, {"metric", "test_nll"}, {"format", fmt}});
+  for (const auto& [fmt, type, name] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{{"csv", "text/csv", "lb.csv"},
+                                                                      {"markdown", "text/markdown", "lb.md"},
+                                                                      {"latex", "text/x-tex", "lb.tex"}}) {
+    serve::Response r =
+        get(f.api, "/api/table",
+            {{"sweep", "lb"}, {"rows", "latent"}, {"cols", "beta"}, {"metric", "test_nll"}, {"format", fmt}});
     INFO(fmt);
     CHECK(r.status == 200);
     CHECK(r.content_type.rfind(type, 0) == 0);
     CHECK(r.attachment == name);
-    testing::Proc v = testing::run_vae({"table", "--db", f.sdb.path, "--sweep", "lb", "--rows", "latent", "--cols", "beta",
-                                        "--metric", "test_nll", "--format", fmt}, f.dir.file("t" + fmt));
+    testing::Proc v = testing::run_vae({"table", "--db", f.sdb.path, "--sweep", "lb", "--rows", "latent",
+                                        "--cols", "beta", "--metric", "test_nll", "--format", fmt},
+                                       f.dir.file("t" + fmt));
     REQUIRE(v.wait() == 0);
     if (fmt != "latex") CHECK(r.body == v.out());
     else {  // the comment line names the command; the table itself is the same
       auto after_comment = [](const std::string& s) { return s.substr(s.find("\\begin{tabular}")); };
       CHECK(after_comment(r.body) == after_comment(v.out()));
-      CHECK(r.body.find("% vae table --sweep lb --rows latent --cols beta --metric test_nll") != std::string::npos);
+      CHECK(r.body.find("% vae table --sweep lb --rows latent --cols beta --metric test_nll") !=
+            std::string::npos);
     }
   }
   // a where filter and another aggregate go through
-  json w = get_json(f.api, "/api/table", {{"sweep", "lb"}, {"rows", "latent"}, {"cols", "beta"}, {"metric", "test_nll"},
-                                          {"where", "seed!=2"}, {"agg", "median"}});
+  json w = get_json(f.api, "/api/table",
+                    {{"sweep", "lb"},
+                     {"rows", "latent"},
+                     {"cols", "beta"},
+                     {"metric", "test_nll"},
+                     {"where", "seed!=2"},
+                     {"agg", "median"}});
   CHECK(w["agg"] == "median");
   CHECK(w["cells"][0][0]["n"] == 2);
   CHECK(w["cells"][0][0]["median"].get<double>() == 97.5);
@@ -213,12 +229,16 @@ TEST_CASE("serve: /api/table equals vae table --format json and plain SQL", "[se
   // bad requests: the message vae table gives, 400; an unknown sweep, 404
   json bad = get_json(f.api, "/api/table", {{"sweep", "lb"}, {"rows", "nope"}, {"metric", "test_nll"}}, 400);
   CHECK(bad["error"] == "--rows 'nope': not a `vae train` setting");
-  CHECK(get_json(f.api, "/api/table", {{"sweep", "lb"}, {"rows", "latent"}, {"metric", "no_such"}}, 400)["error"]
-            .get<std::string>().find("--metric 'no_such': no run has it") == 0);
+  CHECK(
+      get_json(f.api, "/api/table", {{"sweep", "lb"}, {"rows", "latent"}, {"metric", "no_such"}}, 400)["error"]
+          .get<std::string>()
+          .find("--metric 'no_such': no run has it") == 0);
   CHECK(get_json(f.api, "/api/table", {{"sweep", "lb"}, {"rows", "latent"}, {"format", "pdf"}}, 400)["error"]
-            .get<std::string>().find("--format 'pdf'") == 0);
+            .get<std::string>()
+            .find("--format 'pdf'") == 0);
   CHECK(get_json(f.api, "/api/table", {{"sweep", "lb"}, {"rows", "latent"}, {"digits", "99"}}, 400)["error"]
-            .get<std::string>().find("digits=99") == 0);
+            .get<std::string>()
+            .find("digits=99") == 0);
   get_json(f.api, "/api/table", {{"sweep", "nope"}, {"rows", "latent"}}, 404);
 }
 
@@ -227,7 +247,8 @@ TEST_CASE("serve: /api/runs filters, sorts and pages on the server", "[serve]") 
   json all = get_json(f.api, "/api/runs");
   CHECK(all["total"] == 14);
   CHECK(all["runs"].size() == 14);
-  CHECK(all["params"] == json::array({"latent", "beta", "epochs", "seed"}));  // those that differ, in --help order
+  CHECK(all["params"] ==
+        json::array({"latent", "beta", "epochs", "seed"}));  // those that differ, in --help order
   CHECK(all["metrics_available"] == json::array({"active_units", "test_elbo", "test_nll"}));
 
   json lat5 = get_json(f.api, "/api/runs", {{"where", "latent=5"}, {"sort", "test_nll"}, {"order", "desc"}});
@@ -244,7 +265,8 @@ TEST_CASE("serve: /api/runs filters, sorts and pages on the server", "[serve]") 
   CHECK(lat5["runs"][5]["message"] == "loss is nan at epoch 3");
 
   // several conditions, a metric condition, status
-  json sel = get_json(f.api, "/api/runs", {{"where", "latent=2"}, {"where", "test_nll<99"}, {"status", "done"}, {"sort", "seed"}});
+  json sel = get_json(f.api, "/api/runs",
+                      {{"where", "latent=2"}, {"where", "test_nll<99"}, {"status", "done"}, {"sort", "seed"}});
   CHECK(sel["total"] == 4);  // latent 2: beta 1 seeds 0,1 (97, 98); beta 4 seeds 0,1 (95, 96)
   CHECK(get_json(f.api, "/api/runs", {{"sweep", "other"}})["total"] == 2);
   CHECK(get_json(f.api, "/api/runs", {{"status", "diverged,queued"}})["total"] == 3);
@@ -262,7 +284,8 @@ TEST_CASE("serve: /api/runs filters, sorts and pages on the server", "[serve]") 
   CHECK(p1["total"] == 14);
   CHECK(big["runs"][0]["metrics"]["test_nll"] == 90.0);
   CHECK(get_json(f.api, "/api/runs", {{"offset", "100"}})["runs"].empty());
-  json metrics = get_json(f.api, "/api/runs", {{"metrics", "active_units"}, {"sort", "active_units"}, {"order", "desc"}});
+  json metrics = get_json(f.api, "/api/runs",
+                          {{"metrics", "active_units"}, {"sort", "active_units"}, {"order", "desc"}});
   CHECK(metrics["runs"][0]["metrics"]["active_units"] == 5.0);
   CHECK_FALSE(metrics["runs"][0]["metrics"].contains("test_nll"));
 
@@ -273,9 +296,11 @@ TEST_CASE("serve: /api/runs filters, sorts and pages on the server", "[serve]") 
     CHECK(q.wait() == 2);
     CHECK("vae query: " + e["error"].get<std::string>() + "\n" == q.err());
   }
-  CHECK(get_json(f.api, "/api/runs", {{"status", "sleeping"}}, 400)["error"].get<std::string>().find("--status 'sleeping'") == 0);
+  CHECK(get_json(f.api, "/api/runs", {{"status", "sleeping"}}, 400)["error"].get<std::string>().find(
+            "--status 'sleeping'") == 0);
   CHECK(get_json(f.api, "/api/runs", {{"limit", "0"}}, 400)["error"].get<std::string>().find("limit=0") == 0);
-  CHECK(get_json(f.api, "/api/runs", {{"limit", "ten"}}, 400)["error"].get<std::string>().find("limit=ten") == 0);
+  CHECK(get_json(f.api, "/api/runs", {{"limit", "ten"}}, 400)["error"].get<std::string>().find("limit=ten") ==
+        0);
   CHECK(get_json(f.api, "/api/runs", {{"order", "up"}}, 400)["error"] == "order=up: expected asc or desc");
   get_json(f.api, "/api/runs", {{"sweep", "nope"}}, 404);
 }
@@ -295,16 +320,20 @@ TEST_CASE("serve: /api/runs/ID, its artifacts, and no path a client names", "[se
   CHECK(r["sweeps"][0]["name"] == "lb");
   CHECK(r["sweeps"][0]["point_text"] == "latent=2 beta=1 seed=0");
   CHECK(r["attempts"].size() == 1);
-  CHECK(r["train_command"] == "vae train --binarize dynamic --latent 2 --epochs 4");  // beta 1, seed 0: defaults; binarize as resolved
+  CHECK(
+      r["train_command"] ==
+      "vae train --binarize dynamic --latent 2 --epochs 4");  // beta 1, seed 0: defaults; binarize as resolved
   CHECK(r["artifacts"].size() == 2);
   // the same document as vae runs show --format json, plus the commands
-  testing::Proc show = testing::run_vae({"runs", "show", id, "--db", f.sdb.path, "--format", "json"}, f.dir.file("show"));
+  testing::Proc show = testing::run_vae({"runs", "show", id, "--db", f.sdb.path, "--format", "json"},
+                                        f.dir.file("show"));
   REQUIRE(show.wait() == 0);
   json cli = json::parse(show.out());
   for (const auto& [k, v] : cli.items()) CHECK(r[k] == v);
 
   get_json(f.api, "/api/runs/ffffffffffff", {}, 404);
-  CHECK(get_json(f.api, "/api/runs/xyz", {}, 400)["error"].get<std::string>().find("is not a run id") != std::string::npos);
+  CHECK(get_json(f.api, "/api/runs/xyz", {}, 400)["error"].get<std::string>().find("is not a run id") !=
+        std::string::npos);
 
   // the recorded picture: served from the path the database holds
   serve::Response img = get(f.api, "/api/runs/" + id + "/artifacts/samples.png");
@@ -315,13 +344,15 @@ TEST_CASE("serve: /api/runs/ID, its artifacts, and no path a client names", "[se
   CHECK(get(f.api, "/api/runs/" + id + "/artifacts/notes.txt").status == 404);
   CHECK(get(f.api, "/api/runs/" + id + "/artifacts/passwd").status == 404);
   json others = get_json(f.api, "/api/runs", {{"sweep", "lb"}, {"sort", "test_nll"}});
-  CHECK(get(f.api, "/api/runs/" + others["runs"][0]["run_id"].get<std::string>() + "/artifacts/samples.png").status == 404);
+  CHECK(get(f.api, "/api/runs/" + others["runs"][0]["run_id"].get<std::string>() + "/artifacts/samples.png")
+            .status == 404);
   // traversal: a path in place of the kind, or around the API, never reaches the disk
-  for (const std::string& p : std::vector<std::string>{"/api/runs/" + id + "/artifacts/../../../../etc/passwd",
-                              "/api/runs/" + id + "/artifacts/" + f.sdb.png,
-                              "/api/runs/" + id + "/artifacts/..%2F..%2Fetc%2Fpasswd",
-                              "/api/runs/../../etc/passwd", "/../../../etc/passwd", "/etc/passwd",
-                              "/api/runs/" + id + "/artifacts/%2Fetc%2Fpasswd"}) {
+  for (const std::string& p :
+       std::vector<std::string>{"/api/runs/" + id + "/artifacts/../../../../etc/passwd",
+                                "/api/runs/" + id + "/artifacts/" + f.sdb.png,
+                                "/api/runs/" + id + "/artifacts/..%2F..%2Fetc%2Fpasswd",
+                                "/api/runs/../../etc/passwd", "/../../../etc/passwd", "/etc/passwd",
+                                "/api/runs/" + id + "/artifacts/%2Fetc%2Fpasswd"}) {
     serve::Response t = get(f.api, p);
     INFO(p);
     CHECK(t.status == 404);
@@ -401,8 +432,9 @@ TEST_CASE("serve: the real server over HTTP, read-only, the database unchanged",
   auto csv = cli.Get("/api/table?sweep=lb&rows=latent&cols=beta&metric=test_nll&format=csv");
   REQUIRE(csv);
   CHECK(csv->get_header_value("Content-Disposition") == "attachment; filename=\"lb.csv\"");
-  for (const char* p : {"/api/runs/" "x/artifacts/..%2F..%2F..%2Fetc%2Fpasswd", "/..%2F..%2F..%2Fetc%2Fpasswd",
-                        "/%2e%2e/%2e%2e/etc/passwd"}) {
+  for (const char* p : {"/api/runs/"
+                        "x/artifacts/..%2F..%2F..%2Fetc%2Fpasswd",
+                        "/..%2F..%2F..%2Fetc%2Fpasswd", "/%2e%2e/%2e%2e/etc/passwd"}) {
     auto t = cli.Get(p);
     REQUIRE(t);
     INFO(p);
@@ -417,9 +449,11 @@ TEST_CASE("serve: the real server over HTTP, read-only, the database unchanged",
   CHECK(sha256_hex(testing::Proc::slurp(sdb.path)) == before);
 
   // a missing database: one line, exit 1; a bad port: exit 2
-  testing::Proc none = testing::run_vae({"serve", "--db", dir.file("none.db"), "--port", "0"}, dir.file("none"));
+  testing::Proc none = testing::run_vae({"serve", "--db", dir.file("none.db"), "--port", "0"},
+                                        dir.file("none"));
   CHECK(none.wait() == 1);
-  CHECK(none.err() == "vae serve: " + dir.file("none.db") + ": no results database here (run a sweep first, or pass --db)\n");
+  CHECK(none.err() ==
+        "vae serve: " + dir.file("none.db") + ": no results database here (run a sweep first, or pass --db)\n");
   CHECK(testing::run_vae({"serve", "--db", sdb.path, "--port", "70000"}, dir.file("port")).wait() == 2);
 }
 
@@ -446,7 +480,8 @@ TEST_CASE("serve: a running sweep's ETA counts what the running runs have left",
   auto db = store::open_for_writing(path);
   db->exec("UPDATE runs SET wall_s = 100 WHERE status = 'done'");  // one done run of 100 s
   store::ResultsStore st(*db);
-  auto claim = st.claim_next(sweep_id, store::Claimant::self(0), dir.file("runs"), 120);  // one running, just started
+  auto claim = st.claim_next(sweep_id, store::Claimant::self(0), dir.file("runs"),
+                             120);  // one running, just started
   REQUIRE(claim.state == store::ClaimState::Claimed);
   store::Db ro(path, store::Db::Mode::ReadOnly);
   serve::Api api(ro);

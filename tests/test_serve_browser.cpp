@@ -29,7 +29,9 @@ std::string open_page(const TempDir& dir, const std::string& url, const std::str
   std::string cmd = std::string(kChromium) +
                     " --headless --no-sandbox --disable-gpu --disable-quic --no-first-run"
                     " --disable-background-networking --disable-component-update --disable-sync"
-                    " --hide-scrollbars --user-data-dir='" + profile + "' --virtual-time-budget=2500"
+                    " --hide-scrollbars --user-data-dir='" +
+                    profile +
+                    "' --virtual-time-budget=2500"
                     " --window-size=1400,1100";
   if (!png.empty()) cmd += " --screenshot='" + png + "'";
   cmd += " --dump-dom '" + url + "' > '" + out + "' 2> '" + out + ".err'";
@@ -52,13 +54,15 @@ std::string text_of(const std::string& html) {
 
 std::vector<std::smatch> all(const std::string& s, const std::regex& re) {
   std::vector<std::smatch> out;
-  for (auto it = std::sregex_iterator(s.begin(), s.end(), re); it != std::sregex_iterator(); ++it) out.push_back(*it);
+  for (auto it = std::sregex_iterator(s.begin(), s.end(), re); it != std::sregex_iterator(); ++it)
+    out.push_back(*it);
   return out;
 }
 
 long ink(const std::string& dom, const std::string& canvas_id) {
   std::smatch m;
-  if (!std::regex_search(dom, m, std::regex("<canvas id=\"" + canvas_id + "\"[^>]*data-ink=\"(\\d+)\""))) return -1;
+  if (!std::regex_search(dom, m, std::regex("<canvas id=\"" + canvas_id + "\"[^>]*data-ink=\"(\\d+)\"")))
+    return -1;
   return std::stol(m[1]);
 }
 
@@ -114,8 +118,13 @@ TEST_CASE("serve in headless Chromium: every view rendered from the database", "
       JOIN metrics m ON m.run_id = r.run_id AND m.name = 'test_nll'
       WHERE s.name = 'lb' AND r.status = 'done')");
     std::map<std::pair<std::string, std::string>, std::vector<double>> values;
-    while (q.step()) values[{std::to_string(q.get_int(0)), q.get_double(1) == 1.0 ? "beta=1" : "beta=4"}].push_back(q.get_double(2));
-    auto cells = all(dom, std::regex("<td class=\"num( best)?\" data-row=\"([^\"]*)\" data-col=\"([^\"]*)\" data-n=\"(\\d+)\"[^>]*>(.*?)</td>"));
+    while (q.step())
+      values[{std::to_string(q.get_int(0)), q.get_double(1) == 1.0 ? "beta=1" : "beta=4"}].push_back(
+          q.get_double(2));
+    auto cells = all(
+        dom,
+        std::regex(
+            "<td class=\"num( best)?\" data-row=\"([^\"]*)\" data-col=\"([^\"]*)\" data-n=\"(\\d+)\"[^>]*>(.*?)</td>"));
     REQUIRE(cells.size() == 4);
     std::set<std::pair<std::string, std::string>> best;
     for (const auto& c : cells) {
@@ -132,8 +141,10 @@ TEST_CASE("serve in headless Chromium: every view rendered from the database", "
     // lower test_nll is best in each row: latent 2 -> beta 4, latent 5 -> beta 1
     CHECK(best == std::set<std::pair<std::string, std::string>>{{"2", "beta=4"}, {"5", "beta=1"}});
     CHECK(ink(dom, "plot-metric") > 2000);  // the line plot was drawn
-    CHECK(dom.find("href=\"/api/table?sweep=lb&amp;rows=latent&amp;metric=test_nll&amp;agg=mean_se&amp;cols=beta&amp;format=csv\"") !=
-          std::string::npos);
+    CHECK(
+        dom.find(
+            "href=\"/api/table?sweep=lb&amp;rows=latent&amp;metric=test_nll&amp;agg=mean_se&amp;cols=beta&amp;format=csv\"") !=
+        std::string::npos);
   }
 
   SECTION("runs after a filter, and a bad filter") {
@@ -156,7 +167,8 @@ TEST_CASE("serve in headless Chromium: every view rendered from the database", "
     CHECK(dom.find("data-key=\"latent\"") == std::string::npos);  // the same for all: not a column
 
     dom = open_page(dir, base + "runs?where=latent%3E%3Dx", "", n++);
-    CHECK(text_of(dom).find("--where 'latent>=x': option --latent: 'x' is not an integer") != std::string::npos);
+    CHECK(text_of(dom).find("--where 'latent>=x': option --latent: 'x' is not an integer") !=
+          std::string::npos);
     CHECK(dom.find("runs-table") == std::string::npos);
   }
 
@@ -168,24 +180,34 @@ TEST_CASE("serve in headless Chromium: every view rendered from the database", "
     while (q.step()) ids.push_back(q.get_text(0));
     REQUIRE(ids.size() == 2);  // seed 0, latent 2, beta 1 and 4 (the last grid axis is the fastest)
     std::string dom = open_page(dir, base + "compare?ids=" + ids[0] + "," + ids[1], shot("compare"), n++);
-    for (const char* c : {"curve-train_elbo", "curve-train_rec", "curve-train_kl", "curve-valid_elbo", "curve-samples_per_s"}) {
+    for (const char* c :
+         {"curve-train_elbo", "curve-train_rec", "curve-train_kl", "curve-valid_elbo", "curve-samples_per_s"}) {
       INFO(c);
       CHECK(ink(dom, c) > 2000);
     }
     std::set<std::string> differs;
-    for (const auto& m : all(dom, std::regex("<tr class=\"differs\" data-key=\"([^\"]+)\">"))) differs.insert(m[1]);
+    for (const auto& m : all(dom, std::regex("<tr class=\"differs\" data-key=\"([^\"]+)\">")))
+      differs.insert(m[1]);
     CHECK(differs == std::set<std::string>{"beta"});
 
     dom = open_page(dir, base + "run/" + sdb.pictured_run, shot("run"), n++);
-    CHECK(std::regex_search(dom, std::regex("<img src=\"/api/runs/" + sdb.pictured_run +
-                                            "/artifacts/samples.png\" alt=\"samples.png\" data-kind=\"samples.png\" data-loaded=\"24x16\">")));
+    CHECK(std::regex_search(
+        dom,
+        std::regex(
+            "<img src=\"/api/runs/" + sdb.pictured_run +
+            "/artifacts/samples.png\" alt=\"samples.png\" data-kind=\"samples.png\" data-loaded=\"24x16\">")));
     CHECK(ink(dom, "kl-chart") > 1000);
     CHECK(ink(dom, "run-curve-train_kl") > 1000);
-    CHECK(dom.find("<pre class=\"cmd\" id=\"train-command\">vae train --binarize dynamic --latent 2 --epochs 4</pre>") != std::string::npos);
+    CHECK(
+        dom.find(
+            "<pre class=\"cmd\" id=\"train-command\">vae train --binarize dynamic --latent 2 --epochs 4</pre>") !=
+        std::string::npos);
 
     dom = open_page(dir, base + "run/ffffffffffff", "", n++);
-    CHECK(std::regex_search(dom, std::regex("<div class=\"error\" id=\"error\">no run with id ffffffffffff in [^<]*</div>")));
+    CHECK(std::regex_search(
+        dom, std::regex("<div class=\"error\" id=\"error\">no run with id ffffffffffff in [^<]*</div>")));
   }
   for (const auto& e : std::filesystem::directory_iterator(shots))
-    if (e.path().extension() == ".png") CHECK(std::filesystem::file_size(e.path()) > 10000);  // not a blank page
+    if (e.path().extension() == ".png")
+      CHECK(std::filesystem::file_size(e.path()) > 10000);  // not a blank page
 }

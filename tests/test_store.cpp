@@ -97,9 +97,9 @@ TEST_CASE("migrations from an empty database and from each earlier version", "[s
       migrate(db);
       CHECK(schema_version(db) == latest);
       auto t = tables(db);
-      for (const char* name : {"sweeps", "runs", "sweep_runs", "params", "epoch_metrics", "metrics",
-                               "data_files", "sessions", "attempts", "artifacts", "run_metrics",
-                               "run_params", "sweep_status"})
+      for (const char* name :
+           {"sweeps", "runs", "sweep_runs", "params", "epoch_metrics", "metrics", "data_files", "sessions",
+            "attempts", "artifacts", "run_metrics", "run_params", "sweep_status"})
         CHECK(t.count(name) == 1);
       if (from >= 1) CHECK(db.scalar_int("SELECT count(*) FROM run_metrics WHERE value = 88.5") == 1);
       CHECK(db.prepare("PRAGMA integrity_check").step());
@@ -203,7 +203,8 @@ TEST_CASE("claims: in order, exclusive, tokens guard every write", "[store]") {
 
   // the outcome: status, metrics (NaN stored as NULL), attempt closed, claim cleared
   CHECK(st.finish(c1.claim, done));
-  auto r = db->prepare("SELECT status, epochs_done, claim_token IS NULL, wall_s >= 0, ended_at IS NOT NULL FROM runs WHERE run_id = ?");
+  auto r = db->prepare(
+      "SELECT status, epochs_done, claim_token IS NULL, wall_s >= 0, ended_at IS NOT NULL FROM runs WHERE run_id = ?");
   r.bind(1, c1.claim.run_id);
   REQUIRE(r.step());
   CHECK(r.get_text(0) == "done");
@@ -326,7 +327,8 @@ TEST_CASE("worker loop with a fake trainer: outcomes recorded", "[store]") {
   CHECK(report.failed == 2);
   CHECK(report.diverged == 2);
   Db db(path);
-  CHECK(db.scalar_int("SELECT count(*) FROM runs WHERE status = 'failed' AND message = 'mnist.idx: truncated'") == 2);
+  CHECK(db.scalar_int(
+            "SELECT count(*) FROM runs WHERE status = 'failed' AND message = 'mnist.idx: truncated'") == 2);
   CHECK(db.scalar_int("SELECT count(*) FROM runs WHERE status = 'diverged'") == 2);
   CHECK(db.scalar_int("SELECT count(*) FROM epoch_metrics") == 4 * 3 * 2);
   CHECK(db.scalar_int("SELECT count(*) FROM runs WHERE kl_per_dim = '[0.5,0.25]'") == 4);
@@ -347,7 +349,7 @@ TEST_CASE("worker stop request: the run goes back to the queue", "[store]") {
   o.sweep_id = sweep_id;
   o.stop = &stop;
   auto report = sweep::run_worker(o, [&](const ConfigMap& c, const RunOptions& ro, RunHooks* h) {
-    stop = true;  // as a SIGTERM would, during the first epoch
+    stop = true;                                                  // as a SIGTERM would, during the first epoch
     std::this_thread::sleep_for(std::chrono::milliseconds(400));  // the heartbeat thread relays it
     return fake_run(c, ro, h);
   });
@@ -396,7 +398,8 @@ TEST_CASE("sessions record provenance", "[store]") {
   ResultsStore st(*db);
   int64_t s = st.start_session(std::nullopt, "vae sweep run x.toml", 2);
   st.end_session(s);
-  auto q = db->prepare("SELECT compiler, blas, cpu, host, binary_sha256, ended_at IS NOT NULL, jobs FROM sessions");
+  auto q = db->prepare(
+      "SELECT compiler, blas, cpu, host, binary_sha256, ended_at IS NOT NULL, jobs FROM sessions");
   REQUIRE(q.step());
   CHECK_FALSE(q.get_text(0).empty());
   CHECK(q.get_text(1).find("OpenBLAS") != std::string::npos);
@@ -405,7 +408,8 @@ TEST_CASE("sessions record provenance", "[store]") {
   CHECK(q.get_int(5) == 1);
   CHECK(q.get_int(6) == 2);
   CHECK(process_start_ticks(getpid()).has_value());
-  CHECK(process_alive_here(machine_info().host, machine_info().boot_id, getpid(), *process_start_ticks(getpid())));
+  CHECK(process_alive_here(machine_info().host, machine_info().boot_id, getpid(),
+                           *process_start_ticks(getpid())));
   CHECK_FALSE(process_alive_here(machine_info().host, machine_info().boot_id, getpid(), 1));
   CHECK(now_iso().size() == 24);
 }
@@ -429,9 +433,13 @@ TEST_CASE("run identity is stable when settings are added, and never merges diff
   older.erase("iaf-steps");
   CHECK(run_id_of(identity_json(older, {{"/d/x", "ff"}})) == id);
   // any change of a setting that matters is a different run
-  for (const auto& [key, value] : std::vector<std::pair<std::string, Value>>{
-           {"latent", int64_t(21)}, {"beta", 2.0}, {"seed", int64_t(3)}, {"posterior", std::string("iaf")},
-           {"iaf-steps", int64_t(3)}, {"layers", std::vector<int64_t>{8}}}) {
+  for (const auto& [key, value] :
+       std::vector<std::pair<std::string, Value>>{{"latent", int64_t(21)},
+                                                  {"beta", 2.0},
+                                                  {"seed", int64_t(3)},
+                                                  {"posterior", std::string("iaf")},
+                                                  {"iaf-steps", int64_t(3)},
+                                                  {"layers", std::vector<int64_t>{8}}}) {
     ConfigMap d = c;
     d[key] = value;
     CHECK(run_id_of(identity_json(d, {{"/d/x", "ff"}})) != id);
@@ -481,14 +489,25 @@ TEST_CASE("defaults of settings added after the identity recipe are pinned", "[s
   // run, recorded at the old default, would be taken for the new one). If you must
   // change one of these defaults, bump store::kIdentityVersion (every run is then
   // re-keyed and recomputed) and update this list.
-  const std::map<std::string, std::string> pinned = {
-      {"layers", "64,32,16,8,4"}, {"det-layers", "512,256,128,64,32"}, {"det-depth", "2"},
-      {"batchnorm", "false"},     {"iaf-steps", "2"},                  {"iaf-hidden", "320"},
-      {"iaf-made-layers", "2"},   {"iaf-context", "64"},               {"iaf-forget-bias", "1"},
-      {"iaf-kl", "sample"},       {"arch", "mlp"},                     {"conv-channels", "32,64,128,256"},
-      {"conv-kernel", "3"},       {"disent-batch", "64"},              {"disent-train", "10000"},
-      {"disent-eval", "5000"},    {"objective", "elbo"},               {"k", "1"},
-      {"variance", "softplus"}};
+  const std::map<std::string, std::string> pinned = {{"layers", "64,32,16,8,4"},
+                                                     {"det-layers", "512,256,128,64,32"},
+                                                     {"det-depth", "2"},
+                                                     {"batchnorm", "false"},
+                                                     {"iaf-steps", "2"},
+                                                     {"iaf-hidden", "320"},
+                                                     {"iaf-made-layers", "2"},
+                                                     {"iaf-context", "64"},
+                                                     {"iaf-forget-bias", "1"},
+                                                     {"iaf-kl", "sample"},
+                                                     {"arch", "mlp"},
+                                                     {"conv-channels", "32,64,128,256"},
+                                                     {"conv-kernel", "3"},
+                                                     {"disent-batch", "64"},
+                                                     {"disent-train", "10000"},
+                                                     {"disent-eval", "5000"},
+                                                     {"objective", "elbo"},
+                                                     {"k", "1"},
+                                                     {"variance", "softplus"}};
   for (const auto& [key, value] : pinned) {
     INFO("setting " << key);
     const OptionSpec* s = find_option(key);

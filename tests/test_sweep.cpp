@@ -109,7 +109,8 @@ name = "sigma"
 base = { likelihood = "gaussian", binarize = "none", epochs = 5 }
 grid = { sigma = ["fixed", "learned", "optimal", "per-pixel"] }
 seeds = [3]
-)", "s.toml");
+)",
+                               "s.toml");
   CHECK(spec.name == "two_parts");
   REQUIRE(spec.parts.size() == 2);
   CHECK(spec.parts[1].label == "sigma");
@@ -153,7 +154,9 @@ TEST_CASE("a sweep's default table comes from its table section or its first two
   CHECK(d.rows == std::vector<std::string>{"latent"});
   CHECK(d.cols == std::vector<std::string>{"beta"});
   CHECK(d.metrics == std::vector<std::string>{"test_nll"});
-  spec = parse_sweep_text("[grid]\nlatent = [2, 5]\n[table]\nrows = \"latent\"\nmetric = [\"test_elbo\", \"test_nll\"]\nagg = \"median\"\n", "s.toml");
+  spec = parse_sweep_text(
+      "[grid]\nlatent = [2, 5]\n[table]\nrows = \"latent\"\nmetric = [\"test_elbo\", \"test_nll\"]\nagg = \"median\"\n",
+      "s.toml");
   d = default_table(spec);
   CHECK(d.cols.empty());
   CHECK(d.metrics.size() == 2);
@@ -177,15 +180,31 @@ TEST_CASE("sweep run --set overrides the base of every part, not an axis", "[swe
 
 TEST_CASE("bad sweep files: one line with file, line and key", "[sweep]") {
   SECTION("TOML syntax") { check_error("name = \"x\"\n[grid\nlatent = [1]\n", 2, "", ""); }
-  SECTION("unknown top-level key") { check_error("name = \"x\"\ngird = 1\n", 2, "gird", "did you mean 'grid'"); }
+  SECTION("unknown top-level key") {
+    check_error("name = \"x\"\ngird = 1\n", 2, "gird", "did you mean 'grid'");
+  }
   SECTION("a setting at top level") { check_error("latent = 5\n", 1, "latent", "go in [base]"); }
-  SECTION("unknown setting in base") { check_error("[base]\nlatnet = 5\n", 2, "latnet", "did you mean 'latent'"); }
-  SECTION("underscore for dash") { check_error("[base]\ntrain_size = 5\n", 2, "train_size", "did you mean 'train-size'"); }
-  SECTION("unknown setting in grid") { check_error("[grid]\n\nbeat = [1, 2]\n", 3, "beat", "did you mean 'beta'"); }
-  SECTION("unknown setting in zip") { check_error("[zip]\nfoo = [1]\n", 2, "foo", "not a `vae train` setting"); }
-  SECTION("wrong type in base") { check_error("[base]\nlatent = \"ten\"\n", 2, "latent", "expected an integer"); }
-  SECTION("wrong type in an axis value") { check_error("[grid]\nlatent = [2,\n  \"x\"]\n", 3, "latent", "expected an integer"); }
-  SECTION("float for an integer") { check_error("[grid]\nlatent = [2.5]\n", 2, "latent", "expected an integer"); }
+  SECTION("unknown setting in base") {
+    check_error("[base]\nlatnet = 5\n", 2, "latnet", "did you mean 'latent'");
+  }
+  SECTION("underscore for dash") {
+    check_error("[base]\ntrain_size = 5\n", 2, "train_size", "did you mean 'train-size'");
+  }
+  SECTION("unknown setting in grid") {
+    check_error("[grid]\n\nbeat = [1, 2]\n", 3, "beat", "did you mean 'beta'");
+  }
+  SECTION("unknown setting in zip") {
+    check_error("[zip]\nfoo = [1]\n", 2, "foo", "not a `vae train` setting");
+  }
+  SECTION("wrong type in base") {
+    check_error("[base]\nlatent = \"ten\"\n", 2, "latent", "expected an integer");
+  }
+  SECTION("wrong type in an axis value") {
+    check_error("[grid]\nlatent = [2,\n  \"x\"]\n", 3, "latent", "expected an integer");
+  }
+  SECTION("float for an integer") {
+    check_error("[grid]\nlatent = [2.5]\n", 2, "latent", "expected an integer");
+  }
   SECTION("out of range") { check_error("[grid]\nlatent = [2, 0]\n", 2, "latent", "below the minimum"); }
   SECTION("not a choice") { check_error("[base]\ndataset = \"cifar\"\n", 2, "dataset", "not one of"); }
   SECTION("list of non-integers") { check_error("[base]\nhidden = [1.5]\n", 2, "hidden", "list of integers"); }
@@ -199,8 +218,12 @@ TEST_CASE("bad sweep files: one line with file, line and key", "[sweep]") {
   SECTION("zip lengths differ") {
     check_error("[zip]\nlatent = [2, 5, 10]\nbeta = [1, 2]\n", 3, "beta", "2 values, but 'latent' has 3");
   }
-  SECTION("key on two axes") { check_error("[grid]\nbeta = [1]\n[zip]\nbeta = [2]\n", 4, "beta", "already an axis"); }
-  SECTION("seed axis and seeds") { check_error("seeds = 2\n[grid]\nseed = [1, 2]\n", 3, "seed", "conflicts with seeds"); }
+  SECTION("key on two axes") {
+    check_error("[grid]\nbeta = [1]\n[zip]\nbeta = [2]\n", 4, "beta", "already an axis");
+  }
+  SECTION("seed axis and seeds") {
+    check_error("seeds = 2\n[grid]\nseed = [1, 2]\n", 3, "seed", "conflicts with seeds");
+  }
   SECTION("relation broken by an axis value") {
     check_error("[base]\nlikelihood = \"bernoulli\"\n[grid]\nsigma = [\"fixed\",\n \"learned\"]\n", 5, "sigma",
                 "need likelihood = gaussian");
@@ -209,19 +232,26 @@ TEST_CASE("bad sweep files: one line with file, line and key", "[sweep]") {
     check_error("[base]\nbinarize = \"fixed\"\n[grid]\nlatent = [2]\n", 2, "binarize", "binarized-mnist");
   }
   SECTION("relation inside [[also]]") {
-    std::string e = error_of("[grid]\nbeta = [1]\n[[also]]\nname = \"g\"\nbase = { likelihood = \"gaussian\" }\n"
-                             "grid = { binarize = [\"dynamic\"] }\n");
+    std::string e = error_of(
+        "[grid]\nbeta = [1]\n[[also]]\nname = \"g\"\nbase = { likelihood = \"gaussian\" }\n"
+        "grid = { binarize = [\"dynamic\"] }\n");
     CHECK(e.rfind("s.toml:6:", 0) == 0);
     CHECK(e.find("[[also]] 'g'") != std::string::npos);
   }
-  SECTION("unknown key in [[also]]") { check_error("[[also]]\ngrdi = { beta = [1] }\n", 2, "grdi", "did you mean 'grid'"); }
-  SECTION("a setting directly in [[also]]") { check_error("[[also]]\nbeta = 2\n", 2, "beta", "base, grid or zip"); }
+  SECTION("unknown key in [[also]]") {
+    check_error("[[also]]\ngrdi = { beta = [1] }\n", 2, "grdi", "did you mean 'grid'");
+  }
+  SECTION("a setting directly in [[also]]") {
+    check_error("[[also]]\nbeta = 2\n", 2, "beta", "base, grid or zip");
+  }
   SECTION("also not an array of tables") { check_error("also = 3\n", 1, "also", "[[also]]"); }
   SECTION("bad name") { check_error("name = \"a b\"\n", 1, "name", "letters, digits"); }
   SECTION("two points are the same run") {
     check_error("[grid]\niw-chunk = [100, 200]\n", 1, "", "differ only in iw-chunk");
   }
-  SECTION("unknown key in [table]") { check_error("[table]\nrow = \"latent\"\n", 2, "row", "did you mean 'rows'"); }
+  SECTION("unknown key in [table]") {
+    check_error("[table]\nrow = \"latent\"\n", 2, "row", "did you mean 'rows'");
+  }
 }
 
 TEST_CASE("plan: run ids hash resolved settings and data checksums", "[sweep]") {

@@ -19,8 +19,8 @@ using vae::testing::TempDir;
 namespace {
 
 // Tiny runs: a few hundred milliseconds each, a few epochs of ~0.1 s.
-std::string tiny_sweep(const std::string& name, const std::string& grid, int seeds = 2,
-                       int train_size = 5000, int epochs = 4) {
+std::string tiny_sweep(const std::string& name, const std::string& grid, int seeds = 2, int train_size = 5000,
+                       int epochs = 4) {
   return "name = \"" + name + "\"\nseeds = " + std::to_string(seeds) +
          "\n[base]\ntrain-size = " + std::to_string(train_size) +
          "\ntest-size = 100\nepochs = " + std::to_string(epochs) +
@@ -37,14 +37,21 @@ void check_consistent(const std::string& db, int64_t runs, int64_t epochs) {
   CHECK(q(db, "SELECT count(*) FROM runs") == runs);
   CHECK(q(db, "SELECT count(*) FROM runs WHERE status = 'done'") == runs);
   CHECK(q(db, "SELECT count(*) FROM attempts WHERE outcome = 'done'") == runs);
-  CHECK(q(db, "SELECT count(*) FROM (SELECT run_id FROM attempts WHERE outcome = 'done' GROUP BY run_id HAVING count(*) > 1)") == 0);
+  CHECK(
+      q(db,
+        "SELECT count(*) FROM (SELECT run_id FROM attempts WHERE outcome = 'done' GROUP BY run_id HAVING count(*) > 1)") ==
+      0);
   CHECK(q(db, "SELECT count(*) FROM attempts WHERE outcome IS NULL") == 0);
   CHECK(q(db, "SELECT count(*) FROM runs WHERE epochs_done != " + std::to_string(epochs)) == 0);
   // epochs 1..E, each once, the same metric names for every run and epoch
   CHECK(q(db, "SELECT count(*) FROM (SELECT run_id FROM epoch_metrics GROUP BY run_id HAVING "
-              "count(DISTINCT epoch) != " + std::to_string(epochs) + " OR max(epoch) != " + std::to_string(epochs) + ")") == 0);
-  CHECK(q(db, "SELECT count(DISTINCT n) FROM (SELECT count(*) AS n FROM epoch_metrics GROUP BY run_id, epoch)") == 1);
-  CHECK(q(db, "SELECT count(*) FROM (SELECT run_id FROM metrics WHERE name = 'test_nll' GROUP BY run_id)") == runs);
+              "count(DISTINCT epoch) != " +
+                  std::to_string(epochs) + " OR max(epoch) != " + std::to_string(epochs) + ")") == 0);
+  CHECK(
+      q(db, "SELECT count(DISTINCT n) FROM (SELECT count(*) AS n FROM epoch_metrics GROUP BY run_id, epoch)") ==
+      1);
+  CHECK(q(db, "SELECT count(*) FROM (SELECT run_id FROM metrics WHERE name = 'test_nll' GROUP BY run_id)") ==
+        runs);
   store::Db d(db, store::Db::Mode::ReadOnly);
   auto ic = d.prepare("PRAGMA integrity_check");
   REQUIRE(ic.step());
@@ -53,9 +60,11 @@ void check_consistent(const std::string& db, int64_t runs, int64_t epochs) {
 
 }  // namespace
 
-TEST_CASE("vae sweep run prints the plan, runs and table, a rerun does nothing and a dry run changes nothing", "[e2e]") {
+TEST_CASE("vae sweep run prints the plan, runs and table, a rerun does nothing and a dry run changes nothing",
+          "[e2e]") {
   TempDir dir;
-  std::string file = write(dir, "s.toml", tiny_sweep("e2e_basic", "latent = [2, 3]\nbeta = [1, 4]", 1, 1000, 2));
+  std::string file = write(dir, "s.toml",
+                           tiny_sweep("e2e_basic", "latent = [2, 3]\nbeta = [1, 4]", 1, 1000, 2));
   std::string db = dir.file("results/results.db");
 
   Proc dry = vae::testing::run_vae({"sweep", "run", file, "--db", db, "--dry-run"}, dir.file("dry"));
@@ -86,14 +95,16 @@ TEST_CASE("vae sweep run prints the plan, runs and table, a rerun does nothing a
   CHECK(q(db, "SELECT sum(attempts) FROM runs") == 4);
 
   // the read side on the same database
-  Proc table = vae::testing::run_vae({"table", "--db", db, "--sweep", "e2e_basic", "--format", "markdown"}, dir.file("t"));
+  Proc table = vae::testing::run_vae({"table", "--db", db, "--sweep", "e2e_basic", "--format", "markdown"},
+                                     dir.file("t"));
   CHECK(table.wait() == 0);
   CHECK(table.out().rfind("| latent | beta=1 | beta=4 |", 0) == 0);
   Proc csv = vae::testing::run_vae({"export", "--db", db, "--format", "csv"}, dir.file("e"));
   CHECK(csv.wait() == 0);
   std::string out = csv.out();
   CHECK(std::count(out.begin(), out.end(), '\n') == 5);
-  Proc query = vae::testing::run_vae({"query", "--db", db, "--where", "latent=3", "--where", "beta>=2", "--format", "json"}, dir.file("q"));
+  Proc query = vae::testing::run_vae(
+      {"query", "--db", db, "--where", "latent=3", "--where", "beta>=2", "--format", "json"}, dir.file("q"));
   CHECK(query.wait() == 0);
   auto j = nlohmann::json::parse(query.out());
   REQUIRE(j.size() == 1);
@@ -113,7 +124,8 @@ TEST_CASE("bad input: one line, exit 2", "[e2e]") {
   std::string file = write(dir, "bad.toml", "name = \"b\"\n[grid]\nlatent = [2, 5]\nbeat = [1, 2]\n");
   Proc p = vae::testing::run_vae({"sweep", "run", file, "--db", dir.file("r.db")}, dir.file("bad"));
   CHECK(p.wait() == 2);
-  CHECK(p.err() == "vae sweep run: " + file + ":4: key 'beat' in [grid]: not a `vae train` setting (did you mean 'beta'?)\n");
+  CHECK(p.err() == "vae sweep run: " + file +
+                       ":4: key 'beat' in [grid]: not a `vae train` setting (did you mean 'beta'?)\n");
   CHECK_FALSE(std::filesystem::exists(dir.file("r.db")));
   Proc opt = vae::testing::run_vae({"sweep", "run", file, "--jobs", "x"}, dir.file("opt"));
   CHECK(opt.wait() == 2);
@@ -177,17 +189,20 @@ TEST_CASE("SIGKILL of the runner mid-sweep, then a restart: every run done once"
     Proc p = vae::testing::start_vae({"sweep", "run", file, "--db", db, "--jobs", "2", "--no-table"},
                                      dir.file("kill" + std::to_string(kill)));
     if (kill == 1) {
-      bool mid = vae::testing::wait_until([&] {
-        if (!std::filesystem::exists(db)) return false;
-        try {
-          return q(db, "SELECT count(*) FROM runs WHERE status = 'running' AND epochs_done >= 1") > 0;
-        } catch (const std::exception&) {
-          return false;
-        }
-      }, 60);
+      bool mid = vae::testing::wait_until(
+          [&] {
+            if (!std::filesystem::exists(db)) return false;
+            try {
+              return q(db, "SELECT count(*) FROM runs WHERE status = 'running' AND epochs_done >= 1") > 0;
+            } catch (const std::exception&) {
+              return false;
+            }
+          },
+          60);
       REQUIRE(mid);
     } else {
-      std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(100, 1500)(gen)));
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(std::uniform_int_distribution<int>(100, 1500)(gen)));
     }
     if (!p.running()) break;  // finished before the kill
     ::kill(p.pid, SIGKILL);
@@ -199,16 +214,19 @@ TEST_CASE("SIGKILL of the runner mid-sweep, then a restart: every run done once"
       auto s = d.prepare("SELECT claim_pid FROM runs WHERE status = 'running'");
       while (s.step()) claimants.push_back(pid_t(s.get_int(0)));
     }
-    CHECK(vae::testing::wait_until([&] {
-      for (pid_t c : claimants)
-        if (vae::testing::pid_alive(c)) return false;
-      return true;
-    }, 10));
+    CHECK(vae::testing::wait_until(
+        [&] {
+          for (pid_t c : claimants)
+            if (vae::testing::pid_alive(c)) return false;
+          return true;
+        },
+        10));
     // the first kill came mid-training: its attempt is left open, as after a power
     // loss (later kills may come before the restarted runner claims anything)
     if (kill == 1) CHECK(q(db, "SELECT count(*) FROM attempts WHERE outcome IS NULL") >= 1);
   }
-  Proc restart = vae::testing::run_vae({"sweep", "run", file, "--db", db, "--jobs", "2", "--no-table"}, dir.file("restart"));
+  Proc restart = vae::testing::run_vae({"sweep", "run", file, "--db", db, "--jobs", "2", "--no-table"},
+                                       dir.file("restart"));
   INFO(restart.err());
   CHECK(restart.wait() == 0);
   check_consistent(db, 6, epochs);
@@ -223,7 +241,8 @@ TEST_CASE("SIGKILL of a worker: the runner resumes its run with another worker",
   const int epochs = 4;
   std::string file = write(dir, "w.toml", tiny_sweep("e2e_worker", "latent = [2, 3]", 2, 5000, epochs));
   std::string db = dir.file("r.db");
-  Proc p = vae::testing::start_vae({"sweep", "run", file, "--db", db, "--jobs", "2", "--no-table"}, dir.file("w"));
+  Proc p = vae::testing::start_vae({"sweep", "run", file, "--db", db, "--jobs", "2", "--no-table"},
+                                   dir.file("w"));
   int64_t victim = -1;
   std::string victim_run;
   // The worker is stopped (SIGSTOP) before the check that it still holds its
@@ -235,23 +254,26 @@ TEST_CASE("SIGKILL of a worker: the runner resumes its run with another worker",
     s.bind(2, victim);
     return s.step() && s.get_int(0) == 1;
   };
-  REQUIRE(vae::testing::wait_until([&] {
-    if (!std::filesystem::exists(db)) return false;
-    try {
-      store::Db d(db, store::Db::Mode::ReadOnly);
-      auto s = d.prepare("SELECT claim_pid, run_id FROM runs WHERE status = 'running' AND epochs_done >= 1 LIMIT 1");
-      if (!s.step()) return false;
-      victim = s.get_int(0);
-      victim_run = s.get_text(1);
-      ::kill(pid_t(victim), SIGSTOP);
-      if (still_holds()) return true;
-      ::kill(pid_t(victim), SIGCONT);
-      return false;
-    } catch (const std::exception&) {
-      if (victim > 0) ::kill(pid_t(victim), SIGCONT);
-      return false;
-    }
-  }, 60));
+  REQUIRE(vae::testing::wait_until(
+      [&] {
+        if (!std::filesystem::exists(db)) return false;
+        try {
+          store::Db d(db, store::Db::Mode::ReadOnly);
+          auto s = d.prepare(
+              "SELECT claim_pid, run_id FROM runs WHERE status = 'running' AND epochs_done >= 1 LIMIT 1");
+          if (!s.step()) return false;
+          victim = s.get_int(0);
+          victim_run = s.get_text(1);
+          ::kill(pid_t(victim), SIGSTOP);
+          if (still_holds()) return true;
+          ::kill(pid_t(victim), SIGCONT);
+          return false;
+        } catch (const std::exception&) {
+          if (victim > 0) ::kill(pid_t(victim), SIGCONT);
+          return false;
+        }
+      },
+      60));
   ::kill(pid_t(victim), SIGKILL);
   INFO(p.err());
   CHECK(p.wait() == 0);
@@ -262,8 +284,9 @@ TEST_CASE("SIGKILL of a worker: the runner resumes its run with another worker",
   // runner reaping the worker ("killed by signal 9") or the other worker finding
   // the claim of a dead process when it looks for its next run.
   CHECK(q(db, "SELECT count(*) FROM attempts WHERE run_id = '" + victim_run +
-              "' AND outcome = 'interrupted' AND (message LIKE '%killed by signal 9%' OR "
-              "message LIKE '%process " + std::to_string(victim) + " on % stopped without finishing%')") == 1);
+                  "' AND outcome = 'interrupted' AND (message LIKE '%killed by signal 9%' OR "
+                  "message LIKE '%process " +
+                  std::to_string(victim) + " on % stopped without finishing%')") == 1);
 }
 
 TEST_CASE("runners on one database at once: no lock error, no run done twice", "[e2e]") {
@@ -274,9 +297,12 @@ TEST_CASE("runners on one database at once: no lock error, no run done twice", "
   std::string b = write(dir, "b.toml", tiny_sweep("e2e_b", "latent = [3, 4]", 3, 3000, epochs));
   std::string db = dir.file("r.db");
   std::vector<Proc> ps;
-  ps.push_back(vae::testing::start_vae({"sweep", "run", a, "--db", db, "--jobs", "2", "--no-table"}, dir.file("a1")));
-  ps.push_back(vae::testing::start_vae({"sweep", "run", a, "--db", db, "--jobs", "1", "--no-table"}, dir.file("a2")));
-  ps.push_back(vae::testing::start_vae({"sweep", "run", b, "--db", db, "--jobs", "1", "--no-table"}, dir.file("b1")));
+  ps.push_back(
+      vae::testing::start_vae({"sweep", "run", a, "--db", db, "--jobs", "2", "--no-table"}, dir.file("a1")));
+  ps.push_back(
+      vae::testing::start_vae({"sweep", "run", a, "--db", db, "--jobs", "1", "--no-table"}, dir.file("a2")));
+  ps.push_back(
+      vae::testing::start_vae({"sweep", "run", b, "--db", db, "--jobs", "1", "--no-table"}, dir.file("b1")));
   for (auto& p : ps) {
     INFO(p.err());
     CHECK(p.wait() == 0);
@@ -293,15 +319,18 @@ TEST_CASE("Ctrl-C: workers finish their epoch, runs go back to the queue, exit 1
   const int epochs = 4;
   std::string file = write(dir, "i.toml", tiny_sweep("e2e_int", "latent = [2, 3]", 1, 5000, epochs));
   std::string db = dir.file("r.db");
-  Proc p = vae::testing::start_vae({"sweep", "run", file, "--db", db, "--jobs", "2", "--no-table"}, dir.file("i"));
-  REQUIRE(vae::testing::wait_until([&] {
-    if (!std::filesystem::exists(db)) return false;
-    try {
-      return q(db, "SELECT count(*) FROM runs WHERE status = 'running' AND epochs_done >= 1") > 0;
-    } catch (const std::exception&) {
-      return false;
-    }
-  }, 60));
+  Proc p = vae::testing::start_vae({"sweep", "run", file, "--db", db, "--jobs", "2", "--no-table"},
+                                   dir.file("i"));
+  REQUIRE(vae::testing::wait_until(
+      [&] {
+        if (!std::filesystem::exists(db)) return false;
+        try {
+          return q(db, "SELECT count(*) FROM runs WHERE status = 'running' AND epochs_done >= 1") > 0;
+        } catch (const std::exception&) {
+          return false;
+        }
+      },
+      60));
   ::kill(p.pid, SIGINT);
   INFO(p.err());
   int rc = p.wait();
@@ -311,7 +340,8 @@ TEST_CASE("Ctrl-C: workers finish their epoch, runs go back to the queue, exit 1
     CHECK(q(db, "SELECT count(*) FROM attempts WHERE outcome = 'stopped'") >= 1);
     CHECK(q(db, "SELECT count(*) FROM runs WHERE status = 'running'") == 0);
   }
-  Proc again = vae::testing::run_vae({"sweep", "run", file, "--db", db, "--jobs", "2", "--no-table"}, dir.file("i2"));
+  Proc again = vae::testing::run_vae({"sweep", "run", file, "--db", db, "--jobs", "2", "--no-table"},
+                                     dir.file("i2"));
   CHECK(again.wait() == 0);
   check_consistent(db, 2, epochs);
 }

@@ -38,7 +38,8 @@ seeds = 3
 [grid]
 latent = [2, 5]
 beta = [1, 4]
-)").second;
+)")
+                   .second;
   }
   sweep::WorkerOptions o;
   o.db_path = path;
@@ -187,8 +188,11 @@ TEST_CASE("table renderings: text, Markdown, CSV, LaTeX, JSON", "[table]") {
 
   CHECK(render_table(t, Format::Csv) ==
         "latent,beta=1 mean,beta=1 se,beta=1 n,beta=4 mean,beta=4 se,beta=4 n,best\n"
-        "2,99," + g17(kSe) + ",3,97," + g17(kSe) + ",3,beta=4\n"
-        "5,92," + g17(kSe) + ",3,94," + g17(kSe) + ",3,beta=1\n");
+        "2,99," +
+            g17(kSe) + ",3,97," + g17(kSe) +
+            ",3,beta=4\n"
+            "5,92," +
+            g17(kSe) + ",3,94," + g17(kSe) + ",3,beta=1\n");
 
   CHECK(render_table(t, Format::Latex) ==
         "% test_nll (lower is better), mean ± standard error over 3 seeds; best of each row in bold\n"
@@ -239,7 +243,8 @@ TEST_CASE("failed runs are left out and flagged, n shown when it differs", "[tab
   CHECK(md.find("| 92.50 ± 0.50 (n=2)† |") != std::string::npos);
   CHECK(md.find("| 99.00 ± 1.53 (n=3) |") != std::string::npos);
   CHECK(md.find("1 run(s) failed or diverged") != std::string::npos);
-  CHECK(render_table(t, Format::Latex).find("$92.50 \\pm 0.50$ {\\scriptsize(2)}$^\\dagger$") != std::string::npos);  // counted once though it stands in every metric column
+  CHECK(render_table(t, Format::Latex).find("$92.50 \\pm 0.50$ {\\scriptsize(2)}$^\\dagger$") !=
+        std::string::npos);  // counted once though it stands in every metric column
   TableRequest by_metric = request();
   by_metric.rows = {"latent", "beta"};
   by_metric.cols = {};
@@ -275,7 +280,8 @@ TEST_CASE("metrics as columns, filters, and cells that would mix configurations"
   // rows latent without beta anywhere: each cell would average different betas
   rq = request();
   rq.cols = {};
-  CHECK_THROWS_WITH(build_table(*db, rq), Catch::Contains("differ in 'beta'") && Catch::Contains("--where beta="));
+  CHECK_THROWS_WITH(build_table(*db, rq),
+                    Catch::Contains("differ in 'beta'") && Catch::Contains("--where beta="));
   rq = request();
   rq.metrics = {"test_nlll"};
   CHECK_THROWS_WITH(build_table(*db, rq), Catch::Contains("no run has it"));

@@ -9,10 +9,10 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "process_util.hpp"
 #include "train/checkpoint.hpp"
 #include "train/optimizer.hpp"
 #include "train/run.hpp"
-#include "process_util.hpp"
 
 using namespace vae;
 namespace fs = std::filesystem;
@@ -22,16 +22,23 @@ namespace {
 // A run small enough for a unit test: 1000 MNIST images, a tiny MLP.
 ConfigMap small_config(int64_t epochs) {
   ConfigMap c = default_config();
-  apply(c, {{"train-size", int64_t(1000)}, {"test-size", int64_t(200)}, {"hidden", std::vector<int64_t>{32}},
-            {"latent", int64_t(4)}, {"batch", int64_t(50)}, {"epochs", epochs}, {"iw-samples", int64_t(20)},
-            {"iw-examples", int64_t(30)}, {"valid-size", int64_t(100)}});
+  apply(c, {{"train-size", int64_t(1000)},
+            {"test-size", int64_t(200)},
+            {"hidden", std::vector<int64_t>{32}},
+            {"latent", int64_t(4)},
+            {"batch", int64_t(50)},
+            {"epochs", epochs},
+            {"iw-samples", int64_t(20)},
+            {"iw-examples", int64_t(30)},
+            {"valid-size", int64_t(100)}});
   return c;
 }
 
 struct TempDir {
   fs::path path;
   TempDir() {
-    path = fs::temp_directory_path() / ("vae_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
+    path = fs::temp_directory_path() /
+           ("vae_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter()++));
     fs::create_directories(path);
   }
   ~TempDir() { fs::remove_all(path); }
@@ -97,7 +104,8 @@ TEST_CASE("a stopped and resumed run ends with the numbers of an uninterrupted o
 
 TEST_CASE("a checkpoint of another configuration is refused", "[train][resume]") {
   TempDir dir;
-  REQUIRE(train_and_evaluate(small_config(1), RunOptions{dir.path.string(), false, true, nullptr}, nullptr).status == "done");
+  REQUIRE(train_and_evaluate(small_config(1), RunOptions{dir.path.string(), false, true, nullptr}, nullptr)
+              .status == "done");
   ConfigMap other = small_config(2);
   apply(other, {{"latent", int64_t(5)}});
   CHECK_THROWS_WITH(train_and_evaluate(other, RunOptions{dir.path.string(), true, true, nullptr}, nullptr),
@@ -170,7 +178,8 @@ TEST_CASE("a NaN loss stops the run as diverged and keeps the last good checkpoi
   CHECK(std::all_of(kept.params.begin(), kept.params.end(), [](float p) { return std::isfinite(p); }));
   // and it is the checkpoint an undisturbed 2-epoch run writes
   TempDir ref;
-  REQUIRE(train_and_evaluate(small_config(2), RunOptions{ref.path.string(), false, true, nullptr}, nullptr).status == "done");
+  REQUIRE(train_and_evaluate(small_config(2), RunOptions{ref.path.string(), false, true, nullptr}, nullptr)
+              .status == "done");
   CHECK(params_of(ref.path / "last.ckpt") == kept.params);
 }
 
@@ -184,7 +193,9 @@ TEST_CASE("vae train exits 3 when the run diverges", "[e2e][cli]") {
 TEST_CASE("KL warm-up raises beta linearly over the warm-up epochs", "[train][warmup]") {
   struct Recorder : RunHooks {
     std::vector<double> beta;
-    void on_epoch(int64_t, const std::map<std::string, double>& m) override { beta.push_back(m.at("beta_eff")); }
+    void on_epoch(int64_t, const std::map<std::string, double>& m) override {
+      beta.push_back(m.at("beta_eff"));
+    }
   } rec;
   ConfigMap c = small_config(5);
   apply(c, {{"warmup", int64_t(4)}, {"beta", 2.0}, {"iw-samples", int64_t(0)}});
@@ -233,7 +244,8 @@ TEST_CASE("a checkpoint stays resumable when settings are added to the program",
   CHECK(training_identity(c) != legacy_training_identity(c));
   // a checkpoint written under the earlier recipe (every identity setting hashed) resumes
   TempDir dir;
-  REQUIRE(train_and_evaluate(small_config(1), RunOptions{dir.path.string(), false, true, nullptr}, nullptr).status == "done");
+  REQUIRE(train_and_evaluate(small_config(1), RunOptions{dir.path.string(), false, true, nullptr}, nullptr)
+              .status == "done");
   const std::string last = (dir.path / "last.ckpt").string();
   Checkpoint ck = load_checkpoint(last);
   ck.identity = legacy_training_identity(c);

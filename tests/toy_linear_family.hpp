@@ -54,8 +54,10 @@ class ToyLinearVae {
   };
 
   std::vector<ParamRange> param_groups() const {
-    return {{"enc_mu.W", enc_mu.w, L * D}, {"enc_mu.b", enc_mu.b, L},
-            {"enc_logvar.W", enc_logvar.w, L * D}, {"enc_logvar.b", enc_logvar.b, L}};
+    return {{"enc_mu.W", enc_mu.w, L * D},
+            {"enc_mu.b", enc_mu.b, L},
+            {"enc_logvar.W", enc_logvar.w, L * D},
+            {"enc_logvar.b", enc_logvar.b, L}};
   }
   void initialize(Init init, double std_dev, std::mt19937_64& rng) {
     init_linear(params.data(), enc_mu, init, std_dev, rng);

@@ -1,10 +1,10 @@
 #include "config/config.hpp"
 
+#include <toml++/toml.h>
 #include <algorithm>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <sstream>
-#include <toml++/toml.h>
 
 namespace vae {
 
@@ -13,8 +13,8 @@ namespace {
 OptionSpec opt(std::string key, ValueKind kind, Value def, std::string help,
                std::vector<std::string> choices = {}, std::optional<double> min = {},
                std::optional<double> max = {}, bool identity = true) {
-  return OptionSpec{std::move(key), kind, std::move(def), std::move(help), std::move(choices),
-                    min, max, identity};
+  return OptionSpec{std::move(key), kind, std::move(def), std::move(help), std::move(choices), min, max,
+                    identity};
 }
 
 using K = ValueKind;
@@ -37,7 +37,8 @@ std::vector<OptionSpec> make_options() {
       opt("train-size", K::Int, I(0), "use the first N training images (0: all)", {}, 0.0),
       opt("valid-size", K::Int, I(0),
           "hold out the last N training images for validation (binarized-mnist uses its "
-          "own split when 0)", {}, 0.0),
+          "own split when 0)",
+          {}, 0.0),
       opt("test-size", K::Int, I(0), "use the first N test images (0: all)", {}, 0.0),
       opt("dsprites-cache", K::String, std::string(""),
           "dsprites: bit-packed file of the whole rendered grid (377 MB), written atomically when "
@@ -50,10 +51,12 @@ std::vector<OptionSpec> make_options() {
           {"vae", "ladder", "hierarchical"}),
       opt("layers", K::IntList, std::vector<I>{64, 32, 16, 8, 4},
           "ladder/hierarchical: stochastic layer sizes, bottom (next to x) first; the defaults "
-          "of layers and det-layers are the paper's MNIST model", {}, 1.0, 4096.0),
+          "of layers and det-layers are the paper's MNIST model",
+          {}, 1.0, 4096.0),
       opt("det-layers", K::IntList, std::vector<I>{512, 256, 128, 64, 32},
           "ladder/hierarchical: width of the deterministic block under each stochastic layer "
-          "(and of the generative block above it), one per entry of layers", {}, 1.0, 65536.0),
+          "(and of the generative block above it), one per entry of layers",
+          {}, 1.0, 65536.0),
       opt("det-depth", K::Int, I(2),
           "ladder/hierarchical: dense layers per deterministic block (2 in the paper)", {}, 1.0, 16.0),
       opt("batchnorm", K::Bool, false,
@@ -65,16 +68,15 @@ std::vector<OptionSpec> make_options() {
           {"softplus", "exp"}),
       opt("latent", K::Int, I(20), "latent dimension", {}, 1.0, 4096.0),
       opt("hidden", K::IntList, std::vector<I>{400},
-          "hidden layer sizes of encoder and decoder (decoder mirrored), e.g. 500,500", {}, 1.0,
-          65536.0),
+          "hidden layer sizes of encoder and decoder (decoder mirrored), e.g. 500,500", {}, 1.0, 65536.0),
       opt("arch", K::String, std::string("mlp"),
           "encoder and decoder of model = vae: mlp (--hidden), or conv: --conv-channels stride-2 "
           "convolutions with batch norm, linear heads, and transposed convolutions back (the "
           "defaults are the MNIST preset of ../shared/bench/torch_vae_baseline.py --arch conv)",
           {"mlp", "conv"}),
       opt("conv-channels", K::IntList, std::vector<I>{32, 64, 128, 256},
-          "arch = conv: encoder channels, each a Conv2d with stride 2 (the decoder mirrors them)",
-          {}, 1.0, 4096.0),
+          "arch = conv: encoder channels, each a Conv2d with stride 2 (the decoder mirrors them)", {}, 1.0,
+          4096.0),
       opt("conv-kernel", K::Int, I(3), "arch = conv: kernel size (padding (k-1)/2)", {}, 1.0, 15.0),
       opt("activation", K::String, std::string("relu"),
           "hidden activation (leaky-relu: max(x, 0.01 x), ladder/hierarchical only)",
@@ -83,16 +85,14 @@ std::vector<OptionSpec> make_options() {
           "approximate posterior: gaussian (diagonal), or iaf: the diagonal Gaussian followed by "
           "--iaf-steps inverse autoregressive flow steps (Kingma et al. 2016)",
           {"gaussian", "iaf"}),
-      opt("iaf-steps", K::Int, I(2), "IAF: flow steps T (0: the diagonal Gaussian, analytic KL)",
-          {}, 0.0, 64.0),
+      opt("iaf-steps", K::Int, I(2), "IAF: flow steps T (0: the diagonal Gaussian, analytic KL)", {}, 0.0,
+          64.0),
       opt("iaf-hidden", K::Int, I(320), "IAF: hidden width of each step's MADE", {}, 1.0, 65536.0),
       opt("iaf-made-layers", K::Int, I(2), "IAF: hidden layers of each step's MADE", {}, 1.0, 16.0),
       opt("iaf-context", K::Int, I(64),
-          "IAF: size of the encoder's extra output h, input to every step's MADE (0: none)", {},
-          0.0, 65536.0),
+          "IAF: size of the encoder's extra output h, input to every step's MADE (0: none)", {}, 0.0, 65536.0),
       opt("iaf-forget-bias", K::Float, 1.0,
-          "IAF: sigma = sigmoid(s + forget-bias); 1 starts each step close to keeping z", {},
-          -20.0, 20.0),
+          "IAF: sigma = sigmoid(s + forget-bias); 1 starts each step close to keeping z", {}, -20.0, 20.0),
       opt("iaf-kl", K::String, std::string("sample"),
           "IAF: gradient of the single-sample KL log q(z_T|x) - log p(z_T): sample (exact) or stl "
           "(sticking the landing, Roeder et al. 2017: without the base Gaussian's zero-mean "
@@ -106,11 +106,10 @@ std::vector<OptionSpec> make_options() {
           {"fixed", "learned", "optimal", "per-pixel"}),
       opt("sigma-value", K::Float, 1.0, "sigma for --sigma fixed", {}, 1e-6),
       opt("min-log-sigma", K::Float, -6.0,
-          "soft lower bound of log sigma: s = b + softplus(s - b) (learned, optimal, per-pixel)",
-          {}, -20.0, 0.0),
+          "soft lower bound of log sigma: s = b + softplus(s - b) (learned, optimal, per-pixel)", {}, -20.0,
+          0.0),
       opt("gaussian-mean", K::String, std::string("sigmoid"),
-          "Gaussian decoder mean: sigmoid of the output (data in [0,1]) or identity",
-          {"sigmoid", "identity"}),
+          "Gaussian decoder mean: sigmoid of the output (data in [0,1]) or identity", {"sigmoid", "identity"}),
       opt("init", K::String, std::string("uniform"),
           "weight init: uniform U(-1/sqrt(fan_in), 1/sqrt(fan_in)) as PyTorch's Linear, "
           "normal N(0, init-std^2) with zero biases as Kingma & Welling, or glorot "
@@ -136,8 +135,7 @@ std::vector<OptionSpec> make_options() {
           "constant; exponential: lr * lr-decay^epoch; iwae: stages i = 0, 1, ... of 3^i epochs at "
           "lr * 10^(-i/7) (Burda et al. 2016: 3280 epochs are stages 0..7)",
           {"constant", "exponential", "iwae"}),
-      opt("lr-decay", K::Float, 1.0, "learning-rate factor per epoch (exponential schedule)", {},
-          0.0, 1.0),
+      opt("lr-decay", K::Float, 1.0, "learning-rate factor per epoch (exponential schedule)", {}, 0.0, 1.0),
       opt("adam-beta1", K::Float, 0.9, "Adam beta1", {}, 0.0, 1.0),
       opt("adam-beta2", K::Float, 0.999, "Adam beta2", {}, 0.0, 1.0),
       opt("adam-eps", K::Float, 1e-8, "Adam epsilon", {}, 0.0),
@@ -147,22 +145,23 @@ std::vector<OptionSpec> make_options() {
       opt("seed", K::Int, I(0), "random seed (initialisation, batches, noise)", {}, 0.0),
       opt("threads", K::Int, I(1), "OpenBLAS threads", {}, 1.0, 256.0, false),
       // evaluation
-      opt("iw-samples", K::Int, I(5000),
-          "importance samples K for the test log-likelihood (0: skip)", {}, 0.0),
+      opt("iw-samples", K::Int, I(5000), "importance samples K for the test log-likelihood (0: skip)", {}, 0.0),
       opt("iw-examples", K::Int, I(1000),
           "test examples for the importance-weighted estimate (0: the whole test set)", {}, 0.0),
       opt("iw-chunk", K::Int, I(500), "importance samples decoded at once", {}, 1.0, 1e6, false),
       opt("eval-every", K::Int, I(0), "test ELBO every N epochs (0: only at the end)", {}, 0.0),
       // disentanglement metrics (dsprites; eval/disentangle.hpp)
       opt("disent-batch", K::Int, I(64),
-          "dsprites: examples per point of the beta-VAE and FactorVAE metrics (64 in disentanglement_lib)",
-          {}, 2.0, 1e6),
+          "dsprites: examples per point of the beta-VAE and FactorVAE metrics (64 in disentanglement_lib)", {},
+          2.0, 1e6),
       opt("disent-train", K::Int, I(10000),
           "dsprites: training points of the beta-VAE/FactorVAE classifiers, and the samples of MIG "
-          "and of the FactorVAE variance estimate (10000 in disentanglement_lib)", {}, 10.0, 1e8),
+          "and of the FactorVAE variance estimate (10000 in disentanglement_lib)",
+          {}, 10.0, 1e8),
       opt("disent-eval", K::Int, I(5000),
           "dsprites: evaluation points of the beta-VAE/FactorVAE classifiers (5000 in "
-          "disentanglement_lib; 0: skip all disentanglement metrics)", {}, 0.0, 1e8),
+          "disentanglement_lib; 0: skip all disentanglement metrics)",
+          {}, 0.0, 1e8),
   };
 }
 
@@ -226,8 +225,8 @@ std::string value_to_string(const Value& v) {
 
 Value check_value(const OptionSpec& s, const Value& v) {
   auto wrong = [&]() {
-    return ConfigError("key '" + s.key + "': expected " + kind_name(s.kind) + ", got '" +
-                       value_to_string(v) + "'");
+    return ConfigError("key '" + s.key + "': expected " + kind_name(s.kind) + ", got '" + value_to_string(v) +
+                       "'");
   };
   switch (s.kind) {
     case K::Int: {
@@ -361,8 +360,7 @@ std::map<std::string, Value> read_settings_toml(const std::string& path) {
     else if (auto a = node.as_array()) {
       std::vector<int64_t> list;
       for (const auto& e : *a) {
-        if (!e.is_integer())
-          throw ConfigError(where() + "key '" + key + "': expected a list of integers");
+        if (!e.is_integer()) throw ConfigError(where() + "key '" + key + "': expected a list of integers");
         list.push_back(e.as_integer()->get());
       }
       v = list;
@@ -381,8 +379,7 @@ std::map<std::string, Value> read_settings_toml(const std::string& path) {
 void validate(const ConfigMap& c) {
   auto str = [&](const char* k) { return std::get<std::string>(c.at(k)); };
   auto num = [&](const char* k) { return std::get<int64_t>(c.at(k)); };
-  const std::string dataset = str("dataset"), binarize = str("binarize"),
-                    likelihood = str("likelihood");
+  const std::string dataset = str("dataset"), binarize = str("binarize"), likelihood = str("likelihood");
   if (binarize == "fixed" && dataset != "binarized-mnist")
     throw ConfigError("key 'binarize': 'fixed' is the Larochelle binarization: use "
                       "dataset = binarized-mnist");
@@ -513,11 +510,12 @@ TrainConfig to_train_config(const ConfigMap& c) {
 
 const std::vector<std::string>& baseline_identity_keys() {
   static const std::vector<std::string> keys = {
-      "dataset", "binarize", "train-size", "valid-size", "test-size", "model", "latent", "hidden",
-      "activation", "posterior", "likelihood", "sigma", "sigma-value", "min-log-sigma",
-      "gaussian-mean", "init", "init-std", "beta", "warmup", "free-bits", "optimizer", "lr",
-      "lr-schedule", "lr-decay", "adam-beta1", "adam-beta2", "adam-eps", "adagrad-eps", "batch",
-      "epochs", "seed", "iw-samples", "iw-examples", "eval-every"};
+      "dataset",     "binarize",      "train-size",    "valid-size",  "test-size",   "model",
+      "latent",      "hidden",        "activation",    "posterior",   "likelihood",  "sigma",
+      "sigma-value", "min-log-sigma", "gaussian-mean", "init",        "init-std",    "beta",
+      "warmup",      "free-bits",     "optimizer",     "lr",          "lr-schedule", "lr-decay",
+      "adam-beta1",  "adam-beta2",    "adam-eps",      "adagrad-eps", "batch",       "epochs",
+      "seed",        "iw-samples",    "iw-examples",   "eval-every"};
   return keys;
 }
 

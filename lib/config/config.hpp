@@ -24,7 +24,7 @@ enum class ValueKind { Int, Float, String, IntList, Bool };
 using Value = std::variant<int64_t, double, std::string, std::vector<int64_t>, bool>;
 
 struct OptionSpec {
-  std::string key;                   // "latent", as in --latent and TOML
+  std::string key;  // "latent", as in --latent and TOML
   ValueKind kind;
   Value default_value;
   std::string help;
@@ -67,42 +67,43 @@ enum class Objective { Elbo, Iwae };
 // The typed view the library uses.
 struct TrainConfig {
   // data
-  std::string dataset;      // mnist | fashion-mnist | binarized-mnist | frey-face | dsprites
-  std::string data_dir;     // "" = the dataset's default folder
-  std::string binarize;     // dynamic | none | fixed (resolved from "auto")
+  std::string dataset;   // mnist | fashion-mnist | binarized-mnist | frey-face | dsprites
+  std::string data_dir;  // "" = the dataset's default folder
+  std::string binarize;  // dynamic | none | fixed (resolved from "auto")
   int64_t train_size, valid_size, test_size;
   std::string dsprites_cache;  // dsprites: bit-packed grid file ("" = render on the fly)
   // model
-  std::string model;        // vae | ladder | hierarchical
+  std::string model;  // vae | ladder | hierarchical
   int64_t latent;
   std::vector<int64_t> hidden;
-  std::string arch;         // mlp | conv (model = vae)
+  std::string arch;                    // mlp | conv (model = vae)
   std::vector<int64_t> conv_channels;  // conv: encoder channels (stride 2 each)
   int64_t conv_kernel;
-  std::vector<int64_t> layers, det_layers;  // ladder/hierarchical: stochastic and deterministic sizes, bottom first
-  int64_t det_depth;        // dense layers per deterministic block
+  std::vector<int64_t> layers,
+      det_layers;     // ladder/hierarchical: stochastic and deterministic sizes, bottom first
+  int64_t det_depth;  // dense layers per deterministic block
   bool batchnorm;
-  std::string variance;     // softplus | exp: the variance heads of ladder/hierarchical
-  std::string activation;   // relu | tanh | softplus | sigmoid | elu | leaky-relu (ladder/hierarchical)
-  std::string posterior;    // gaussian | iaf
+  std::string variance;    // softplus | exp: the variance heads of ladder/hierarchical
+  std::string activation;  // relu | tanh | softplus | sigmoid | elu | leaky-relu (ladder/hierarchical)
+  std::string posterior;   // gaussian | iaf
   int64_t iaf_steps, iaf_hidden, iaf_made_layers, iaf_context;  // IAF flow (prob/iaf.hpp)
   double iaf_forget_bias;
-  std::string iaf_kl;       // sample | stl
-  std::string likelihood;   // bernoulli | gaussian
-  std::string sigma;        // fixed | learned | optimal | per-pixel
-  double sigma_value;       // sigma for --sigma fixed
-  double min_log_sigma;     // soft lower bound of log sigma
-  std::string gaussian_mean;// sigmoid | identity
-  std::string init;         // uniform (PyTorch's default) | normal | glorot
+  std::string iaf_kl;         // sample | stl
+  std::string likelihood;     // bernoulli | gaussian
+  std::string sigma;          // fixed | learned | optimal | per-pixel
+  double sigma_value;         // sigma for --sigma fixed
+  double min_log_sigma;       // soft lower bound of log sigma
+  std::string gaussian_mean;  // sigmoid | identity
+  std::string init;           // uniform (PyTorch's default) | normal | glorot
   double init_std;
   // objective
   double beta;
-  int64_t warmup;           // epochs of linear KL warm-up (0: none)
-  double free_bits;         // nats per latent dimension (0: off)
-  Objective objective;      // elbo | iwae
-  int64_t k;                // samples of z per example
+  int64_t warmup;       // epochs of linear KL warm-up (0: none)
+  double free_bits;     // nats per latent dimension (0: off)
+  Objective objective;  // elbo | iwae
+  int64_t k;            // samples of z per example
   // optimisation
-  std::string optimizer;    // adam | adagrad
+  std::string optimizer;  // adam | adagrad
   double lr;
   std::string lr_schedule;  // constant | exponential | iwae
   double lr_decay;          // factor per epoch for exponential

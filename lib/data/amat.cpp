@@ -46,8 +46,8 @@ Images read_amat(const std::string& path) {
       ++count;
     }
     if (count != kValues)
-      detail::fail(path, "line " + std::to_string(line) + ": wrong number of values",
-                   std::to_string(kValues), std::to_string(count));
+      detail::fail(path, "line " + std::to_string(line) + ": wrong number of values", std::to_string(kValues),
+                   std::to_string(count));
     p = eol == end ? end : eol + 1;
   }
   images.n = line;

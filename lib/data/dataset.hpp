@@ -43,7 +43,7 @@ class DataError : public std::runtime_error {
 };
 
 struct Images {
-  std::string source;           // "mnist/train" from load(); the file path from the readers
+  std::string source;  // "mnist/train" from load(); the file path from the readers
   size_t n = 0, rows = 0, cols = 0;
   std::vector<uint8_t> pixels;  // n * rows * cols, row-major per image
   float scale = 1.0f / 255.0f;  // intensity in [0,1] = pixels[i] * scale (1.0 for 0/1 data)
@@ -64,9 +64,9 @@ Images read_amat(const std::string& path);
 Images read_frey_face(const std::string& path);
 
 struct DataSpec {
-  std::string dataset;   // "mnist" | "fashion-mnist" | "binarized-mnist" | "frey-face" | "dsprites"
-  std::string data_dir;  // "" = default_data_dir(dataset)
-  std::string binarize;  // "dynamic" | "none" | "fixed" (already resolved by the caller)
+  std::string dataset;         // "mnist" | "fashion-mnist" | "binarized-mnist" | "frey-face" | "dsprites"
+  std::string data_dir;        // "" = default_data_dir(dataset)
+  std::string binarize;        // "dynamic" | "none" | "fixed" (already resolved by the caller)
   std::string dsprites_cache;  // dsprites: bit-packed grid file ("" = render on the fly)
   int64_t train_size = 0, valid_size = 0, test_size = 0;  // 0 = all / none
 };

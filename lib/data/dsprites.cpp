@@ -1,6 +1,7 @@
 // dSprites-style renderer, splits and bit-packed cache (see dsprites.hpp).
 #include "data/dsprites.hpp"
 
+#include <unistd.h>
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -9,7 +10,6 @@
 #include <fstream>
 #include <random>
 #include <stdexcept>
-#include <unistd.h>
 
 #include "data/detail.hpp"
 #include "util/hash.hpp"
@@ -48,10 +48,10 @@ uint64_t cache_bytes() { return kHeaderBytes + uint64_t(kNumImages) * kPackedByt
 void check_cache(const std::string& path, std::ifstream& f) {
   uint8_t head[kHeaderBytes];
   if (!f.read(reinterpret_cast<char*>(head), kHeaderBytes))
-    detail::fail(path, "truncated dSprites cache header", std::to_string(kHeaderBytes) + " bytes",
-                 "fewer");
+    detail::fail(path, "truncated dSprites cache header", std::to_string(kHeaderBytes) + " bytes", "fewer");
   if (std::memcmp(head, kMagic, 8) != 0)
-    detail::fail(path, "not a dSprites cache", "magic VAEDSPR1", detail::quoted(reinterpret_cast<char*>(head), 8));
+    detail::fail(path, "not a dSprites cache", "magic VAEDSPR1",
+                 detail::quoted(reinterpret_cast<char*>(head), 8));
   const uint32_t n = read_u32le(head + 8), rows = read_u32le(head + 12), cols = read_u32le(head + 16);
   if (n != kNumImages || rows != kImageSide || cols != kImageSide)
     detail::fail(path, "wrong dSprites cache shape", "737280 x 64 x 64",
@@ -118,8 +118,10 @@ void render(const Classes& c, uint8_t* out) {
   const double radius = kSpriteRadius * f.scale;
   const double cs = std::cos(f.orientation), sn = std::sin(f.orientation);
   // Only the pixels of the bounding box of the sprite's disc can be on.
-  const int r0 = std::max(0, int(std::floor(cy - radius - 1))), r1 = std::min(int(kImageSide) - 1, int(std::ceil(cy + radius + 1)));
-  const int c0 = std::max(0, int(std::floor(cx - radius - 1))), c1 = std::min(int(kImageSide) - 1, int(std::ceil(cx + radius + 1)));
+  const int r0 = std::max(0, int(std::floor(cy - radius - 1))),
+            r1 = std::min(int(kImageSide) - 1, int(std::ceil(cy + radius + 1)));
+  const int c0 = std::max(0, int(std::floor(cx - radius - 1))),
+            c1 = std::min(int(kImageSide) - 1, int(std::ceil(cx + radius + 1)));
   for (int r = r0; r <= r1; ++r)
     for (int col = c0; col <= c1; ++col) {
       const double dx = (col + 0.5 - cx) / radius, dy = (cy - (r + 0.5)) / radius;  // y up
@@ -145,7 +147,8 @@ SplitIndices split_indices(int64_t train_size, int64_t valid_size, int64_t test_
   if (train_size < 0 || valid_size < 0 || test_size < 0)
     throw std::invalid_argument("dsprites: train_size, valid_size and test_size must be 0 or more");
   if (train_size == 0)
-    throw std::invalid_argument("dsprites: set train_size (the whole grid as bytes is 3 GB); e.g. train_size = 50000");
+    throw std::invalid_argument(
+        "dsprites: set train_size (the whole grid as bytes is 3 GB); e.g. train_size = 50000");
   const size_t nt = test_size == 0 ? kDefaultTestSize : size_t(test_size);
   const size_t nv = size_t(valid_size), ntr = size_t(train_size);
   if (nt + nv + ntr > kNumImages)
@@ -202,14 +205,16 @@ void ensure_cache(const std::string& path) {
 
 Splits load(const DataSpec& spec) {
   if (spec.binarize != "none")
-    throw std::invalid_argument("dsprites is already binary: binarize must be none (or auto), found " + spec.binarize);
+    throw std::invalid_argument("dsprites is already binary: binarize must be none (or auto), found " +
+                                spec.binarize);
   const SplitIndices idx = split_indices(spec.train_size, spec.valid_size, spec.test_size);
   Splits s;
   s.train = empty_images(idx.train.size());
   s.valid = empty_images(idx.valid.size());
   s.test = empty_images(idx.test.size());
-  const std::pair<Images*, const std::vector<uint32_t>*> parts[] = {
-      {&s.test, &idx.test}, {&s.valid, &idx.valid}, {&s.train, &idx.train}};
+  const std::pair<Images*, const std::vector<uint32_t>*> parts[] = {{&s.test, &idx.test},
+                                                                    {&s.valid, &idx.valid},
+                                                                    {&s.train, &idx.train}};
   if (!spec.dsprites_cache.empty()) {
     ensure_cache(spec.dsprites_cache);
     std::ifstream f(spec.dsprites_cache, std::ios::binary);

@@ -49,10 +49,10 @@ namespace vae::data::dsprites {
 constexpr size_t kImageSide = 64, kImageDim = kImageSide * kImageSide;
 constexpr size_t kNumFactors = 5;
 constexpr std::array<size_t, kNumFactors> kFactorSizes = {3, 6, 40, 32, 32};
-constexpr std::array<const char*, kNumFactors> kFactorNames = {"shape", "scale", "orientation",
-                                                               "pos_x", "pos_y"};
+constexpr std::array<const char*, kNumFactors> kFactorNames = {"shape", "scale", "orientation", "pos_x",
+                                                               "pos_y"};
 constexpr size_t kNumImages = size_t{3} * 6 * 40 * 32 * 32;  // 737,280
-constexpr double kSpriteRadius = 14.0;                // px at scale 1
+constexpr double kSpriteRadius = 14.0;                       // px at scale 1
 constexpr uint64_t kSplitSeed = 20170601;
 constexpr size_t kDefaultTestSize = 10000;
 

@@ -68,8 +68,8 @@ std::vector<uint8_t> inflate_bytes(const uint8_t* data, size_t size, bool gzip, 
     }
     if (rc == Z_OK) continue;
     if (rc == Z_BUF_ERROR && in_pos == size)
-      fail(path, what, expected, "unexpected end of data after " + std::to_string(size) +
-                                     " compressed bytes (truncated)");
+      fail(path, what, expected,
+           "unexpected end of data after " + std::to_string(size) + " compressed bytes (truncated)");
     if (rc == Z_BUF_ERROR) continue;  // output full: grow and go on
     fail(path, what, expected, std::string("zlib error: ") + (inf.zs.msg ? inf.zs.msg : zError(rc)));
   }

@@ -30,8 +30,7 @@ std::vector<uint32_t> read_header(const std::vector<uint8_t>& bytes, uint32_t ma
     std::string hint;
     if (found == kImagesMagic) hint = ", an IDX images file";
     if (found == kLabelsMagic) hint = ", an IDX labels file";
-    detail::fail(path, "wrong magic number", magic_text(magic) + " for IDX " + kind,
-                 magic_text(found) + hint);
+    detail::fail(path, "wrong magic number", magic_text(magic) + " for IDX " + kind, magic_text(found) + hint);
   }
   if (bytes.size() < header)
     detail::fail(path, "truncated IDX header", std::to_string(header) + " header bytes",
@@ -53,8 +52,8 @@ void check_payload(size_t payload, uint64_t count, uint64_t item_bytes, const st
                           : std::to_string(expected) + " payload bytes",
                  std::to_string(payload) + " bytes");
   if (payload > expected)
-    detail::fail(path, "trailing data after the payload, " + says,
-                 std::to_string(expected) + " payload bytes", std::to_string(payload) + " bytes");
+    detail::fail(path, "trailing data after the payload, " + says, std::to_string(expected) + " payload bytes",
+                 std::to_string(payload) + " bytes");
 }
 
 }  // namespace

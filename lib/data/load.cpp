@@ -14,9 +14,7 @@ namespace {
 
 constexpr size_t kMnistRows = 28, kMnistCols = 28, kMnistClasses = 10;
 
-bool is_mnist_like(const std::string& dataset) {
-  return dataset == "mnist" || dataset == "fashion-mnist";
-}
+bool is_mnist_like(const std::string& dataset) { return dataset == "mnist" || dataset == "fashion-mnist"; }
 
 // The folder name under $VAE_DATA_DIR (and ../shared/data) of each data set.
 std::string subdir(const std::string& dataset) {
@@ -34,14 +32,13 @@ void check_spec(const DataSpec& spec) {
     throw std::invalid_argument("unknown binarize protocol '" + spec.binarize +
                                 "' (expected dynamic, none or fixed)");
   if (spec.binarize == "fixed" && spec.dataset != "binarized-mnist")
-    throw std::invalid_argument("binarize = fixed needs dataset binarized-mnist (found " +
-                                spec.dataset + "); use dynamic or none");
-  for (auto [name, value] : {std::pair{"train_size", spec.train_size},
-                             std::pair{"valid_size", spec.valid_size},
+    throw std::invalid_argument("binarize = fixed needs dataset binarized-mnist (found " + spec.dataset +
+                                "); use dynamic or none");
+  for (auto [name, value] : {std::pair{"train_size", spec.train_size}, std::pair{"valid_size", spec.valid_size},
                              std::pair{"test_size", spec.test_size}})
     if (value < 0)
-      throw std::invalid_argument(std::string(name) + " must be 0 or more (found " +
-                                  std::to_string(value) + ")");
+      throw std::invalid_argument(std::string(name) + " must be 0 or more (found " + std::to_string(value) +
+                                  ")");
 }
 
 // "stem.gz" if present, else "stem"; neither is a DataError naming both.
@@ -53,8 +50,7 @@ std::string resolve(const DataSpec& spec, const std::string& dir, const std::str
   std::string found = fs::is_directory(dir, ec) ? "neither" : "no folder " + dir;
   if (spec.dataset == "fashion-mnist" && spec.data_dir.empty() && !std::getenv("VAE_DATA_DIR"))
     found += "; install the Debian package dataset-fashion-mnist or set data_dir";
-  else
-    found += "; data_dir or $VAE_DATA_DIR sets the folder";
+  else found += "; data_dir or $VAE_DATA_DIR sets the folder";
   detail::fail(raw.string(), "missing data file", stem + ".gz or " + stem + " in " + dir, found);
 }
 
@@ -176,8 +172,7 @@ Splits load(const DataSpec& spec) {
   if (spec.valid_size > 0) {
     if (static_cast<uint64_t>(spec.valid_size) >= s.train.n)
       throw std::invalid_argument(spec.dataset + ": valid_size " + std::to_string(spec.valid_size) +
-                                  " leaves no training images (" + std::to_string(s.train.n) +
-                                  " available)");
+                                  " leaves no training images (" + std::to_string(s.train.n) + " available)");
     s.valid = split_off_last(s.train, static_cast<size_t>(spec.valid_size));
   }
   if (spec.train_size > 0) {

@@ -15,25 +15,36 @@ namespace vae::data {
 namespace {
 
 enum : uint32_t {
-  miINT8 = 1, miUINT8 = 2, miINT16 = 3, miUINT16 = 4, miINT32 = 5, miUINT32 = 6,
-  miSINGLE = 7, miDOUBLE = 9, miINT64 = 12, miUINT64 = 13, miMATRIX = 14,
-  miCOMPRESSED = 15, miUTF8 = 16, miUTF16 = 17, miUTF32 = 18,
+  miINT8 = 1,
+  miUINT8 = 2,
+  miINT16 = 3,
+  miUINT16 = 4,
+  miINT32 = 5,
+  miUINT32 = 6,
+  miSINGLE = 7,
+  miDOUBLE = 9,
+  miINT64 = 12,
+  miUINT64 = 13,
+  miMATRIX = 14,
+  miCOMPRESSED = 15,
+  miUTF8 = 16,
+  miUTF16 = 17,
+  miUTF32 = 18,
 };
-constexpr uint32_t kUint8Class = 9;         // mxUINT8_CLASS
-constexpr uint32_t kComplexFlag = 0x0800;   // in the array flags word
+constexpr uint32_t kUint8Class = 9;        // mxUINT8_CLASS
+constexpr uint32_t kComplexFlag = 0x0800;  // in the array flags word
 
 const char* type_name(uint32_t type) {
-  static const char* names[] = {"type 0",   "miINT8",    "miUINT8",  "miINT16",      "miUINT16",
-                                "miINT32",  "miUINT32",  "miSINGLE", "type 8",       "miDOUBLE",
-                                "type 10",  "type 11",   "miINT64",  "miUINT64",     "miMATRIX",
-                                "miCOMPRESSED", "miUTF8", "miUTF16", "miUTF32"};
+  static const char* names[] = {"type 0",       "miINT8",   "miUINT8",  "miINT16",  "miUINT16",
+                                "miINT32",      "miUINT32", "miSINGLE", "type 8",   "miDOUBLE",
+                                "type 10",      "type 11",  "miINT64",  "miUINT64", "miMATRIX",
+                                "miCOMPRESSED", "miUTF8",   "miUTF16",  "miUTF32"};
   return type < sizeof names / sizeof *names ? names[type] : "an unknown type";
 }
 
 std::string class_name(uint32_t cls) {
-  static const char* names[] = {"class 0", "cell",  "struct", "object", "char",   "sparse",
-                                "double",  "single", "int8",  "uint8",  "int16",  "uint16",
-                                "int32",   "uint32", "int64", "uint64"};
+  static const char* names[] = {"class 0", "cell",  "struct", "object", "char",  "sparse", "double", "single",
+                                "int8",    "uint8", "int16",  "uint16", "int32", "uint32", "int64",  "uint64"};
   return cls < sizeof names / sizeof *names ? names[cls] : "class " + std::to_string(cls);
 }
 
@@ -96,8 +107,7 @@ struct Found {
 };
 
 // Checks the miMATRIX named ff and converts its columns into images.
-Images frey_images(const Reader& r, uint32_t flags, const std::vector<uint32_t>& dims,
-                   const Element& real) {
+Images frey_images(const Reader& r, uint32_t flags, const std::vector<uint32_t>& dims, const Element& real) {
   const uint32_t cls = flags & 0xff;
   if (cls != kUint8Class || (flags & kComplexFlag))
     detail::fail(r.path, "variable ff has the wrong type", "uint8",
@@ -106,8 +116,7 @@ Images frey_images(const Reader& r, uint32_t flags, const std::vector<uint32_t>&
   for (size_t i = 0; i < dims.size(); ++i) shape += (i ? " x " : "") + std::to_string(dims[i]);
   constexpr size_t kRows = 28, kCols = 20, kPixels = kRows * kCols;
   if (dims.size() != 2 || dims[0] != kPixels || dims[1] == 0)
-    detail::fail(r.path, "variable ff has the wrong shape",
-                 "560 x N (one 28x20 image per column)", shape);
+    detail::fail(r.path, "variable ff has the wrong shape", "560 x N (one 28x20 image per column)", shape);
   const size_t n = dims[1];
   if (real.type != miUINT8 || real.bytes != kPixels * n)
     detail::fail(r.path, "variable ff has bad data",
@@ -138,8 +147,7 @@ void read_matrix(const Reader& r, const Element& m, Found& found) {
   for (size_t i = 0; i < dims_el.bytes; i += 4) dims.push_back(r.u32(dims_el.data + i));
   const Element name_el = r.element(dims_el.next, limit, true);
   if (name_el.type != miINT8 && name_el.type != miUTF8)
-    detail::fail(r.path, "bad array name in a miMATRIX" + r.where, "miINT8 text",
-                 type_name(name_el.type));
+    detail::fail(r.path, "bad array name in a miMATRIX" + r.where, "miINT8 text", type_name(name_el.type));
   const std::string name(reinterpret_cast<const char*>(name_el.data), name_el.bytes);
   found.names.push_back(name);
   if (name != "ff" || found.images) return;

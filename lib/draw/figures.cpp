@@ -14,10 +14,10 @@ double normal_quantile(double p) {
   // on the small tail probability instead of a difference of numbers near 1.
   if (p > 0.5) return -normal_quantile(1.0 - p);
   // P. J. Acklam's approximation (relative error < 1.15e-9), central and tail regions.
-  static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02, -2.759285104469687e+02,
+  static const double a[] = {-3.969683028665376e+01, 2.209460984245205e+02,  -2.759285104469687e+02,
                              1.383577518672690e+02,  -3.066479806614716e+01, 2.506628277459239e+00};
   static const double b[] = {-5.447609879822406e+01, 1.615858368580409e+02, -1.556989798598866e+02,
-                             6.680131188771972e+01,  -1.328068155288572e+01};
+                             6.680131188771972e+01, -1.328068155288572e+01};
   static const double c[] = {-7.784894002430293e-03, -3.223964580411365e-01, -2.400758277161838e+00,
                              -2.549732539343734e+00, 4.374664141464968e+00,  2.938163982698783e+00};
   static const double d[] = {7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e+00,
@@ -67,14 +67,17 @@ data::Images subset(const data::Images& images, const std::vector<std::size_t>& 
       throw std::out_of_range("image " + std::to_string(index[k]) + " of " + images.source + ": it has " +
                               std::to_string(images.n) + " images");
     std::copy(images.pixels.begin() + std::ptrdiff_t(index[k] * D),
-              images.pixels.begin() + std::ptrdiff_t((index[k] + 1) * D), s.pixels.begin() + std::ptrdiff_t(k * D));
+              images.pixels.begin() + std::ptrdiff_t((index[k] + 1) * D),
+              s.pixels.begin() + std::ptrdiff_t(k * D));
     if (!images.labels.empty()) s.labels.push_back(images.labels[index[k]]);
   }
   return s;
 }
 
 namespace {
-void append(std::vector<float>& cells, const std::vector<float>& more) { cells.insert(cells.end(), more.begin(), more.end()); }
+void append(std::vector<float>& cells, const std::vector<float>& more) {
+  cells.insert(cells.end(), more.begin(), more.end());
+}
 }  // namespace
 
 Figure prior_samples(Model& m, std::size_t side, uint64_t seed) {
@@ -105,7 +108,8 @@ Figure reconstructions(Model& m, const data::Images& test, std::size_t first, st
 
 Figure interpolations(Model& m, const data::Images& test,
                       const std::vector<std::pair<std::size_t, std::size_t>>& pairs, std::size_t steps) {
-  if (pairs.empty() || steps < 2) throw std::invalid_argument("interpolations: need a pair and at least 2 steps");
+  if (pairs.empty() || steps < 2)
+    throw std::invalid_argument("interpolations: need a pair and at least 2 steps");
   std::vector<std::size_t> idx;
   for (const auto& [a, b] : pairs) idx.push_back(a), idx.push_back(b);
   const data::Images x = subset(test, idx);
@@ -157,7 +161,8 @@ Figure traversals(Model& m, const data::Images& test, std::size_t index, std::si
   std::vector<float> z;
   z.reserve(rows.size() * steps * L);
   for (std::size_t u : rows) {
-    if (u >= L) throw std::out_of_range("latent unit " + std::to_string(u) + ": the model has " + std::to_string(L));
+    if (u >= L)
+      throw std::out_of_range("latent unit " + std::to_string(u) + ": the model has " + std::to_string(L));
     for (std::size_t s = 0; s < steps; ++s) {
       const std::size_t row = z.size();
       z.insert(z.end(), base.begin(), base.end());
@@ -170,7 +175,8 @@ Figure traversals(Model& m, const data::Images& test, std::size_t index, std::si
 std::vector<std::size_t> units_by_kl(const std::vector<double>& kl_per_dim) {
   std::vector<std::size_t> u(kl_per_dim.size());
   for (std::size_t i = 0; i < u.size(); ++i) u[i] = i;
-  std::stable_sort(u.begin(), u.end(), [&](std::size_t a, std::size_t b) { return kl_per_dim[a] > kl_per_dim[b]; });
+  std::stable_sort(u.begin(), u.end(),
+                   [&](std::size_t a, std::size_t b) { return kl_per_dim[a] > kl_per_dim[b]; });
   return u;
 }
 

@@ -13,12 +13,12 @@ uint8_t to_byte(float v) {
   return uint8_t(std::lround(255.0f * v));
 }
 
-GrayImage tile(const std::vector<float>& cells, std::size_t n, std::size_t h, std::size_t w,
-               std::size_t cols, std::size_t pad, uint8_t background) {
+GrayImage tile(const std::vector<float>& cells, std::size_t n, std::size_t h, std::size_t w, std::size_t cols,
+               std::size_t pad, uint8_t background) {
   if (n == 0 || h == 0 || w == 0 || cols == 0) throw std::invalid_argument("tile: empty grid");
   if (cells.size() < n * h * w)
-    throw std::invalid_argument("tile: " + std::to_string(cells.size()) + " values for " +
-                                std::to_string(n) + " cells of " + std::to_string(h * w));
+    throw std::invalid_argument("tile: " + std::to_string(cells.size()) + " values for " + std::to_string(n) +
+                                " cells of " + std::to_string(h * w));
   const std::size_t rows = (n + cols - 1) / cols;
   GrayImage img;
   img.width = cols * w + (cols + 1) * pad;
@@ -40,7 +40,8 @@ GrayImage upscale(const GrayImage& img, std::size_t k) {
   out.height = img.height * k;
   out.pixels.resize(out.width * out.height);
   for (std::size_t y = 0; y < out.height; ++y)
-    for (std::size_t x = 0; x < out.width; ++x) out.pixels[y * out.width + x] = img.pixels[(y / k) * img.width + x / k];
+    for (std::size_t x = 0; x < out.width; ++x)
+      out.pixels[y * out.width + x] = img.pixels[(y / k) * img.width + x / k];
   return out;
 }
 

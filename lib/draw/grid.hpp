@@ -21,8 +21,8 @@ struct GrayImage {
 uint8_t to_byte(float v);
 
 // cells: [n, h * w] row-major, one image per row.
-GrayImage tile(const std::vector<float>& cells, std::size_t n, std::size_t h, std::size_t w,
-               std::size_t cols, std::size_t pad = 2, uint8_t background = 128);
+GrayImage tile(const std::vector<float>& cells, std::size_t n, std::size_t h, std::size_t w, std::size_t cols,
+               std::size_t pad = 2, uint8_t background = 128);
 
 // Each pixel becomes a k x k block (k >= 1): small images stay crisp when shown large.
 GrayImage upscale(const GrayImage& img, std::size_t k);

@@ -28,7 +28,7 @@ TrainedModel load_trained(const std::string& checkpoint_path, const ConfigMap* c
   }
   const TrainConfig tc = to_train_config(t.config);
   t.data = data::load(data_spec(tc));  // the run's data, as it was trained
-  std::mt19937_64 unused_init(0);  // the parameters are overwritten below
+  std::mt19937_64 unused_init(0);      // the parameters are overwritten below
   t.model = make_model(tc, t.data.test.rows, t.data.test.cols, unused_init);
   if (c.params.size() != t.model->num_params())
     throw std::runtime_error(checkpoint_path + ": " + std::to_string(c.params.size()) +

@@ -30,8 +30,8 @@ std::vector<uint32_t> sample_factors(const std::vector<std::size_t>& sizes, std:
   return c;
 }
 
-std::vector<double> checked(const Representation& rep, const std::vector<uint32_t>& classes,
-                            std::size_t n, std::size_t& L) {
+std::vector<double> checked(const Representation& rep, const std::vector<uint32_t>& classes, std::size_t n,
+                            std::size_t& L) {
   std::vector<double> z = rep(classes, n);
   if (n == 0 || z.size() % n != 0 || z.empty())
     throw std::runtime_error("disentanglement metrics: the representation returned " +
@@ -39,7 +39,8 @@ std::vector<double> checked(const Representation& rep, const std::vector<uint32_
   if (L == 0) L = z.size() / n;
   if (z.size() != n * L) throw std::runtime_error("disentanglement metrics: representation size changed");
   for (double v : z)
-    if (!std::isfinite(v)) throw std::runtime_error("disentanglement metrics: the representation is not finite");
+    if (!std::isfinite(v))
+      throw std::runtime_error("disentanglement metrics: the representation is not finite");
   return z;
 }
 
@@ -152,9 +153,10 @@ std::vector<double> column_variances(const std::vector<double>& z, std::size_t n
 }
 
 // One vote: (dimension of least normalised variance among the active ones, factor).
-std::pair<std::size_t, uint32_t> factor_vae_vote(const std::vector<std::size_t>& sizes, const Representation& rep,
-                                                 std::size_t batch, const std::vector<double>& global_var,
-                                                 std::mt19937_64& rng, std::size_t& L) {
+std::pair<std::size_t, uint32_t> factor_vae_vote(const std::vector<std::size_t>& sizes,
+                                                 const Representation& rep, std::size_t batch,
+                                                 const std::vector<double>& global_var, std::mt19937_64& rng,
+                                                 std::size_t& L) {
   const std::size_t K = sizes.size();
   const uint32_t k = draw(rng, K);
   std::vector<uint32_t> c = sample_factors(sizes, batch, rng);
@@ -196,7 +198,8 @@ BetaVaeScore beta_vae_metric(const std::vector<std::size_t>& sizes, const Repres
   for (std::size_t i = 0; i < o.num_train; ++i)
     for (std::size_t j = 0; j < L; ++j) mean[j] += Xtr[i * L + j] / double(o.num_train);
   for (std::size_t i = 0; i < o.num_train; ++i)
-    for (std::size_t j = 0; j < L; ++j) sd[j] += (Xtr[i * L + j] - mean[j]) * (Xtr[i * L + j] - mean[j]) / double(o.num_train);
+    for (std::size_t j = 0; j < L; ++j)
+      sd[j] += (Xtr[i * L + j] - mean[j]) * (Xtr[i * L + j] - mean[j]) / double(o.num_train);
   for (double& s : sd) s = s > 0 ? std::sqrt(s) : 1.0;
   for (auto* X : {&Xtr, &Xev})
     for (std::size_t i = 0; i < X->size(); ++i) (*X)[i] = ((*X)[i] - mean[i % L]) / sd[i % L];
@@ -269,7 +272,8 @@ double discrete_mutual_info(const std::vector<uint32_t>& a, std::size_t na, cons
   return std::max(0.0, mi);
 }
 
-MigScore mig_metric(const std::vector<std::size_t>& sizes, const Representation& rep, const DisentangleOptions& o) {
+MigScore mig_metric(const std::vector<std::size_t>& sizes, const Representation& rep,
+                    const DisentangleOptions& o) {
   auto rng = stream(o.seed, kMigStream);
   std::size_t L = 0;
   const std::size_t K = sizes.size(), N = o.num_train;
@@ -303,8 +307,9 @@ MigScore mig_metric(const std::vector<std::size_t>& sizes, const Representation&
   return s;
 }
 
-std::map<std::string, double> all_metrics(const std::vector<std::size_t>& sizes, const std::vector<std::string>& names,
-                                          const Representation& rep, const DisentangleOptions& o) {
+std::map<std::string, double> all_metrics(const std::vector<std::size_t>& sizes,
+                                          const std::vector<std::string>& names, const Representation& rep,
+                                          const DisentangleOptions& o) {
   if (names.size() != sizes.size()) throw std::invalid_argument("all_metrics: one name per factor");
   std::map<std::string, double> m;
   const BetaVaeScore b = beta_vae_metric(sizes, rep, o);

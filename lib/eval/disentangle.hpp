@@ -49,14 +49,13 @@ namespace vae::eval {
 
 // The representation of n examples given by their factor classes (n x K, row
 // major, class c of factor k in 0..sizes[k]-1): n x L codes, row major.
-using Representation =
-    std::function<std::vector<double>(const std::vector<uint32_t>& classes, std::size_t n)>;
+using Representation = std::function<std::vector<double>(const std::vector<uint32_t>& classes, std::size_t n)>;
 
 struct DisentangleOptions {
-  std::size_t batch = 64;           // examples per point (beta-VAE: pairs), disentanglement_lib
-  std::size_t num_train = 10000;    // classifier training points; MIG examples
-  std::size_t num_eval = 5000;      // classifier evaluation points
-  std::size_t num_variance = 10000; // FactorVAE: examples for the global variances
+  std::size_t batch = 64;            // examples per point (beta-VAE: pairs), disentanglement_lib
+  std::size_t num_train = 10000;     // classifier training points; MIG examples
+  std::size_t num_eval = 5000;       // classifier evaluation points
+  std::size_t num_variance = 10000;  // FactorVAE: examples for the global variances
   std::size_t mig_bins = 20;
   std::size_t logreg_steps = 2000;  // gradient-descent steps of the beta-VAE classifier
   uint64_t seed = 20180101;
@@ -83,15 +82,15 @@ MigScore mig_metric(const std::vector<std::size_t>& sizes, const Representation&
 
 // Mutual information (nats) between two discrete samples a[i] in 0..na-1 and
 // b[i] in 0..nb-1, from their joint histogram; and the entropy of one.
-double discrete_mutual_info(const std::vector<uint32_t>& a, std::size_t na,
-                            const std::vector<uint32_t>& b, std::size_t nb);
+double discrete_mutual_info(const std::vector<uint32_t>& a, std::size_t na, const std::vector<uint32_t>& b,
+                            std::size_t nb);
 double discrete_entropy(const std::vector<uint32_t>& a, std::size_t na);
 
 // The three metrics as run metrics: beta_vae_metric, beta_vae_train, factor_vae_metric,
 // factor_vae_train, factor_vae_active, mig, mig_<factor name> (names.size() == sizes.size()).
 std::map<std::string, double> all_metrics(const std::vector<std::size_t>& sizes,
-                                          const std::vector<std::string>& names,
-                                          const Representation& rep, const DisentangleOptions& o);
+                                          const std::vector<std::string>& names, const Representation& rep,
+                                          const DisentangleOptions& o);
 
 // A model's encoder means on rendered dSprites images, as a Representation.
 Representation dsprites_encoder(Model& model);

@@ -70,7 +70,8 @@ class FamilyModel final : public Model {
   }
   void describe(std::map<std::string, double>& metrics) override {
     if (m_.lik.has_shared_param())
-      metrics["sigma_learned"] = std::exp(double(softclip(m_.params[m_.lik.shared_offset], m_.lik.min_log_sigma)));
+      metrics["sigma_learned"] = std::exp(
+          double(softclip(m_.params[m_.lik.shared_offset], m_.lik.min_log_sigma)));
     m_.describe(metrics);
   }
 

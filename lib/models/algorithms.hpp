@@ -299,12 +299,14 @@ std::vector<float> decode_mean(M& model, typename M::Work& w, const std::vector<
   std::vector<T> code(w.max_batch * U);
   for (std::size_t start = 0; start < n; start += w.max_batch) {
     const std::size_t rows = std::min(w.max_batch, n - start);
-    std::copy(z.begin() + std::ptrdiff_t(start * U), z.begin() + std::ptrdiff_t((start + rows) * U), code.begin());
+    std::copy(z.begin() + std::ptrdiff_t(start * U), z.begin() + std::ptrdiff_t((start + rows) * U),
+              code.begin());
     model.set_codes(w, rows, code.data());
     model.decode(w, rows);
     const T* o = w.out.ptr();
     const bool sigmoid = model.lik.kind == LikelihoodKind::Bernoulli || model.lik.sigmoid_mean;
-    for (std::size_t i = 0; i < rows * D; ++i) out[start * D + i] = sigmoid ? 1.0f / (1.0f + std::exp(-float(o[i]))) : float(o[i]);
+    for (std::size_t i = 0; i < rows * D; ++i)
+      out[start * D + i] = sigmoid ? 1.0f / (1.0f + std::exp(-float(o[i]))) : float(o[i]);
   }
   return out;
 }

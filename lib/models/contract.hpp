@@ -61,7 +61,7 @@ template <class T>
 struct LossWeights {
   Buffer<T> unit_weight, row_weight;
   bool row_weighted = false;
-  bool sampled_kl = false;  // forward's KL: the single-sample log q - log p, even where analytic
+  bool sampled_kl = false;             // forward's KL: the single-sample log q - log p, even where analytic
   std::vector<double> log_w, kl_sums;  // [rows], [units]
   void reserve_weights(std::size_t rows, std::size_t units) {
     unit_weight.assign(units, T(0));

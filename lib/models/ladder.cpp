@@ -1,7 +1,7 @@
 // The factory of the Ladder VAE and the bottom-up hierarchical VAE (models/ladder.hpp):
 // their settings -> a LadderVae<float> behind the Model adapter.
-#include "models/adapter.hpp"
 #include "models/ladder.hpp"
+#include "models/adapter.hpp"
 #include "models/mlp_vae.hpp"
 
 namespace vae {

@@ -29,8 +29,8 @@
 #pragma once
 
 #include <algorithm>
-#include <map>
 #include <cstddef>
+#include <map>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -64,19 +64,20 @@ class LadderVae {
  public:
   LadderShape shape;
   Likelihood<T> lik;
-  std::vector<BnMlp<T>> up;            // up[i]: the block below layer i+1's heads
-  std::vector<Linear> up_mu, up_var;   // ladder: (mu_hat, var_hat); bottom-up: q's (mu, var)
-  std::vector<BnMlp<T>> down;          // down[i]: z_{i+2} -> p(z_{i+1} | z_{i+2}), i < L-1
+  std::vector<BnMlp<T>> up;           // up[i]: the block below layer i+1's heads
+  std::vector<Linear> up_mu, up_var;  // ladder: (mu_hat, var_hat); bottom-up: q's (mu, var)
+  std::vector<BnMlp<T>> down;         // down[i]: z_{i+2} -> p(z_{i+1} | z_{i+2}), i < L-1
   std::vector<Linear> down_mu, down_var;
-  BnMlp<T> dec;                        // z_1 -> p(x | z_1)
-  Linear dec_out, dec_logsig;          // dec_logsig: per-pixel sigma only
+  BnMlp<T> dec;                // z_1 -> p(x | z_1)
+  Linear dec_out, dec_logsig;  // dec_logsig: per-pixel sigma only
   Buffer<T> params, grads;
-  Buffer<T> state;                     // batch-norm running means and variances
+  Buffer<T> state;  // batch-norm running means and variances
 
   LadderVae(const LadderShape& s, const Likelihood<T>& likelihood) : shape(s), lik(likelihood) {
     const std::size_t L = s.latent.size();
     if (L == 0 || s.hidden.size() != L || s.depth == 0)
-      throw std::invalid_argument("ladder: need as many deterministic as stochastic sizes (at least one), depth >= 1");
+      throw std::invalid_argument(
+          "ladder: need as many deterministic as stochastic sizes (at least one), depth >= 1");
     ParamLayout P, S;
     auto block = [&](std::size_t in, std::size_t width) {
       std::vector<std::size_t> sizes{in};
@@ -190,7 +191,7 @@ class LadderVae {
     std::vector<Layer> layer;
     typename BnMlp<T>::Work dec;
     LikelihoodWork<T> lw;
-    Buffer<T> rec, ones_b;  // [B]
+    Buffer<T> rec, ones_b;      // [B]
     std::vector<double> log_q;  // [B], log_weights' scratch
   };
 
@@ -225,7 +226,8 @@ class LadderVae {
   void forward_up(Work& w, std::size_t B, bool training) {
     w.training = training;
     const std::size_t n = ladder() ? layers() : 1;
-    for (std::size_t i = 0; i < n; ++i) up_block(w, i, i == 0 ? w.x.view(B) : up[i - 1].output(w.layer[i - 1].up, B), B);
+    for (std::size_t i = 0; i < n; ++i)
+      up_block(w, i, i == 0 ? w.x.view(B) : up[i - 1].output(w.layer[i - 1].up, B), B);
   }
 
   // eps -> z of every layer, the top-down priors, the KL per element and, when decode,
@@ -320,7 +322,8 @@ class LadderVae {
   void backward(Work& w, std::size_t B, T rec_scale) {
     T* P = params.data();
     T* G = grads.data();
-    if (w.row_weighted && !w.sampled_kl) throw std::logic_error("LadderVae::backward: row weights need the sampled KL");
+    if (w.row_weighted && !w.sampled_kl)
+      throw std::logic_error("LadderVae::backward: row weights need the sampled KL");
     auto ones = vec(w.ones_b.data(), B);
     // likelihood -> decoder -> dz_1
     {
@@ -339,7 +342,9 @@ class LadderVae {
       dec.backward(w.dec, &dz, w.layer[0].z.view(B), P, G, B, w.training, ones);
     }
     if (!w.row_weighted) {
-      latent_backward(w, B, [&](std::size_t i) { return vec(w.unit_weight.data() + unit_offset(i), shape.latent[i]); });
+      latent_backward(w, B, [&](std::size_t i) {
+        return vec(w.unit_weight.data() + unit_offset(i), shape.latent[i]);
+      });
       return;
     }
     for (std::size_t i = 0; i < layers(); ++i) {
@@ -365,7 +370,8 @@ class LadderVae {
       for (std::size_t i = 0; i + 1 < L; ++i) {
         Layer& l = w.layer[i];
         const auto kw = kw_of(i);
-        auto dmu_q = l.dmu_q.view(B), dvar_q = l.dvar_q.view(B), dmu_p = l.dmu_p.view(B), dvar_p = l.dvar_p.view(B);
+        auto dmu_q = l.dmu_q.view(B), dvar_q = l.dvar_q.view(B), dmu_p = l.dmu_p.view(B),
+             dvar_p = l.dvar_p.view(B);
         auto dmu_hat = l.dmu_hat.view(B), dvar_hat = l.dvar_hat.view(B);
         if (w.sampled_kl) {
           auto dz = l.dz.view(B);
@@ -490,7 +496,9 @@ class LadderVae {
     forward_prior(w, B);
     copy_layers(w, B, codes, [](Layer& l) { return l.z.ptr(); });
   }
-  void describe(std::map<std::string, double>& metrics) const { metrics["stochastic_layers"] = double(layers()); }
+  void describe(std::map<std::string, double>& metrics) const {
+    metrics["stochastic_layers"] = double(layers());
+  }
 
   // After a training-mode forward of B rows: fold its batch statistics into the running ones.
   void update_running(Work& w, std::size_t B) {
@@ -558,8 +566,7 @@ class LadderVae {
     auto dmu = t.dmu_hat.view(B), dvar = t.dvar_hat.view(B);
     if (w.sampled_kl)
       kl_standard_sampled_backward(dmu, dvar, t.dz.view(B), t.z.view(B), t.eps.view(B), t.var_q.view(B), kw);
-    else
-      kl_standard_backward(dmu, dvar, t.dz.view(B), t.eps.view(B), t.mu_q.view(B), t.var_q.view(B), kw);
+    else kl_standard_backward(dmu, dvar, t.dz.view(B), t.eps.view(B), t.mu_q.view(B), t.var_q.view(B), kw);
   }
   // dmu_hat, dvar_hat of layer i -> its heads -> d(block output) (+ beta * what is there).
   void heads_backward(Work& w, std::size_t i, std::size_t B, T beta) {

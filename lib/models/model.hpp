@@ -20,7 +20,7 @@ struct ObjectiveParams {
   double beta = 1.0;       // already multiplied by the warm-up factor
   double free_bits = 0.0;  // lambda in nats per latent dimension, 0: off
   Objective objective = Objective::Elbo;
-  std::size_t k = 1;       // samples per example
+  std::size_t k = 1;  // samples per example
 };
 
 struct BatchLoss {

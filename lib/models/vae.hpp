@@ -19,8 +19,8 @@
 // running ones kept in `state`.
 #pragma once
 
-#include <cstddef>
 #include <cmath>
+#include <cstddef>
 #include <map>
 #include <random>
 #include <stdexcept>
@@ -59,8 +59,8 @@ class Vae {
   ConvEncoder<T> conv_encoder;  // arch == Conv: these instead of the MLPs and dec_out/dec_logsig
   ConvDecoder<T> conv_decoder;
   Linear enc_mu, enc_logvar, dec_out, dec_logsig;  // dec_logsig: per-pixel sigma only
-  Linear enc_ctx;          // IAF context head (steps > 0 and context > 0 only)
-  std::vector<Made<T>> flow;  // one MADE per IAF step; empty: the Gaussian posterior
+  Linear enc_ctx;                                  // IAF context head (steps > 0 and context > 0 only)
+  std::vector<Made<T>> flow;                       // one MADE per IAF step; empty: the Gaussian posterior
   T forget_bias = 1;
   Likelihood<T> lik;
   Buffer<T> params, grads;
@@ -170,7 +170,8 @@ class Vae {
     if (has_context()) lin("enc_ctx", enc_ctx);
     for (std::size_t t = 0; t < flow.size(); ++t) {
       const std::string p = "iaf" + std::to_string(t);
-      for (std::size_t k = 0; k < flow[t].hidden.size(); ++k) lin(p + ".h" + std::to_string(k), flow[t].hidden[k].lin);
+      for (std::size_t k = 0; k < flow[t].hidden.size(); ++k)
+        lin(p + ".h" + std::to_string(k), flow[t].hidden[k].lin);
       if (flow[t].nctx > 0) g.push_back({p + ".ctx.W", flow[t].ctx, flow[t].width * flow[t].nctx});
       lin(p + ".m", flow[t].out_m.lin);
       lin(p + ".s", flow[t].out_s.lin);
@@ -328,8 +329,7 @@ class Vae {
     decoder.forward(w.dec, z, params.data(), B);
     auto g = w.dec.post.back().view(B);
     linear_forward(out, g, dec_out.W(params.data()), dec_out.bias(params.data()));
-    if (lik.per_pixel())
-      linear_forward(raw, g, dec_logsig.W(params.data()), dec_logsig.bias(params.data()));
+    if (lik.per_pixel()) linear_forward(raw, g, dec_logsig.W(params.data()), dec_logsig.bias(params.data()));
   }
 
   // z [B,L] and x [B,D] -> rec[b] = -log p(x_b | z_b)
@@ -353,7 +353,9 @@ class Vae {
   std::size_t data_dim() const { return shape.data_dim; }
   std::size_t units() const { return shape.latent; }
   std::vector<std::size_t> unit_layers() const { return {}; }
-  void draw_noise(Work& w, std::size_t B, std::mt19937_64& rng) { fill_normal(w.eps.ptr(), B * shape.latent, rng); }
+  void draw_noise(Work& w, std::size_t B, std::mt19937_64& rng) {
+    fill_normal(w.eps.ptr(), B * shape.latent, rng);
+  }
   void add_kl_columns(Work& w, std::size_t B, double* acc) const {
     const std::size_t L = shape.latent;
     const T* kl = w.kl.ptr();
@@ -398,7 +400,8 @@ class Vae {
       T* z = w.z.ptr();
       const T *eps = w.eps.ptr(), *mu = w.mu.ptr(), *logvar = w.logvar.ptr();
       for (std::size_t r = 0; r < m; ++r)
-        for (std::size_t l = 0; l < L; ++l) z[r * L + l] = mu[l] + std::exp(T(0.5) * logvar[l]) * eps[r * L + l];
+        for (std::size_t l = 0; l < L; ++l)
+          z[r * L + l] = mu[l] + std::exp(T(0.5) * logvar[l]) * eps[r * L + l];
     } else {
       posterior_forward(w, m);
     }
@@ -498,20 +501,17 @@ class Vae {
     for (std::size_t t = flow.size(); t-- > 0;) {
       auto dz_out = t + 1 < flow.size() ? w.dzf[t + 1].view(B) : dz;
       auto dz_in = w.dzf[t].view(B);
-      iaf_step_backward(dz_in, has_context() ? &dc : nullptr, w.steps[t], flow[t], dz_out, kw, w.zf[t].view(B), c,
-                        P, G, B, ones);
+      iaf_step_backward(dz_in, has_context() ? &dc : nullptr, w.steps[t], flow[t], dz_out, kw, w.zf[t].view(B),
+                        c, P, G, B, ones);
     }
     auto dz0 = flow.empty() ? dz : w.dzf[0].view(B);
     if (w.kl_estimator == FlowKl::Sample)
       flow_base_backward(dmu, dlogvar, dz0, w.logvar.view(B), w.eps.view(B), kw);
-    else
-      flow_base_backward_stl(dmu, dlogvar, dz0, w.logvar.view(B), w.eps.view(B), kw);
+    else flow_base_backward_stl(dmu, dlogvar, dz0, w.logvar.view(B), w.eps.view(B), kw);
   }
 
  private:
-  MatView<T> ctx_view(Work& w, std::size_t B) {
-    return has_context() ? w.ctx.view(B) : mat(w.ctx.ptr(), B, 0);
-  }
+  MatView<T> ctx_view(Work& w, std::size_t B) { return has_context() ? w.ctx.view(B) : mat(w.ctx.ptr(), B, 0); }
   MatView<T> raw_logsig_view(Work& w, std::size_t B) {
     return lik.per_pixel() ? w.raw_logsig.view(B) : mat(w.raw_logsig.ptr(), 0, 0);
   }

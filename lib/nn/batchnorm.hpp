@@ -11,9 +11,9 @@
 #pragma once
 
 #include <cmath>
-#include "tensor/blas.hpp"
 #include <xtensor/xmath.hpp>
 #include <xtensor/xnoalias.hpp>
+#include "tensor/blas.hpp"
 
 #include "nn/params.hpp"
 #include "tensor/view.hpp"
@@ -68,8 +68,8 @@ void batchnorm_forward_train(MatView<T>& out, MatView<T>& xhat, VecView<T>& mean
 // inv_std so that a backward pass in this mode is possible too.
 template <class T>
 void batchnorm_forward_eval(MatView<T>& out, MatView<T>& xhat, VecView<T>& inv_std, const MatView<T>& in,
-                            const VecView<T>& gamma, const VecView<T>& beta,
-                            const VecView<T>& running_mean, const VecView<T>& running_var) {
+                            const VecView<T>& gamma, const VecView<T>& beta, const VecView<T>& running_mean,
+                            const VecView<T>& running_var) {
   xt::noalias(inv_std) = T(1) / xt::sqrt(running_var + T(kBatchNormEps));
   xt::noalias(xhat) = (in - running_mean) * inv_std;
   xt::noalias(out) = gamma * xhat + beta;

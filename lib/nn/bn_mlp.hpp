@@ -99,7 +99,8 @@ struct BnMlp {
       w.post[i].reserve(max_batch, o);
       w.grad[i].reserve(max_batch, o);
       for (auto* a : {&w.bn[i], &w.xhat[i], &w.scratch[i]}) a->reserve(rows, o);
-      for (auto* v : {&w.mean[i], &w.var[i], &w.inv_std[i], &w.s1[i], &w.s2[i]}) v->assign(batchnorm ? o : 0, T(0));
+      for (auto* v : {&w.mean[i], &w.var[i], &w.inv_std[i], &w.s1[i], &w.s2[i]})
+        v->assign(batchnorm ? o : 0, T(0));
     }
   }
   MatView<T> output(Work& w, std::size_t B) const { return w.post.back().view(B); }
@@ -135,8 +136,8 @@ struct BnMlp {
 
   // Expects dL/d(post.back()) in w.grad.back(); accumulates parameter gradients and
   // writes din = dL/d(in) + din_beta * din when din is given. The mode must be the forward's.
-  void backward(Work& w, MatView<T>* din, const MatView<T>& in, T* P, T* grads, std::size_t B,
-                bool training, const VecView<T>& ones, T din_beta = T(0)) const {
+  void backward(Work& w, MatView<T>* din, const MatView<T>& in, T* P, T* grads, std::size_t B, bool training,
+                const VecView<T>& ones, T din_beta = T(0)) const {
     for (std::size_t i = layers.size(); i-- > 0;) {
       const Linear& l = layers[i];
       auto g = w.grad[i].view(B);

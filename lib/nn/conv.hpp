@@ -123,14 +123,18 @@ struct Conv2d {
     return c;
   }
   std::size_t patch() const { return g.taps() * cin; }
-  std::size_t in_size() const { return g.big_pixels() * cin; }     // per image
+  std::size_t in_size() const { return g.big_pixels() * cin; }      // per image
   std::size_t out_size() const { return g.small_pixels() * cout; }  // per image
   std::size_t col_size() const { return g.small_pixels() * patch(); }
   std::size_t out_pixels() const { return g.small_pixels(); }
   template <class T>
-  MatView<T> W(T* base) const { return mat(base + w, cout, patch()); }
+  MatView<T> W(T* base) const {
+    return mat(base + w, cout, patch());
+  }
   template <class T>
-  VecView<T> bias(T* base) const { return vec(base + b, cout); }
+  VecView<T> bias(T* base) const {
+    return vec(base + b, cout);
+  }
   template <class T>
   void initialize(T* base, Init init, double std_dev, std::mt19937_64& rng) const {
     // fans as PyTorch counts them for a Conv2d weight [cout, cin, k, k]: cin k^2 and cout k^2
@@ -171,9 +175,13 @@ struct ConvTranspose2d {
   std::size_t col_size() const { return g.small_pixels() * patch(); }
   std::size_t out_pixels() const { return g.big_pixels(); }
   template <class T>
-  MatView<T> W(T* base) const { return mat(base + w, cin, patch()); }
+  MatView<T> W(T* base) const {
+    return mat(base + w, cin, patch());
+  }
   template <class T>
-  VecView<T> bias(T* base) const { return vec(base + b, cout); }
+  VecView<T> bias(T* base) const {
+    return vec(base + b, cout);
+  }
   template <class T>
   void initialize(T* base, Init init, double std_dev, std::mt19937_64& rng) const {
     // PyTorch reads dimension 1 of a ConvTranspose2d weight [cin, cout, k, k] as the fan-in

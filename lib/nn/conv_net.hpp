@@ -92,7 +92,7 @@ void norm_act_backward(ConvBlockWork<T>& w, const BatchNorm& n, Activation act, 
 }
 
 struct ConvShape {
-  std::size_t rows = 28, cols = 28;                 // image size (one channel)
+  std::size_t rows = 28, cols = 28;  // image size (one channel)
   std::vector<std::size_t> channels{32, 64, 128, 256};
   std::size_t kernel = 3;
   std::size_t stride() const { return 2; }
@@ -152,7 +152,8 @@ struct ConvEncoder {
       ConvBlockWork<T>& L = w.layers[i];
       const T* in = i == 0 ? x : w.layers[i - 1].post.ptr();
       conv2d_forward(L.pre.ptr(), L.col.ptr(), in, convs[i], P, B);
-      norm_act_forward(L, norms[i], act, P, S, B * convs[i].out_pixels(), convs[i].cout, training, w.ones.data());
+      norm_act_forward(L, norms[i], act, P, S, B * convs[i].out_pixels(), convs[i].cout, training,
+                       w.ones.data());
     }
   }
 
@@ -161,7 +162,8 @@ struct ConvEncoder {
   void backward(Work& w, T* P, T* G, std::size_t B, bool training) const {
     for (std::size_t i = convs.size(); i-- > 0;) {
       ConvBlockWork<T>& L = w.layers[i];
-      norm_act_backward(L, norms[i], act, P, G, B * convs[i].out_pixels(), convs[i].cout, training, w.ones.data());
+      norm_act_backward(L, norms[i], act, P, G, B * convs[i].out_pixels(), convs[i].cout, training,
+                        w.ones.data());
       T* din = i > 0 ? w.layers[i - 1].grad.ptr() : nullptr;
       conv2d_backward(din, w.dcol.data(), G, L.grad.ptr(), L.col.ptr(), convs[i], P, B, w.ones.data());
     }
@@ -170,7 +172,7 @@ struct ConvEncoder {
 
 template <class T>
 struct ConvDecoder {
-  Linear fc;                            // latent -> Hn*Wn*cn
+  Linear fc;                             // latent -> Hn*Wn*cn
   std::vector<ConvTranspose2d> deconvs;  // the last one is the mean head (1 channel)
   std::vector<BatchNorm> norms;          // after all but the last
   ConvTranspose2d logsig;                // per-pixel log sigma head, beside the mean head
@@ -191,7 +193,8 @@ struct ConvDecoder {
       const std::size_t op_h = output_padding_for(e.g.hs, e.g.hb, s.kernel, s.stride(), s.pad());
       const std::size_t op_w = output_padding_for(e.g.ws, e.g.wb, s.kernel, s.stride(), s.pad());
       auto make = [&](std::size_t cout) {
-        return ConvTranspose2d::make(params, e.cout, cout, s.kernel, s.stride(), s.pad(), op_h, op_w, e.g.hs, e.g.ws);
+        return ConvTranspose2d::make(params, e.cout, cout, s.kernel, s.stride(), s.pad(), op_h, op_w, e.g.hs,
+                                     e.g.ws);
       };
       deconvs.push_back(make(e.cin));
       if (i > 0) norms.push_back(BatchNorm::make(params, state, e.cin));
@@ -259,8 +262,8 @@ struct ConvDecoder {
     auto din_of = [&](std::size_t i) { return i == 0 ? w.dh0.ptr() : w.layers[i - 1].grad.ptr(); };
     conv_transpose2d_backward(din_of(n - 1), w.dcol.data(), G, dout, in_of(n - 1), last(), P, B, w.ones.data());
     if (has_logsig)
-      conv_transpose2d_backward(din_of(n - 1), w.dcol.data(), G, draw, in_of(n - 1), logsig, P, B, w.ones.data(),
-                                T(1));
+      conv_transpose2d_backward(din_of(n - 1), w.dcol.data(), G, draw, in_of(n - 1), logsig, P, B,
+                                w.ones.data(), T(1));
     for (std::size_t i = n - 1; i-- > 0;) {
       ConvBlockWork<T>& L = w.layers[i];
       norm_act_backward(L, norms[i], act, P, G, B * deconvs[i].out_pixels(), deconvs[i].cout, training,

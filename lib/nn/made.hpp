@@ -67,10 +67,10 @@ template <class T>
 struct Made {
   std::size_t nin = 0, nctx = 0, width = 0;
   Activation act = Activation::ReLU;
-  std::vector<std::size_t> degree;       // of each input (1..nin)
-  std::vector<MaskedLinear<T>> hidden;   // [width, nin], then [width, width]
-  std::size_t ctx = 0;                   // W_c [width, nctx] at this offset (b_1 is its bias)
-  MaskedLinear<T> out_m, out_s;          // [nin, width] each
+  std::vector<std::size_t> degree;      // of each input (1..nin)
+  std::vector<MaskedLinear<T>> hidden;  // [width, nin], then [width, width]
+  std::size_t ctx = 0;                  // W_c [width, nctx] at this offset (b_1 is its bias)
+  MaskedLinear<T> out_m, out_s;         // [nin, width] each
 
   // order[k] is the input placed k-th (a permutation of 0..nin-1). layers >= 1.
   void build(ParamLayout& layout, std::size_t n_in, std::size_t n_ctx, std::size_t w, std::size_t layers,
@@ -150,8 +150,8 @@ struct Made {
   }
 
   // z [B,nin], h [B,nctx] -> m, s [B,nin]
-  void forward(MatView<T>& m, MatView<T>& s, Work& w, const MatView<T>& z, const MatView<T>& h,
-               T* params, std::size_t B) const {
+  void forward(MatView<T>& m, MatView<T>& s, Work& w, const MatView<T>& z, const MatView<T>& h, T* params,
+               std::size_t B) const {
     const std::size_t K = hidden.size();
     for (std::size_t l = 0; l < K; ++l) {
       const Linear& lin = hidden[l].lin;

@@ -54,8 +54,8 @@ struct Mlp {
 
   // Expects dL/d(post.back()) in w.grad.back(); accumulates parameter gradients and
   // writes dL/d(in) into din when given.
-  void backward(Work& w, MatView<T>* din, const MatView<T>& in, T* params, T* grads,
-                std::size_t B, const VecView<T>& ones) const {
+  void backward(Work& w, MatView<T>* din, const MatView<T>& in, T* params, T* grads, std::size_t B,
+                const VecView<T>& ones) const {
     for (std::size_t i = layers.size(); i-- > 0;) {
       auto g = w.grad[i].view(B);
       activation_backward(g, g, w.pre[i].view(B), w.post[i].view(B), act);

@@ -32,9 +32,13 @@ struct Linear {
     return l;
   }
   template <class T>
-  MatView<T> W(T* base) const { return mat(base + w, out, in); }
+  MatView<T> W(T* base) const {
+    return mat(base + w, out, in);
+  }
   template <class T>
-  VecView<T> bias(T* base) const { return vec(base + b, out); }
+  VecView<T> bias(T* base) const {
+    return vec(base + b, out);
+  }
 };
 
 // Initialisation, documented because results depend on it. For a weight with fan-in and
@@ -64,7 +68,8 @@ void init_weights(T* w, std::size_t n_w, T* b, std::size_t n_b, std::size_t fan_
     for (std::size_t i = 0; i < n_b; ++i) b[i] = T(0);
     return;
   }
-  const double bound = init == Init::Glorot ? std::sqrt(6.0 / double(fan_in + fan_out)) : 1.0 / std::sqrt(double(fan_in));
+  const double bound = init == Init::Glorot ? std::sqrt(6.0 / double(fan_in + fan_out))
+                                            : 1.0 / std::sqrt(double(fan_in));
   std::uniform_real_distribution<double> u(-bound, bound);
   for (std::size_t i = 0; i < n_w; ++i) w[i] = T(u(rng));
   for (std::size_t i = 0; i < n_b; ++i) b[i] = init == Init::Glorot ? T(0) : T(u(rng));

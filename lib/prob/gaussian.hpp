@@ -13,8 +13,7 @@ constexpr double kLog2Pi = 1.8378770664093454835606594728112;  // log(2 pi)
 
 // Reparametrization (Kingma & Welling 2013): z = mu + exp(logvar / 2) * eps. [B,L]
 template <class T>
-void reparam_forward(MatView<T>& z, const MatView<T>& mu, const MatView<T>& logvar,
-                     const MatView<T>& eps) {
+void reparam_forward(MatView<T>& z, const MatView<T>& mu, const MatView<T>& logvar, const MatView<T>& eps) {
   xt::noalias(z) = mu + xt::exp(T(0.5) * logvar) * eps;
 }
 
@@ -29,12 +28,10 @@ void kl_forward(MatView<T>& kl, const MatView<T>& mu, const MatView<T>& logvar) 
 // w [L] holds the weight of each latent dimension's KL in the loss (beta / B, 0 under free bits).
 // (w may also be [B,L]: a weight per row and dimension.)
 template <class T, class W>
-void gaussian_backward(MatView<T>& dmu, MatView<T>& dlogvar, const MatView<T>& dz,
-                       const MatView<T>& mu, const MatView<T>& logvar, const MatView<T>& eps,
-                       const W& w) {
+void gaussian_backward(MatView<T>& dmu, MatView<T>& dlogvar, const MatView<T>& dz, const MatView<T>& mu,
+                       const MatView<T>& logvar, const MatView<T>& eps, const W& w) {
   xt::noalias(dmu) = dz + w * mu;
-  xt::noalias(dlogvar) =
-      T(0.5) * dz * eps * xt::exp(T(0.5) * logvar) + T(0.5) * w * (xt::exp(logvar) - T(1));
+  xt::noalias(dlogvar) = T(0.5) * dz * eps * xt::exp(T(0.5) * logvar) + T(0.5) * w * (xt::exp(logvar) - T(1));
 }
 
 // log N(z; 0, I) and log q(z|x) for each row, in double: they feed a log-sum-exp.

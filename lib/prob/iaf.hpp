@@ -34,11 +34,11 @@ enum class FlowKl { Sample, Stl };
 // The flow's hyper-parameters (--iaf-steps, --iaf-hidden, --iaf-made-layers,
 // --iaf-context, --iaf-forget-bias, --iaf-kl).
 struct IafShape {
-  std::size_t steps = 2;      // T; 0 is the diagonal Gaussian itself
-  std::size_t hidden = 320;   // MADE width
-  std::size_t layers = 2;     // MADE hidden layers
-  std::size_t context = 64;   // size of the encoder's extra output h (0: no context)
-  double forget_bias = 1.0;   // sigma = sigmoid(s + forget_bias): starts near "keep z"
+  std::size_t steps = 2;     // T; 0 is the diagonal Gaussian itself
+  std::size_t hidden = 320;  // MADE width
+  std::size_t layers = 2;    // MADE hidden layers
+  std::size_t context = 64;  // size of the encoder's extra output h (0: no context)
+  double forget_bias = 1.0;  // sigma = sigmoid(s + forget_bias): starts near "keep z"
   FlowKl kl = FlowKl::Sample;
 };
 
@@ -80,8 +80,8 @@ void iaf_step_forward(MatView<T>& z_out, IafStepWork<T>& w, const Made<T>& made,
 // (kw may also be [B,L]: a weight per row and coordinate.)
 template <class T, class KW>
 void iaf_step_backward(MatView<T>& dz_in, MatView<T>* dh, IafStepWork<T>& w, const Made<T>& made,
-                       const MatView<T>& dz_out, const KW& kw, const MatView<T>& z_in,
-                       const MatView<T>& h, T* params, T* grads, std::size_t B, const VecView<T>& ones) {
+                       const MatView<T>& dz_out, const KW& kw, const MatView<T>& z_in, const MatView<T>& h,
+                       T* params, T* grads, std::size_t B, const VecView<T>& ones) {
   auto m = w.m.view(B), sig = w.sig.view(B), dm = w.dm.view(B), ds = w.ds.view(B);
   xt::noalias(dm) = dz_out * (T(1) - sig);
   xt::noalias(ds) = (dz_out * (z_in - m) * sig - kw) * (T(1) - sig);
@@ -106,8 +106,8 @@ void flow_kl_end(MatView<T>& kl, const MatView<T>& z) {
 // kw[l] * (-logvar/2) of the sampled KL (eps is an input, fixed):
 //   dmu = dz0 ;  dlogvar = dz0 eps exp(logvar/2) / 2 - kw / 2
 template <class T, class KW>
-void flow_base_backward(MatView<T>& dmu, MatView<T>& dlogvar, const MatView<T>& dz0,
-                        const MatView<T>& logvar, const MatView<T>& eps, const KW& kw) {
+void flow_base_backward(MatView<T>& dmu, MatView<T>& dlogvar, const MatView<T>& dz0, const MatView<T>& logvar,
+                        const MatView<T>& eps, const KW& kw) {
   xt::noalias(dmu) = dz0;
   xt::noalias(dlogvar) = T(0.5) * dz0 * eps * xt::exp(T(0.5) * logvar) - T(0.5) * kw;
 }

@@ -91,16 +91,18 @@ void merge_backward(MatView<T>& dmu_hat, MatView<T>& dvar_hat, MatView<T>& dmu_p
                     const MatView<T>& var_hat, const MatView<T>& mu_p, const MatView<T>& var_p,
                     const MatView<T>& mu_q) {
   xt::noalias(dmu_hat) = dmu_q * var_p / (var_hat + var_p);
-  xt::noalias(dvar_hat) = (dmu_q * (mu_p - mu_q) + dvar_q * var_p * var_p / (var_hat + var_p)) / (var_hat + var_p);
+  xt::noalias(dvar_hat) = (dmu_q * (mu_p - mu_q) + dvar_q * var_p * var_p / (var_hat + var_p)) /
+                          (var_hat + var_p);
   xt::noalias(dmu_p) += dmu_q * var_hat / (var_hat + var_p);
-  xt::noalias(dvar_p) += (dmu_q * (mu_hat - mu_q) + dvar_q * var_hat * var_hat / (var_hat + var_p)) / (var_hat + var_p);
+  xt::noalias(dvar_p) += (dmu_q * (mu_hat - mu_q) + dvar_q * var_hat * var_hat / (var_hat + var_p)) /
+                         (var_hat + var_p);
 }
 
 // kl = KL(N(mu_q, var_q) || N(mu_p, var_p)) per element
 //    = (log var_p - log var_q + (var_q + (mu_q - mu_p)^2) / var_p - 1) / 2
 template <class T>
-void kl_gaussians_forward(MatView<T>& kl, const MatView<T>& mu_q, const MatView<T>& var_q, const MatView<T>& mu_p,
-                          const MatView<T>& var_p) {
+void kl_gaussians_forward(MatView<T>& kl, const MatView<T>& mu_q, const MatView<T>& var_q,
+                          const MatView<T>& mu_p, const MatView<T>& var_p) {
   xt::noalias(kl) = T(0.5) * (xt::log(var_p / var_q) + (var_q + xt::square(mu_q - mu_p)) / var_p - T(1));
 }
 // Gradients of a loss through z = mu_q + sqrt(var_q) eps (dz) and through w-weighted KL elements:
@@ -134,7 +136,8 @@ void kl_standard_backward(MatView<T>& dmu, MatView<T>& dvar, const MatView<T>& d
 //   kl = log q(z) - log N(z; 0, I) = (z^2 - eps^2 - log var) / 2
 // (the top layer's term of log w under the IWAE objective, models/contract.hpp sampled_kl).
 template <class T>
-void kl_standard_sampled_forward(MatView<T>& kl, const MatView<T>& z, const MatView<T>& eps, const MatView<T>& var) {
+void kl_standard_sampled_forward(MatView<T>& kl, const MatView<T>& z, const MatView<T>& eps,
+                                 const MatView<T>& var) {
   xt::noalias(kl) = T(0.5) * (z * z - eps * eps - xt::log(var));
 }
 // dz from above plus the estimate's own w z on z; then through z = mu + sqrt(var) eps:
@@ -204,7 +207,8 @@ void add_log_q_rows(double* out, const MatView<T>& eps, const MatView<T>& var) {
   const std::size_t B = eps.shape()[0], S = eps.shape()[1];
   for (std::size_t b = 0; b < B; ++b) {
     double s = 0;
-    for (std::size_t j = 0; j < S; ++j) s += double(eps(b, j)) * double(eps(b, j)) + std::log(double(var(b, j)));
+    for (std::size_t j = 0; j < S; ++j)
+      s += double(eps(b, j)) * double(eps(b, j)) + std::log(double(var(b, j)));
     out[b] += -0.5 * s - 0.5 * double(S) * kLog2Pi;
   }
 }

@@ -42,9 +42,9 @@ template <class T>
 struct Likelihood {
   LikelihoodKind kind = LikelihoodKind::Bernoulli;
   SigmaMode sigma = SigmaMode::Fixed;
-  T fixed_log_sigma = 0;       // --sigma fixed: log(sigma-value)
-  T min_log_sigma = -6;        // soft lower bound (learned, optimal, per-pixel)
-  bool sigmoid_mean = true;    // Gaussian mean = sigmoid(decoder output)
+  T fixed_log_sigma = 0;          // --sigma fixed: log(sigma-value)
+  T min_log_sigma = -6;           // soft lower bound (learned, optimal, per-pixel)
+  bool sigmoid_mean = true;       // Gaussian mean = sigmoid(decoder output)
   std::size_t shared_offset = 0;  // learned: the raw log sigma in the flat parameter buffer
   // At evaluation the optimal mode uses the sigma* measured on the training set.
   bool eval_sigma_set = false;
@@ -59,8 +59,8 @@ template <class T>
 struct LikelihoodWork {
   // Gaussian mean (Bernoulli: exp(-|logit|)), log sigma per pixel, -log p per pixel
   Activation2<T> mean, logsig, elem;
-  Buffer<T> ones_d;              // [D], for row sums by gemv
-  T shared_log_sigma = 0;             // the shared s of this batch
+  Buffer<T> ones_d;        // [D], for row sums by gemv
+  T shared_log_sigma = 0;  // the shared s of this batch
   void reserve(std::size_t B, std::size_t D) {
     mean.reserve(B, D);
     logsig.reserve(B, D);
@@ -115,9 +115,8 @@ void bernoulli_nll_rows(T* nll, T* e, const T* a, const T* x, std::size_t x_stri
 // raw_logsig: per-pixel decoder output (ignored otherwise). params: flat buffer.
 // Leaves in w what likelihood_backward reads for the same batch.
 template <class T>
-void likelihood_forward(VecView<T>& nll, LikelihoodWork<T>& w, const Likelihood<T>& lik,
-                        const MatView<T>& out, const MatView<T>& raw_logsig, const MatView<T>& x,
-                        const T* params) {
+void likelihood_forward(VecView<T>& nll, LikelihoodWork<T>& w, const Likelihood<T>& lik, const MatView<T>& out,
+                        const MatView<T>& raw_logsig, const MatView<T>& x, const T* params) {
   const std::size_t B = out.shape()[0], D = out.shape()[1];
   if (lik.kind == LikelihoodKind::Bernoulli) {
     bernoulli_nll_rows(nll.data(), w.mean.ptr(), out.data(), x.data(), D, B, D);
@@ -161,9 +160,9 @@ void likelihood_forward(VecView<T>& nll, LikelihoodWork<T>& w, const Likelihood<
 // c_b = row_scale[b] (the IWAE objective's row weights), or 1 when row_scale is null.
 template <class T>
 void likelihood_backward(MatView<T>& dout, MatView<T>& draw_logsig, LikelihoodWork<T>& w,
-                         const Likelihood<T>& lik, const MatView<T>& out,
-                         const MatView<T>& raw_logsig, const MatView<T>& x, const T* params,
-                         T* grads, T scale, const T* row_scale = nullptr) {
+                         const Likelihood<T>& lik, const MatView<T>& out, const MatView<T>& raw_logsig,
+                         const MatView<T>& x, const T* params, T* grads, T scale,
+                         const T* row_scale = nullptr) {
   const std::size_t B = out.shape()[0], D = out.shape()[1];
   if (lik.kind == LikelihoodKind::Bernoulli) {
     // sigmoid(a) from the forward pass's e = exp(-|a|): no transcendental here.
@@ -185,8 +184,7 @@ void likelihood_backward(MatView<T>& dout, MatView<T>& draw_logsig, LikelihoodWo
     auto ls = w.logsig.view(B);
     // elem <- (x - m)^2 / sigma^2
     xt::noalias(elem) = xt::square(x - mean) * xt::exp(T(-2) * ls);
-    xt::noalias(draw_logsig) =
-        scale * (T(1) - elem) * sigmoid_expr(raw_logsig - lik.min_log_sigma);
+    xt::noalias(draw_logsig) = scale * (T(1) - elem) * sigmoid_expr(raw_logsig - lik.min_log_sigma);
     xt::noalias(dout) = scale * (mean - x) * xt::exp(T(-2) * ls);
   } else {
     const T s = w.shared_log_sigma;

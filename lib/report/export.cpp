@@ -14,14 +14,14 @@ Frame export_runs(store::Db& db, const std::vector<std::string>& ids) {
   for (const auto& r : runs)
     for (const auto& [n, v] : r.metrics) metric_names.insert(n);
 
-  static const std::vector<std::string> prov = {
-      "git_commit", "git_dirty", "binary_sha256", "vae_version", "compiler", "build_flags",
-      "blas",       "blas_threads", "cpu",       "cpu_count",   "host",     "command_line",
-      "session_id"};
+  static const std::vector<std::string> prov = {"git_commit", "git_dirty",   "binary_sha256", "vae_version",
+                                                "compiler",   "build_flags", "blas",          "blas_threads",
+                                                "cpu",        "cpu_count",   "host",          "command_line",
+                                                "session_id"};
 
   Frame f;
-  f.columns = {"run_id", "status", "message", "sweeps", "epochs_done", "attempts",
-               "wall_s", "started_at", "ended_at"};
+  f.columns = {"run_id",   "status", "message",    "sweeps",  "epochs_done",
+               "attempts", "wall_s", "started_at", "ended_at"};
   for (const auto& o : train_options()) f.columns.push_back("params." + o.key);
   for (const auto& m : metric_names) f.columns.push_back("metrics." + m);
   for (const auto& p : prov) f.columns.push_back(p);

@@ -57,7 +57,16 @@ std::string latex_escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '_': case '%': case '&': case '#': case '$': case '{': case '}': out += '\\'; out += c; break;
+      case '_':
+      case '%':
+      case '&':
+      case '#':
+      case '$':
+      case '{':
+      case '}':
+        out += '\\';
+        out += c;
+        break;
       case '~': out += "\\textasciitilde{}"; break;
       case '^': out += "\\textasciicircum{}"; break;
       case '\\': out += "\\textbackslash{}"; break;
@@ -141,7 +150,8 @@ std::string metric_phrase(const Table& t) {
   if (t.col_keys.empty()) {
     std::string m;
     for (size_t c = 0; c < t.col_metrics.size(); ++c)
-      m += (c ? ", " : "") + with_direction(t.col_metrics[c], t.col_directions.empty() ? 0 : t.col_directions[c]);
+      m += (c ? ", " : "") +
+           with_direction(t.col_metrics[c], t.col_directions.empty() ? 0 : t.col_directions[c]);
     return m;
   }
   return with_direction(t.col_metrics.empty() ? "" : t.col_metrics[0], t.direction);
@@ -163,10 +173,10 @@ bool any_marked(const Table& t) {
 std::vector<std::string> notes(const Table& t) {
   std::vector<std::string> out;
   if (t.total_not_done)
-    out.push_back(std::to_string(t.total_not_done) +
-                  " run(s) failed or diverged and are left out (cells marked †; vae runs --status failed,diverged lists them)");
-  if (t.total_pending)
-    out.push_back(std::to_string(t.total_pending) + " run(s) are not finished yet");
+    out.push_back(
+        std::to_string(t.total_not_done) +
+        " run(s) failed or diverged and are left out (cells marked †; vae runs --status failed,diverged lists them)");
+  if (t.total_pending) out.push_back(std::to_string(t.total_pending) + " run(s) are not finished yet");
   return out;
 }
 
@@ -182,9 +192,7 @@ std::string cell_text(const Table& t, const CellStats& c, int digits, const char
   return s;
 }
 
-std::string best_phrase(const Table& t) {
-  return t.best_per_row ? "best of each row" : "best of each column";
-}
+std::string best_phrase(const Table& t) { return t.best_per_row ? "best of each row" : "best of each column"; }
 
 std::string render_text(const Table& t, const RenderOptions& o) {
   std::vector<std::string> header;
@@ -213,11 +221,13 @@ std::string render_text(const Table& t, const RenderOptions& o) {
   for (size_t i = 0; i < w.size(); ++i) total += w[i] + (i ? 2 : 0);
   out << std::string(total, '-') << "\n";
   for (const auto& line : body) {
-    for (size_t i = 0; i < line.size(); ++i) out << (i ? "  " : "") << pad(line[i], w[i], i >= t.row_keys.size());
+    for (size_t i = 0; i < line.size(); ++i)
+      out << (i ? "  " : "") << pad(line[i], w[i], i >= t.row_keys.size());
     out << "\n";
   }
   if (any_marked(t)) out << "\n* " << best_phrase(t) << "\n";
-  else if (t.direction == 0 && !t.col_keys.empty()) out << "\n(no best marked: pass --best max or --best min for this metric)\n";
+  else if (t.direction == 0 && !t.col_keys.empty())
+    out << "\n(no best marked: pass --best max or --best min for this metric)\n";
   for (const auto& n : notes(t)) out << "† " << n << "\n";
   return out.str();
 }
@@ -268,8 +278,8 @@ std::string render_latex(const Table& t, const RenderOptions& o) {
   };
   if (t.col_keys.size() == 1) {
     // a spanning header naming the column setting, then its values
-    out << std::string(nr > 0 ? nr - 1 : 0, '&') << (nr ? " & " : "") << "\\multicolumn{" << nc
-        << "}{c}{" << latex_escape(t.col_keys[0]) << "} \\\\\n";
+    out << std::string(nr > 0 ? nr - 1 : 0, '&') << (nr ? " & " : "") << "\\multicolumn{" << nc << "}{c}{"
+        << latex_escape(t.col_keys[0]) << "} \\\\\n";
     out << "\\cmidrule(lr){" << nr + 1 << "-" << nr + nc << "}\n";
     for (size_t i = 0; i < nr; ++i) out << (i ? " & " : "") << latex_escape(t.row_keys[i]);
     for (size_t c = 0; c < nc; ++c) out << " & " << latex_escape(t.col_values[c][0]);
@@ -332,7 +342,9 @@ std::string render_json(const Table& t) {
   j["metrics"] = t.col_metrics;
   j["agg"] = agg_name(t.agg);
   j["best_per"] = t.best_per_row ? "row" : "column";
-  j["direction"] = t.direction > 0 ? nlohmann::json("max") : t.direction < 0 ? nlohmann::json("min") : nlohmann::json(nullptr);
+  j["direction"] = t.direction > 0   ? nlohmann::json("max")
+                   : t.direction < 0 ? nlohmann::json("min")
+                                     : nlohmann::json(nullptr);
   j["row_keys"] = t.row_keys;
   j["col_keys"] = t.col_keys;
   nlohmann::json rows = nlohmann::json::array(), cols = nlohmann::json::array();
@@ -353,10 +365,17 @@ std::string render_json(const Table& t) {
   for (const auto& row : t.cells) {
     nlohmann::json line = nlohmann::json::array();
     for (const auto& c : row) {
-      line.push_back({{"n", c.n}, {"mean", json_number(c.mean)}, {"se", json_number(c.se)},
-                      {"sd", json_number(c.sd)}, {"median", json_number(c.median)},
-                      {"min", json_number(c.min)}, {"max", json_number(c.max)}, {"best", c.best},
-                      {"failed", c.not_done}, {"pending", c.pending}, {"run_ids", c.run_ids}});
+      line.push_back({{"n", c.n},
+                      {"mean", json_number(c.mean)},
+                      {"se", json_number(c.se)},
+                      {"sd", json_number(c.sd)},
+                      {"median", json_number(c.median)},
+                      {"min", json_number(c.min)},
+                      {"max", json_number(c.max)},
+                      {"best", c.best},
+                      {"failed", c.not_done},
+                      {"pending", c.pending},
+                      {"run_ids", c.run_ids}});
     }
     cells.push_back(line);
   }
@@ -426,7 +445,8 @@ std::string render_frame(const Frame& fr, Format f) {
     case Format::Csv:
     case Format::Tsv: {
       char sep = f == Format::Csv ? ',' : '\t';
-      for (size_t i = 0; i < fr.columns.size(); ++i) out << (i ? std::string(1, sep) : "") << csv_field(fr.columns[i], sep);
+      for (size_t i = 0; i < fr.columns.size(); ++i)
+        out << (i ? std::string(1, sep) : "") << csv_field(fr.columns[i], sep);
       out << "\n";
       for (const auto& r : fr.rows) {
         for (size_t i = 0; i < r.size(); ++i) {

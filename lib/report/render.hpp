@@ -16,8 +16,8 @@ Format parse_format(const std::string& name, const std::vector<Format>& allowed)
 std::string format_name(Format f);
 
 struct RenderOptions {
-  int digits = 2;             // decimals of means and errors
-  std::string command_line;   // recorded as a comment in LaTeX output
+  int digits = 2;            // decimals of means and errors
+  std::string command_line;  // recorded as a comment in LaTeX output
 };
 
 // A comparison table. Text marks the best cell with '*', Markdown bolds it, LaTeX

@@ -18,7 +18,9 @@ nlohmann::json json_of(const SqlValue& v) {
   return nullptr;
 }
 
-nlohmann::json number_or_null(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+nlohmann::json number_or_null(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
+}
 
 }  // namespace
 
@@ -27,7 +29,8 @@ nlohmann::json run_detail(store::Db& db, const RunRow& row) {
   nlohmann::json j;
   db.read([&] {
     j = nlohmann::json::object();
-    auto r = db.prepare("SELECT config_json, identity_json, coalesce(kl_per_dim, 'null'), created_at, out_dir FROM runs WHERE run_id = ?");
+    auto r = db.prepare(
+        "SELECT config_json, identity_json, coalesce(kl_per_dim, 'null'), created_at, out_dir FROM runs WHERE run_id = ?");
     r.bind(1, id);
     if (!r.step()) throw UsageError("no run with id " + id + " in " + db.path());
     j["run_id"] = id;
@@ -45,11 +48,13 @@ nlohmann::json run_detail(store::Db& db, const RunRow& row) {
     nlohmann::json metrics = nlohmann::json::object();
     for (const auto& [k, v] : row.metrics) metrics[k] = number_or_null(v);
     j["metrics"] = metrics;
-    auto sw = db.prepare("SELECT s.name, sr.position, sr.point FROM sweep_runs sr JOIN sweeps s USING (sweep_id) WHERE sr.run_id = ? ORDER BY s.name");
+    auto sw = db.prepare(
+        "SELECT s.name, sr.position, sr.point FROM sweep_runs sr JOIN sweeps s USING (sweep_id) WHERE sr.run_id = ? ORDER BY s.name");
     sw.bind(1, id);
     j["sweeps"] = nlohmann::json::array();
     while (sw.step())
-      j["sweeps"].push_back({{"name", sw.get_text(0)}, {"position", sw.get_int(1)},
+      j["sweeps"].push_back({{"name", sw.get_text(0)},
+                             {"position", sw.get_int(1)},
                              {"point", nlohmann::json::parse(sw.get_text(2).empty() ? "{}" : sw.get_text(2))},
                              {"point_text", format_point(sw.get_text(2))}});
     auto df = db.prepare("SELECT path, sha256 FROM data_files WHERE run_id = ? ORDER BY path");
@@ -72,7 +77,10 @@ nlohmann::json run_detail(store::Db& db, const RunRow& row) {
     ar.bind(1, id);
     j["artifacts"] = nlohmann::json::array();
     while (ar.step())
-      j["artifacts"].push_back({{"kind", ar.get_text(0)}, {"path", ar.get_text(1)}, {"epoch", ar.get_int(2)}, {"bytes", ar.get_int(3)}});
+      j["artifacts"].push_back({{"kind", ar.get_text(0)},
+                                {"path", ar.get_text(1)},
+                                {"epoch", ar.get_int(2)},
+                                {"bytes", ar.get_int(3)}});
     auto em = db.prepare("SELECT epoch, name, value FROM epoch_metrics WHERE run_id = ? ORDER BY epoch, name");
     em.bind(1, id);
     nlohmann::json curve = nlohmann::json::object();

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <cctype>
-#include <nlohmann/json.hpp>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -32,7 +32,9 @@ std::string trim(const std::string& s) {
 
 Condition parse_condition(const std::string& text) {
   // KEY: a letter or '_', then letters, digits, '_', '.', '-'; OP: == != <= >= = < >
-  auto bad = [&] { return UsageError("--where '" + text + "': expected KEY OP VALUE, e.g. latent=20 or 'beta>=2'"); };
+  auto bad = [&] {
+    return UsageError("--where '" + text + "': expected KEY OP VALUE, e.g. latent=20 or 'beta>=2'");
+  };
   std::string s = trim(text);
   size_t k = 0;
   auto key_char = [&](char ch, bool first) {
@@ -115,9 +117,9 @@ std::vector<std::string> select_runs(store::Db& db, const Selection& sel) {
                            "' is neither a `vae train` setting nor a metric of any run");
       }
     }
-    std::string col = c.is_metric
-                          ? "EXISTS (SELECT 1 FROM metrics x WHERE x.run_id = r.run_id AND x.name = ? AND x.value "
-                          : "EXISTS (SELECT 1 FROM params x WHERE x.run_id = r.run_id AND x.key = ? AND x.value ";
+    std::string col =
+        c.is_metric ? "EXISTS (SELECT 1 FROM metrics x WHERE x.run_id = r.run_id AND x.name = ? AND x.value "
+                    : "EXISTS (SELECT 1 FROM params x WHERE x.run_id = r.run_id AND x.key = ? AND x.value ";
     binds.push_back(c.key);
     if (c.values.size() > 1) {
       sql += " AND " + col + (c.op == "=" ? "IN (" : "NOT IN (");
@@ -145,9 +147,10 @@ std::vector<std::string> select_runs(store::Db& db, const Selection& sel) {
     }
     sql += ")";
   }
-  sql += sel.sweep.empty()
-             ? " ORDER BY r.created_at, (SELECT min(position) FROM sweep_runs m WHERE m.run_id = r.run_id), r.run_id"
-             : " ORDER BY sr.position";
+  sql +=
+      sel.sweep.empty()
+          ? " ORDER BY r.created_at, (SELECT min(position) FROM sweep_runs m WHERE m.run_id = r.run_id), r.run_id"
+          : " ORDER BY sr.position";
   std::vector<std::string> ids;
   db.read([&] {
     ids.clear();
@@ -155,7 +158,8 @@ std::vector<std::string> select_runs(store::Db& db, const Selection& sel) {
     for (size_t i = 0; i < binds.size(); ++i) s.bind(int(i + 1), binds[i]);
     while (s.step()) ids.push_back(s.get_text(0));
   });
-  if (want_interrupted || std::find(sel.statuses.begin(), sel.statuses.end(), "running") != sel.statuses.end()) {
+  if (want_interrupted ||
+      std::find(sel.statuses.begin(), sel.statuses.end(), "running") != sel.statuses.end()) {
     // split 'running' into live and interrupted as asked
     auto rows = load_runs(db, ids);
     std::set<std::string> wanted(sel.statuses.begin(), sel.statuses.end());
@@ -166,8 +170,7 @@ std::vector<std::string> select_runs(store::Db& db, const Selection& sel) {
   return ids;
 }
 
-std::vector<RunRow> load_runs(store::Db& db, const std::vector<std::string>& ids,
-                              const std::string& sweep) {
+std::vector<RunRow> load_runs(store::Db& db, const std::vector<std::string>& ids, const std::string& sweep) {
   std::vector<RunRow> rows;
   db.read([&] {
     rows.clear();
@@ -221,9 +224,9 @@ std::vector<RunRow> load_runs(store::Db& db, const std::vector<std::string>& ids
 
 std::string resolve_run_id(store::Db& db, const std::string& prefix) {
   bool hex = prefix.size() >= 4 && prefix.size() <= 64 &&
-             std::all_of(prefix.begin(), prefix.end(), [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); });
-  if (!hex)
-    throw UsageError("'" + prefix + "' is not a run id (at least 4 hex digits of one)");
+             std::all_of(prefix.begin(), prefix.end(),
+                         [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)); });
+  if (!hex) throw UsageError("'" + prefix + "' is not a run id (at least 4 hex digits of one)");
   std::string lower = prefix;
   std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
   auto s = db.prepare("SELECT run_id FROM runs WHERE run_id >= ? AND run_id < ? ORDER BY run_id LIMIT 2");

@@ -39,8 +39,7 @@ int metric_direction(const std::string& m) {
   };
   if (has("samples_per_s") || has("accuracy")) return +1;
   // lower is better (test_elbo_bpd is a negative ELBO in bits per dimension)
-  if (has("nll") || has("bpd") || has("loss") || ends("_rec") || has("mse") || has("error") ||
-      ends("_s"))
+  if (has("nll") || has("bpd") || has("loss") || ends("_rec") || has("mse") || has("error") || ends("_s"))
     return -1;
   // higher is better
   if (has("elbo") || ends("_ll") || has("log_likelihood") || has("loglik")) return +1;
@@ -80,8 +79,7 @@ CellStats stats_of(std::vector<double> v) {
 std::string Table::col_label(size_t c) const {
   if (col_keys.empty()) return col_values[c][0];
   std::string s;
-  for (size_t k = 0; k < col_keys.size(); ++k)
-    s += (k ? ", " : "") + col_keys[k] + "=" + col_values[c][k];
+  for (size_t k = 0; k < col_keys.size(); ++k) s += (k ? ", " : "") + col_keys[k] + "=" + col_values[c][k];
   return s;
 }
 
@@ -108,8 +106,7 @@ struct KeyOrder {
 };
 
 void check_setting(const std::string& key, const char* option) {
-  if (!find_option(key))
-    throw UsageError(std::string(option) + " '" + key + "': not a `vae train` setting");
+  if (!find_option(key)) throw UsageError(std::string(option) + " '" + key + "': not a `vae train` setting");
 }
 
 }  // namespace
@@ -128,7 +125,8 @@ Table build_table(store::Db& db, const TableRequest& rq) {
   Selection sel = rq.selection;
   sel.statuses.clear();  // every run: done ones are aggregated, the others counted
   std::vector<RunRow> runs = load_runs(db, select_runs(db, sel), sel.sweep);
-  if (runs.empty()) throw UsageError("no runs match" + (sel.sweep.empty() ? std::string() : " in sweep '" + sel.sweep + "'"));
+  if (runs.empty())
+    throw UsageError("no runs match" + (sel.sweep.empty() ? std::string() : " in sweep '" + sel.sweep + "'"));
   // metrics must exist somewhere
   for (const auto& m : rq.metrics) {
     bool any = false;
@@ -209,7 +207,9 @@ Table build_table(store::Db& db, const TableRequest& rq) {
   std::map<std::pair<std::vector<std::string>, std::vector<std::string>>, std::vector<const RunRow*>> groups;
   for (size_t i = 0; i < runs.size(); ++i) groups[{run_rows[i], run_cols[i]}].push_back(&runs[i]);
   // Same value: equal as stored, or printed alike (as the message below compares them).
-  auto same = [](const store::SqlValue& a, const store::SqlValue& b) { return a == b || format_sql(a) == format_sql(b); };
+  auto same = [](const store::SqlValue& a, const store::SqlValue& b) {
+    return a == b || format_sql(a) == format_sql(b);
+  };
   // the identity settings a cell's runs must share (all but the seed and the grouping keys)
   std::unordered_set<std::string> shared_keys;
   for (const auto& o : train_options())
@@ -241,7 +241,8 @@ Table build_table(store::Db& db, const TableRequest& rq) {
       for (const RunRow* m : members) distinct.insert(val(*m));
       if (distinct.size() > 1) {
         std::string cell, vals;
-        for (size_t k = 0; k < rq.rows.size(); ++k) cell += (cell.empty() ? "" : ", ") + rq.rows[k] + "=" + key.first[k];
+        for (size_t k = 0; k < rq.rows.size(); ++k)
+          cell += (cell.empty() ? "" : ", ") + rq.rows[k] + "=" + key.first[k];
         for (size_t k = 0; k < rq.cols.size(); ++k) cell += ", " + rq.cols[k] + "=" + key.second[k];
         for (const auto& v : distinct) vals += (vals.empty() ? "" : ", ") + v;
         throw UsageError("the cell " + cell + " mixes runs that differ in '" + o.key + "' (" + vals +
@@ -256,7 +257,8 @@ Table build_table(store::Db& db, const TableRequest& rq) {
   std::set<std::string> not_done_runs, pending_runs;
   for (size_t ri = 0; ri < t.row_values.size(); ++ri) {
     for (size_t ci = 0; ci < t.col_values.size(); ++ci) {
-      auto it = groups.find({t.row_values[ri], rq.cols.empty() ? std::vector<std::string>{} : t.col_values[ci]});
+      auto it = groups.find(
+          {t.row_values[ri], rq.cols.empty() ? std::vector<std::string>{} : t.col_values[ci]});
       CellStats cell;
       if (it != groups.end()) {
         std::vector<double> values;

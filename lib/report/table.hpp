@@ -26,15 +26,15 @@ struct TableRequest {
   std::vector<std::string> cols;     // settings; empty: one column per metric
   std::vector<std::string> metrics;  // one, or several when cols is empty
   Agg agg = Agg::MeanSe;
-  std::string best = "auto";         // auto (by metric) | max | min | none
+  std::string best = "auto";  // auto (by metric) | max | min | none
 };
 
 struct CellStats {
   int n = 0;
   double mean = NAN, sd = NAN, se = NAN, median = NAN, min = NAN, max = NAN;
-  int not_done = 0;     // failed or diverged runs in the cell (excluded)
-  int pending = 0;      // queued or running
-  int missing = 0;      // done but without the metric (or not finite)
+  int not_done = 0;  // failed or diverged runs in the cell (excluded)
+  int pending = 0;   // queued or running
+  int missing = 0;   // done but without the metric (or not finite)
   bool best = false;
   std::vector<std::string> run_ids;  // of the values
   double center(Agg a) const;        // the value compared for "best"
@@ -47,11 +47,11 @@ struct Table {
   std::vector<std::string> col_metrics;              // the metric of each column
   std::vector<std::vector<CellStats>> cells;         // [row][col]
   Agg agg = Agg::MeanSe;
-  int direction = 0;            // of the marking (single-metric tables)
+  int direction = 0;                // of the marking (single-metric tables)
   std::vector<int> col_directions;  // per column when the columns are metrics
-  bool best_per_row = true;     // false: best of each column (columns are metrics)
+  bool best_per_row = true;         // false: best of each column (columns are metrics)
   std::string sweep;
-  int uniform_n = -1;           // every non-empty cell has this n (-1: they differ)
+  int uniform_n = -1;  // every non-empty cell has this n (-1: they differ)
   int total_not_done = 0, total_pending = 0;
   std::string col_label(size_t c) const;  // "beta=0.5" or the metric name
 };

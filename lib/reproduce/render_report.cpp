@@ -47,7 +47,8 @@ std::string budget_line(const Report& r) {
   std::ostringstream s;
   s << "budget " << b.name << ": " << b.epochs << " epochs";
   if (&b != &paper)
-    s << " = " << fixed(100.0 * double(b.epochs) / double(paper.epochs), 1) << "% of the paper's " << paper.epochs;
+    s << " = " << fixed(100.0 * double(b.epochs) / double(paper.epochs), 1) << "% of the paper's "
+      << paper.epochs;
   s << (b.description.empty() ? "" : " (" + b.description + ")");
   s << "; seeds " << r.seeds.size() << " (";
   for (std::size_t i = 0; i < r.seeds.size(); ++i) s << (i ? "," : "") << r.seeds[i];
@@ -56,7 +57,9 @@ std::string budget_line(const Report& r) {
 }
 
 std::string reference_text(const CellReport& c) {
-  if (c.expected) return fixed(c.expected->mean, 2) + " ± " + fixed(c.expected->se, 2) + " (n=" + std::to_string(c.expected->n) + ")";
+  if (c.expected)
+    return fixed(c.expected->mean, 2) + " ± " + fixed(c.expected->se, 2) +
+           " (n=" + std::to_string(c.expected->n) + ")";
   return c.published ? c.published->text : "-";
 }
 
@@ -100,25 +103,30 @@ std::string detail_line(const CellReport& c) {
   s << c.row->label << " / " << c.col->label << ": ";
   if (c.verdict == Verdict::Missing) {
     s << c.missing_runs.size() << " of " << c.missing_runs.size() + c.values.size() << " runs not done (";
-    for (std::size_t i = 0; i < c.missing_runs.size(); ++i) s << (i ? ", " : "") << c.missing_runs[i].substr(0, 12);
+    for (std::size_t i = 0; i < c.missing_runs.size(); ++i)
+      s << (i ? ", " : "") << c.missing_runs[i].substr(0, 12);
     s << ")";
     return s.str();
   }
   s << "ours " << c.ours_text() << " (n=" << c.stats.n << ")";
   if (c.verdict == Verdict::NotPublished) return s.str() + "; not published";
   s << (c.expected ? ", expected " : ", paper ") << reference_text(c);
-  if (c.verdict == Verdict::NotComparable) return s.str() + "; not comparable: budget below the paper's, no expected value";
-  if (c.col->order_only) return s.str() + "; order and sign " + (c.verdict == Verdict::Within ? "as published" : "differ");
-  s << "; diff " << (c.diff >= 0 ? "+" : "") << fixed(c.diff, 2) << ", tolerance " << fixed(c.tolerance, 2) << ": "
-    << verdict_name(c.verdict);
+  if (c.verdict == Verdict::NotComparable)
+    return s.str() + "; not comparable: budget below the paper's, no expected value";
+  if (c.col->order_only)
+    return s.str() + "; order and sign " + (c.verdict == Verdict::Within ? "as published" : "differ");
+  s << "; diff " << (c.diff >= 0 ? "+" : "") << fixed(c.diff, 2) << ", tolerance " << fixed(c.tolerance, 2)
+    << ": " << verdict_name(c.verdict);
   return s.str();
 }
 
 std::string render_text(const Report& r, bool markdown) {
   std::ostringstream o;
   const Spec& s = *r.spec;
-  o << (markdown ? "## " : "") << s.title << "\n\n" << s.citation() << (s.paper_title.empty() ? "" : ", \"" + s.paper_title + "\"")
-    << "\n" << (markdown ? "\n" : "") << budget_line(r) << "\n" << (markdown ? "\n" : "");
+  o << (markdown ? "## " : "") << s.title << "\n\n"
+    << s.citation() << (s.paper_title.empty() ? "" : ", \"" + s.paper_title + "\"") << "\n"
+    << (markdown ? "\n" : "") << budget_line(r) << "\n"
+    << (markdown ? "\n" : "");
   o << "spec " << s.file << "; runs: sweep " << r.sweep_name << " (" << r.sweep_file << ")\n\n";
   const Wide w = wide_table(r);
   if (markdown) {
@@ -174,14 +182,17 @@ std::string render_json(const Report& r) {
   j["spec"] = s.id;
   j["file"] = s.file;
   j["citation"] = s.citation();
-  j["budget"] = {{"name", r.budget->name}, {"epochs", r.budget->epochs}, {"paper_epochs", s.paper().epochs},
+  j["budget"] = {{"name", r.budget->name},
+                 {"epochs", r.budget->epochs},
+                 {"paper_epochs", s.paper().epochs},
                  {"fraction", double(r.budget->epochs) / double(s.paper().epochs)}};
   j["seeds"] = r.seeds;
   j["sweep"] = r.sweep_name;
   j["cells"] = nlohmann::json::array();
   for (const auto& c : r.cells) {
-    nlohmann::ordered_json x = {{"row", c.row->id}, {"column", c.col->id}, {"metric", c.col->metric},
-                                {"verdict", verdict_name(c.verdict)}, {"n", c.stats.n}, {"values", c.values}};
+    nlohmann::ordered_json x = {{"row", c.row->id},        {"column", c.col->id},
+                                {"metric", c.col->metric}, {"verdict", verdict_name(c.verdict)},
+                                {"n", c.stats.n},          {"values", c.values}};
     if (c.stats.n > 0) x["mean"] = c.stats.mean;
     if (c.stats.n > 1) x["se"] = c.stats.se;
     if (c.published) x["published"] = {{"text", c.published->text}, {"value", c.published->value}};
@@ -193,8 +204,11 @@ std::string render_json(const Report& r) {
     if (!c.missing_runs.empty()) x["missing_runs"] = c.missing_runs;
     j["cells"].push_back(x);
   }
-  j["summary"] = {{"within", r.within}, {"outside", r.outside}, {"not_comparable", r.not_comparable},
-                  {"missing", r.missing}, {"ok", r.ok()}};
+  j["summary"] = {{"within", r.within},
+                  {"outside", r.outside},
+                  {"not_comparable", r.not_comparable},
+                  {"missing", r.missing},
+                  {"ok", r.ok()}};
   return j.dump(2) + "\n";
 }
 

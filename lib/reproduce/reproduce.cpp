@@ -68,7 +68,8 @@ std::string sweep_text(const Spec& spec, const Budget& budget, const std::vector
 }
 
 // The cell's settings beyond the protocol (what its [[also]] block sets).
-std::map<std::string, Value> cell_overrides(const Spec& spec, const Row& row, const Column& col, const Budget& b) {
+std::map<std::string, Value> cell_overrides(const Spec& spec, const Row& row, const Column& col,
+                                            const Budget& b) {
   std::map<std::string, Value> all = cell_settings(spec, row, col, b), own;
   for (const auto& [k, v] : all) {
     auto p = spec.protocol.find(k);
@@ -79,7 +80,8 @@ std::map<std::string, Value> cell_overrides(const Spec& spec, const Row& row, co
 
 // What makes two cells the same run: their canonical settings (e.g. objective = iwae at
 // k = 1 is the ELBO), as the run identity reads them.
-std::string run_key(const Spec& spec, const Row& row, const Column& col, const Budget& b, const std::string& where) {
+std::string run_key(const Spec& spec, const Row& row, const Column& col, const Budget& b,
+                    const std::string& where) {
   ConfigMap c = default_config();
   try {
     vae::apply(c, cell_settings(spec, row, col, b));
@@ -183,7 +185,8 @@ std::string fixed(double v, int digits) {
 }
 
 // Final metrics of done runs: [run id] -> name -> value.
-std::map<std::string, std::map<std::string, double>> done_metrics(store::Db& db, const std::vector<std::string>& ids) {
+std::map<std::string, std::map<std::string, double>> done_metrics(store::Db& db,
+                                                                  const std::vector<std::string>& ids) {
   std::map<std::string, std::map<std::string, double>> out;
   auto st = db.prepare("SELECT m.name, m.value FROM runs r JOIN metrics m USING (run_id) "
                        "WHERE r.run_id = ? AND r.status = 'done'");
@@ -252,7 +255,8 @@ void judge_order(std::vector<CellReport*>& column) {
     if (c->published && c->stats.n > 0) ranked.push_back(c);
   auto rank = [&](CellReport* c, bool ours) {
     int r = 0;
-    for (auto* o : ranked) r += (ours ? o->stats.mean < c->stats.mean : o->published->value < c->published->value);
+    for (auto* o : ranked)
+      r += (ours ? o->stats.mean < c->stats.mean : o->published->value < c->published->value);
     return r;
   };
   for (auto* c : ranked) {

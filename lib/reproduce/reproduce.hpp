@@ -35,14 +35,15 @@ struct CellPlan {
 struct ReproPlan {
   std::string budget;
   std::vector<int64_t> seeds;
-  std::string sweep_name;   // "<spec id>.<budget>"
-  std::string sweep_text;   // the generated sweep file
-  sweep::Plan plan;         // of sweep_text: every distinct run once
+  std::string sweep_name;       // "<spec id>.<budget>"
+  std::string sweep_text;       // the generated sweep file
+  sweep::Plan plan;             // of sweep_text: every distinct run once
   std::vector<CellPlan> cells;  // row-major: rows x columns
 };
 
 // seeds = 0: the spec's default. data_files: vae::data_files_for (tests pass a stub).
-ReproPlan make_plan(const Spec& spec, const std::string& budget, int64_t seeds, const sweep::DataFilesFn& data_files);
+ReproPlan make_plan(const Spec& spec, const std::string& budget, int64_t seeds,
+                    const sweep::DataFilesFn& data_files);
 
 // The generated sweep file's path for a database: <db folder>/reproduce/<sweep name>.toml
 std::string sweep_file_path(const std::string& db_path, const ReproPlan& plan);
@@ -53,15 +54,15 @@ std::string verdict_name(Verdict v);  // "within", "outside", "not comparable", 
 struct CellReport {
   const Row* row = nullptr;
   const Column* col = nullptr;
-  std::vector<double> values;                // ours, per done seed (negated for "-metric")
-  std::vector<std::vector<double>> parts;    // per done seed: per-layer values, when the run has them
-  report::CellStats stats;                   // of values
-  std::vector<std::string> missing_runs;     // run ids not done (or without the metric)
+  std::vector<double> values;              // ours, per done seed (negated for "-metric")
+  std::vector<std::vector<double>> parts;  // per done seed: per-layer values, when the run has them
+  report::CellStats stats;                 // of values
+  std::vector<std::string> missing_runs;   // run ids not done (or without the metric)
   const Published* published = nullptr;
-  const Expected* expected = nullptr;        // reduced budgets only
+  const Expected* expected = nullptr;  // reduced budgets only
   Verdict verdict = Verdict::Missing;
   double reference = 0, diff = 0, tolerance = 0;  // what ours was compared with
-  std::string ours_text() const;             // "86.91 ± 0.05" or "17+5" style for layered values
+  std::string ours_text() const;                  // "86.91 ± 0.05" or "17+5" style for layered values
 };
 
 struct Report {

@@ -38,7 +38,8 @@ class Parser {
  public:
   explicit Parser(std::string file) : file_(std::move(file)) {}
 
-  [[noreturn]] void fail(int line, const std::string& key, const std::string& section, const std::string& msg) const {
+  [[noreturn]] void fail(int line, const std::string& key, const std::string& section,
+                         const std::string& msg) const {
     throw SpecError(sweep::located_message(file_, line, key, section, msg));
   }
 
@@ -66,8 +67,9 @@ class Parser {
       else if (key == "budget") budgets = &table(*node, key), budgets_line = line;
       else if (key == "tolerance") tolerance(table(*node, key), spec);
       else
-        fail(line, key, "", "unknown key" + sweep::suggestion(key, {"id", "title", "seeds", "citation", "protocol",
-                                                                    "column", "row", "budget", "tolerance"}));
+        fail(line, key, "",
+             "unknown key" + sweep::suggestion(key, {"id", "title", "seeds", "citation", "protocol", "column",
+                                                     "row", "budget", "tolerance"}));
     }
     if (spec.id.empty()) fail(1, "id", "", "missing: every spec needs an id (e.g. id = \"iwae-table1\")");
     if (spec.authors.empty() || spec.year == 0 || spec.where.empty())
@@ -153,17 +155,21 @@ class Parser {
           if (!is_id(c.metric)) fail(line_of(*node), key, section, "expected a metric name, e.g. test_nll");
         } else if (key == "compare") {
           const std::string v = string(*node, key, section);
-          if (v != "value" && v != "order") fail(line_of(*node), key, section, "'" + v + "' is not one of value, order");
+          if (v != "value" && v != "order")
+            fail(line_of(*node), key, section, "'" + v + "' is not one of value, order");
           c.order_only = v == "order";
         } else {
           fail(line_of(*node), key, section,
-               "unknown key" + sweep::suggestion(key, {"id", "label", "measures", "settings", "metric", "compare"}));
+               "unknown key" +
+                   sweep::suggestion(key, {"id", "label", "measures", "settings", "metric", "compare"}));
         }
       }
       if (c.id.empty() || c.metric.empty()) fail(c.line, "", section, "a column needs an id and a metric");
       if (c.label.empty()) c.label = c.id;
       for (const auto& o : spec.columns)
-        if (o.id == c.id) fail(c.line, "id", section, "'" + c.id + "' is already a column (line " + std::to_string(o.line) + ")");
+        if (o.id == c.id)
+          fail(c.line, "id", section,
+               "'" + c.id + "' is already a column (line " + std::to_string(o.line) + ")");
       spec.columns.push_back(std::move(c));
     }
   }
@@ -188,11 +194,13 @@ class Parser {
       if (r.id.empty()) fail(r.line, "id", section, "missing: every row needs an id");
       if (r.label.empty()) r.label = r.id;
       if (r.source.empty())
-        fail(r.line, "source", section,
-             "missing: say where the row's published values were read (e.g. \"Table 1\"), or why there are none");
+        fail(
+            r.line, "source", section,
+            "missing: say where the row's published values were read (e.g. \"Table 1\"), or why there are none");
       if (published) read_published(*published, section, spec, r);
       for (const auto& o : spec.rows)
-        if (o.id == r.id) fail(r.line, "id", section, "'" + r.id + "' is already a row (line " + std::to_string(o.line) + ")");
+        if (o.id == r.id)
+          fail(r.line, "id", section, "'" + r.id + "' is already a row (line " + std::to_string(o.line) + ")");
       spec.rows.push_back(std::move(r));
     }
   }
@@ -217,7 +225,8 @@ class Parser {
   void read_budgets(const toml::table& t, int line, Spec& spec) const {
     for (const auto& [name, node] : in_file_order(t)) {
       const std::string section = "budget." + name;
-      if (!is_id(name)) fail(line_of(*node), "", section, "a budget name uses letters, digits, '_', '-' and '.'");
+      if (!is_id(name))
+        fail(line_of(*node), "", section, "a budget name uses letters, digits, '_', '-' and '.'");
       Budget b;
       b.name = name;
       b.line = line_of(*node);
@@ -227,12 +236,14 @@ class Parser {
         else if (key == "settings") b.settings = settings(table(*n2, key), section + ".settings");
         else if (key == "rows") {
           for (const auto& [row, n3] : in_file_order(table(*n2, key))) {
-            if (!row_of(spec, row)) fail(line_of(*n3), row, section + ".rows", "no such row" + sweep::suggestion(row, row_ids(spec)));
+            if (!row_of(spec, row))
+              fail(line_of(*n3), row, section + ".rows", "no such row" + sweep::suggestion(row, row_ids(spec)));
             b.rows[row] = settings(table(*n3, row), section + ".rows." + row);
           }
         } else if (key == "expected") expected = &table(*n2, key);
         else
-          fail(line_of(*n2), key, section, "unknown key" + sweep::suggestion(key, {"description", "settings", "rows", "expected"}));
+          fail(line_of(*n2), key, section,
+               "unknown key" + sweep::suggestion(key, {"description", "settings", "rows", "expected"}));
       }
       auto epochs = b.settings.find("epochs");
       if (epochs == b.settings.end())
@@ -245,7 +256,8 @@ class Parser {
     if (spec.budgets.empty() || spec.budgets.front().name != "paper")
       fail(line, "budget", "", "missing: [budget.paper], the paper's own schedule");
     if (!spec.paper().expected.empty())
-      fail(spec.paper().line, "expected", "budget.paper", "the paper's budget is compared with the published values");
+      fail(spec.paper().line, "expected", "budget.paper",
+           "the paper's budget is compared with the published values");
   }
 
   void read_expected(const toml::table& t, const std::string& section, const Spec& spec, Budget& b) const {
@@ -254,10 +266,12 @@ class Parser {
         b.expected_source = string(*node, key, section);
         continue;
       }
-      if (!row_of(spec, key)) fail(line_of(*node), key, section, "no such row" + sweep::suggestion(key, row_ids(spec)));
+      if (!row_of(spec, key))
+        fail(line_of(*node), key, section, "no such row" + sweep::suggestion(key, row_ids(spec)));
       for (const auto& [col, n2] : in_file_order(table(*node, key))) {
         const std::string where = section + "." + key;
-        if (!column_of(spec, col)) fail(line_of(*n2), col, where, "no such column" + sweep::suggestion(col, column_ids(spec)));
+        if (!column_of(spec, col))
+          fail(line_of(*n2), col, where, "no such column" + sweep::suggestion(col, column_ids(spec)));
         Expected e;
         bool has_mean = false;
         for (const auto& [f, n3] : in_file_order(table(*n2, col))) {
@@ -294,7 +308,8 @@ class Parser {
   void check_cells(const Spec& spec) const {
     for (const auto& c : spec.columns)
       if (!c.order_only && !spec.tolerance.count(c.metric))
-        fail(c.line, "metric", "column " + c.id, "no [tolerance] for '" + c.metric + "' (add " + c.metric + " = ...)");
+        fail(c.line, "metric", "column " + c.id,
+             "no [tolerance] for '" + c.metric + "' (add " + c.metric + " = ...)");
     for (const auto& r : spec.rows)
       for (const auto& c : spec.columns)
         for (const auto& [k, v] : c.settings)
@@ -341,11 +356,13 @@ Published parse_published(const std::string& text) {
   if (pos < text.size() && (text[pos] == '<' || text[pos] == '>')) ++pos;  // a bound, as printed
   for (;;) {
     auto v = number_at(text, pos);
-    if (!v) throw SpecError("'" + text + "' is not a number, a sum such as \"16+5\", or a bound such as \"< 740.5\"");
+    if (!v)
+      throw SpecError("'" + text + "' is not a number, a sum such as \"16+5\", or a bound such as \"< 740.5\"");
     p.parts.push_back(*v);
     p.value += *v;
     if (pos == text.size()) break;
-    if (text[pos] != '+' || p.parts.size() > 16) throw SpecError("'" + text + "': unexpected '" + text.substr(pos) + "'");
+    if (text[pos] != '+' || p.parts.size() > 16)
+      throw SpecError("'" + text + "': unexpected '" + text.substr(pos) + "'");
     ++pos;
   }
   return p;
@@ -366,7 +383,8 @@ std::string Spec::citation() const {
   return c + ", " + where;
 }
 
-std::map<std::string, Value> cell_settings(const Spec& spec, const Row& row, const Column& col, const Budget& budget) {
+std::map<std::string, Value> cell_settings(const Spec& spec, const Row& row, const Column& col,
+                                           const Budget& budget) {
   std::map<std::string, Value> s = spec.protocol;
   for (const auto* layer : {&row.settings, &col.settings, &budget.settings})
     for (const auto& [k, v] : *layer) s[k] = v;
@@ -376,7 +394,9 @@ std::map<std::string, Value> cell_settings(const Spec& spec, const Row& row, con
   return s;
 }
 
-Spec parse_spec_text(const std::string& text, const std::string& file_name) { return Parser(file_name).parse(text); }
+Spec parse_spec_text(const std::string& text, const std::string& file_name) {
+  return Parser(file_name).parse(text);
+}
 
 Spec parse_spec_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

@@ -41,8 +41,8 @@ class SpecError : public std::runtime_error {
 // A value as the paper prints it ("86.76", "16+5", "< -796.2") and what it reads as.
 struct Published {
   std::string text;
-  double value = 0;            // the number (a sum for "16+5")
-  std::vector<double> parts;   // "16+5": {16, 5} (per layer); one element otherwise
+  double value = 0;           // the number (a sum for "16+5")
+  std::vector<double> parts;  // "16+5": {16, 5} (per layer); one element otherwise
 };
 // Throws SpecError(what) when the text is not a number, a sum, or a bound "< x".
 Published parse_published(const std::string& text);
@@ -54,8 +54,8 @@ struct Expected {
 
 struct Column {
   std::string id, label, metric, measures;
-  bool negate = false;         // metric written "-name": ours is -value
-  bool order_only = false;     // compare = "order": the ranking over rows and the sign
+  bool negate = false;      // metric written "-name": ours is -value
+  bool order_only = false;  // compare = "order": the ranking over rows and the sign
   std::map<std::string, Value> settings;
   int line = 0;
 };
@@ -69,8 +69,8 @@ struct Row {
 
 struct Budget {
   std::string name, description;
-  std::map<std::string, Value> settings;                      // must hold epochs
-  std::map<std::string, std::map<std::string, Value>> rows;   // per-row overrides
+  std::map<std::string, Value> settings;                     // must hold epochs
+  std::map<std::string, std::map<std::string, Value>> rows;  // per-row overrides
   std::string expected_source;
   std::map<std::string, std::map<std::string, Expected>> expected;  // [row id][column id]
   int64_t epochs = 0;
@@ -86,7 +86,7 @@ struct Spec {
   std::map<std::string, Value> protocol;
   std::vector<Column> columns;
   std::vector<Row> rows;
-  std::vector<Budget> budgets;   // "paper" first
+  std::vector<Budget> budgets;                                 // "paper" first
   std::map<std::string, double> tolerance, tolerance_reduced;  // by metric (without '-')
 
   const Budget& budget(const std::string& name) const;  // throws SpecError naming the choices

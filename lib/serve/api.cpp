@@ -5,9 +5,9 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <sstream>
 #include <unordered_map>
 #include <unordered_set>
-#include <sstream>
 
 #include "config/config.hpp"
 #include "report/render.hpp"
@@ -87,9 +87,8 @@ struct SweepRow {
 
 std::vector<SweepRow> sweep_rows(store::Db& db, const std::string& only = "") {
   std::vector<SweepRow> out;
-  auto s = db.prepare(
-      "SELECT sweep_id, name, coalesce(file, ''), coalesce(spec, ''), updated_at FROM sweeps "
-      "WHERE ?1 = '' OR name = ?1 ORDER BY updated_at DESC, name");
+  auto s = db.prepare("SELECT sweep_id, name, coalesce(file, ''), coalesce(spec, ''), updated_at FROM sweeps "
+                      "WHERE ?1 = '' OR name = ?1 ORDER BY updated_at DESC, name");
   s.bind(1, only);
   while (s.step()) out.push_back({s.get_int(0), s.get_text(1), s.get_text(2), s.get_text(3), s.get_text(4)});
   return out;
@@ -109,9 +108,8 @@ json sweep_summary(store::Db& db, const SweepRow& sw) {
   store::SweepCounts c = st.counts(sw.id);
   double mean_wall = NAN, running_left = 0;
   db.read([&] {
-    auto m = db.prepare(
-        "SELECT avg(r.wall_s) FROM sweep_runs sr JOIN runs r USING (run_id) "
-        "WHERE sr.sweep_id = ? AND r.status = 'done' AND r.wall_s > 0");
+    auto m = db.prepare("SELECT avg(r.wall_s) FROM sweep_runs sr JOIN runs r USING (run_id) "
+                        "WHERE sr.sweep_id = ? AND r.status = 'done' AND r.wall_s > 0");
     m.bind(1, sw.id);
     mean_wall = m.step() ? m.get_double(0) : NAN;
     auto r = db.prepare(
@@ -120,7 +118,8 @@ json sweep_summary(store::Db& db, const SweepRow& sw) {
     r.bind(1, sw.id);
     running_left = 0;
     while (r.step())
-      if (std::isfinite(mean_wall)) running_left += std::max(0.0, mean_wall - (r.is_null(0) ? 0.0 : r.get_double(0)));
+      if (std::isfinite(mean_wall))
+        running_left += std::max(0.0, mean_wall - (r.is_null(0) ? 0.0 : r.get_double(0)));
   });
   const double finished = double(c.done + c.failed + c.diverged);
   json eta = nullptr;
@@ -162,7 +161,8 @@ json sweep_axes(store::Db& db, int64_t sweep_id) {
   db.read([&] {
     keys.clear();
     values.clear();
-    auto first = db.prepare("SELECT point FROM sweep_runs WHERE sweep_id = ? AND point IS NOT NULL ORDER BY position");
+    auto first = db.prepare(
+        "SELECT point FROM sweep_runs WHERE sweep_id = ? AND point IS NOT NULL ORDER BY position");
     first.bind(1, sweep_id);
     while (first.step()) {  // every part's keys, first appearance first
       auto j = nlohmann::ordered_json::parse(first.get_text(0).empty() ? "{}" : first.get_text(0));
@@ -179,7 +179,8 @@ json sweep_axes(store::Db& db, int64_t sweep_id) {
     auto& vals = values[k];
     bool numeric = std::all_of(vals.begin(), vals.end(), [](const json& x) { return x.is_number(); });
     if (numeric)
-      std::sort(vals.begin(), vals.end(), [](const json& a, const json& b) { return a.get<double>() < b.get<double>(); });
+      std::sort(vals.begin(), vals.end(),
+                [](const json& a, const json& b) { return a.get<double>() < b.get<double>(); });
     axes.push_back(json{{"key", k}, {"values", vals}, {"numeric", numeric}, {"seed", k == "seed"}});
   }
   return axes;
@@ -261,9 +262,18 @@ Response table(store::Db& db, const Request& rq) {
   r.body = report::render_table(tab, f, ro);
   const std::string stem = t.selection.sweep.empty() ? "table" : t.selection.sweep;
   switch (f) {
-    case report::Format::Csv: r.content_type = "text/csv; charset=utf-8"; r.attachment = stem + ".csv"; break;
-    case report::Format::Markdown: r.content_type = "text/markdown; charset=utf-8"; r.attachment = stem + ".md"; break;
-    case report::Format::Latex: r.content_type = "text/x-tex; charset=utf-8"; r.attachment = stem + ".tex"; break;
+    case report::Format::Csv:
+      r.content_type = "text/csv; charset=utf-8";
+      r.attachment = stem + ".csv";
+      break;
+    case report::Format::Markdown:
+      r.content_type = "text/markdown; charset=utf-8";
+      r.attachment = stem + ".md";
+      break;
+    case report::Format::Latex:
+      r.content_type = "text/x-tex; charset=utf-8";
+      r.attachment = stem + ".tex";
+      break;
     default: break;
   }
   if (f == report::Format::Json) {  // the command too, for the page to show: one more key in
@@ -271,7 +281,8 @@ Response table(store::Db& db, const Request& rq) {
     // every run id, and parsing it again would cost more than building it)
     const size_t end = r.body.rfind('}');
     if (end == std::string::npos) throw std::runtime_error("table JSON without an object");
-    r.body = r.body.substr(0, end) + ",\n  \"command\": " + json(table_command(rq, t, "markdown")).dump() + "\n}\n";
+    r.body = r.body.substr(0, end) + ",\n  \"command\": " + json(table_command(rq, t, "markdown")).dump() +
+             "\n}\n";
   }
   return r;
 }
@@ -290,9 +301,8 @@ std::vector<std::string> varying_keys(store::Db& db, const std::vector<std::stri
   std::vector<std::string> out;
   if (ids.empty()) return out;
   auto first = db.prepare("SELECT value FROM params WHERE run_id = ? AND key = ?");
-  auto other = db.prepare(
-      "SELECT run_id FROM params WHERE key = ?1 AND value < ?2 UNION ALL "
-      "SELECT run_id FROM params WHERE key = ?1 AND value > ?2");
+  auto other = db.prepare("SELECT run_id FROM params WHERE key = ?1 AND value < ?2 UNION ALL "
+                          "SELECT run_id FROM params WHERE key = ?1 AND value > ?2");
   auto any = db.prepare("SELECT run_id FROM params WHERE key = ?");
   auto count = db.prepare("SELECT run_id FROM params WHERE key = ?");
   for (const auto& o : train_options()) {
@@ -328,18 +338,20 @@ void sort_ids(store::Db& db, std::vector<std::string>& ids, const std::unordered
   std::string sql;
   if (kRunColumns.count(column))
     sql = "SELECT run_id, " + std::string(column == "epochs" ? "epochs_done" : column) + " FROM runs";
-  else if (find_option(column))
-    sql = "SELECT run_id, value FROM params WHERE key = ?1";
-  else
-    sql = "SELECT run_id, value FROM metrics WHERE name = ?1";
+  else if (find_option(column)) sql = "SELECT run_id, value FROM params WHERE key = ?1";
+  else sql = "SELECT run_id, value FROM metrics WHERE name = ?1";
   auto s = db.prepare(sql);
   if (!kRunColumns.count(column)) s.bind(1, column);
   while (s.step()) {
     std::string id = s.get_text(0);
     if (selected.count(id)) key[id] = s.get(1);
   }
-  auto rank = [](const SqlValue& v) { return std::holds_alternative<std::monostate>(v) ? 2 : std::holds_alternative<std::string>(v) ? 1 : 0; };
-  auto number = [](const SqlValue& v) { return std::holds_alternative<int64_t>(v) ? double(std::get<int64_t>(v)) : std::get<double>(v); };
+  auto rank = [](const SqlValue& v) {
+    return std::holds_alternative<std::monostate>(v) ? 2 : std::holds_alternative<std::string>(v) ? 1 : 0;
+  };
+  auto number = [](const SqlValue& v) {
+    return std::holds_alternative<int64_t>(v) ? double(std::get<int64_t>(v)) : std::get<double>(v);
+  };
   auto less = [&](const SqlValue& a, const SqlValue& b) {
     if (rank(a) != rank(b)) return rank(a) < rank(b);
     if (rank(a) == 0) return number(a) < number(b);
@@ -354,12 +366,14 @@ void sort_ids(store::Db& db, std::vector<std::string>& ids, const std::unordered
   });
 }
 
-Response runs_list(store::Db& db, const Options& o, const std::set<std::string>& incomplete, const Request& rq) {
+Response runs_list(store::Db& db, const Options& o, const std::set<std::string>& incomplete,
+                   const Request& rq) {
   report::Selection sel;
   sel.sweep = param(rq, "sweep");
   if (!sel.sweep.empty()) find_sweep(db, sel.sweep);
   sel.statuses = list_param(rq, "status");
-  static const std::set<std::string> statuses = {"queued", "running", "interrupted", "done", "failed", "diverged"};
+  static const std::set<std::string> statuses = {"queued", "running", "interrupted",
+                                                 "done",   "failed",  "diverged"};
   for (const auto& s : sel.statuses)
     if (!statuses.count(s))
       throw UsageError("--status '" + s + "': expected queued, running, interrupted, done, failed or diverged");
@@ -380,7 +394,8 @@ Response runs_list(store::Db& db, const Options& o, const std::set<std::string>&
     if (!sort.empty()) sort_ids(db, ids, selected, sort, order == "desc");
   });
   std::vector<std::string> page;
-  for (size_t i = size_t(std::min<int64_t>(offset, int64_t(ids.size()))); i < ids.size() && int64_t(page.size()) < limit; ++i)
+  for (size_t i = size_t(std::min<int64_t>(offset, int64_t(ids.size())));
+       i < ids.size() && int64_t(page.size()) < limit; ++i)
     page.push_back(ids[i]);
   auto rows = report::load_runs(db, page, sel.sweep);
   // the metrics one can add as columns: those of the runs shown, and those asked for
@@ -411,8 +426,11 @@ Response runs_list(store::Db& db, const Options& o, const std::set<std::string>&
                        {"epochs", r.epochs_done},
                        {"wall_s", r.wall_s}});
   }
-  json j = json{{"total", ids.size()}, {"offset", offset}, {"limit", limit}, {"sort", sort}, {"order", order},
-           {"params", varying}, {"metrics", metrics}, {"metrics_available", available}, {"runs", out}};
+  json j = json{{"total", ids.size()}, {"offset", offset},
+                {"limit", limit},      {"sort", sort},
+                {"order", order},      {"params", varying},
+                {"metrics", metrics},  {"metrics_available", available},
+                {"runs", out}};
   return json_response(j);
 }
 
@@ -452,7 +470,8 @@ Response artifact(store::Db& db, const std::string& id_text, const std::string& 
   store::ResultsStore st(db);
   auto path = st.artifact_path(id, kind);
   if (!path) throw HttpError{404, "run " + id.substr(0, 12) + " has no artifact '" + kind + "'"};
-  if (!is_image(*path)) throw HttpError{404, "artifact '" + kind + "' of run " + id.substr(0, 12) + " is not an image"};
+  if (!is_image(*path))
+    throw HttpError{404, "artifact '" + kind + "' of run " + id.substr(0, 12) + " is not an image"};
   std::error_code ec;
   if (!std::filesystem::is_regular_file(*path, ec))
     throw HttpError{404, "artifact '" + kind + "' of run " + id.substr(0, 12) + ": " + *path + " is gone"};
@@ -480,7 +499,8 @@ Response compare(store::Db& db, const Options& o, const Request& rq) {
     std::string label;
     db.read([&] {
       curve = json::object();
-      auto em = db.prepare("SELECT epoch, name, value FROM epoch_metrics WHERE run_id = ? ORDER BY epoch, name");
+      auto em = db.prepare(
+          "SELECT epoch, name, value FROM epoch_metrics WHERE run_id = ? ORDER BY epoch, name");
       em.bind(1, r.run_id);
       while (em.step()) {
         std::string name = em.get_text(1);
@@ -492,19 +512,25 @@ Response compare(store::Db& db, const Options& o, const Request& rq) {
       label = pt.step() ? report::format_point(pt.get_text(0)) : "";
     });
     // The training ELBO per epoch: -(reconstruction + KL), without the beta weighting of the loss.
-    if (curve.contains("train_rec") && curve.contains("train_kl") && curve["train_rec"].size() == curve["train_kl"].size()) {
+    if (curve.contains("train_rec") && curve.contains("train_kl") &&
+        curve["train_rec"].size() == curve["train_kl"].size()) {
       json elbo = json::array();
       for (size_t i = 0; i < curve["train_rec"].size(); ++i) {
         const json& a = curve["train_rec"][i];
         const json& b = curve["train_kl"][i];
-        elbo.push_back({a[0], a[1].is_number() && b[1].is_number() ? json(-(a[1].get<double>() + b[1].get<double>())) : json(nullptr)});
+        elbo.push_back({a[0], a[1].is_number() && b[1].is_number()
+                                  ? json(-(a[1].get<double>() + b[1].get<double>()))
+                                  : json(nullptr)});
       }
       curve["train_elbo"] = elbo;
     }
     json ms = json::object();
     for (const auto& [k, v] : r.metrics) ms[k] = number_or_null(v);
-    runs.push_back(json{{"run_id", r.run_id}, {"status", r.status}, {"label", label.empty() ? r.run_id.substr(0, 12) : label},
-                        {"curve", curve}, {"metrics", ms}});
+    runs.push_back(json{{"run_id", r.run_id},
+                        {"status", r.status},
+                        {"label", label.empty() ? r.run_id.substr(0, 12) : label},
+                        {"curve", curve},
+                        {"metrics", ms}});
   }
   json settings = json::array();
   for (const auto& opt : train_options()) {
@@ -568,7 +594,8 @@ Response Api::route(const Request& rq) {
     if (rq.path == "/chart.js") {
       std::error_code ec;
       if (!std::filesystem::is_regular_file(options_.chartjs_path, ec))
-        throw HttpError{404, options_.chartjs_path + ": Chart.js is missing (Debian: apt-get install libjs-chart.js)"};
+        throw HttpError{404, options_.chartjs_path +
+                                 ": Chart.js is missing (Debian: apt-get install libjs-chart.js)"};
       Response r;
       r.file = options_.chartjs_path;
       r.content_type = "text/javascript; charset=utf-8";

@@ -38,8 +38,8 @@ struct Response {
   int status = 200;
   std::string content_type = "application/json";
   std::string body;
-  std::string file;         // when set, the body is this file's content (sent by the caller)
-  std::string attachment;   // when set, a download under this file name
+  std::string file;        // when set, the body is this file's content (sent by the caller)
+  std::string attachment;  // when set, a download under this file name
 };
 
 struct Options {

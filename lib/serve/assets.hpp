@@ -8,7 +8,7 @@
 namespace vae::serve {
 
 struct Asset {
-  const char* path;          // "/index.html", "/app.js", ...
+  const char* path;  // "/index.html", "/app.js", ...
   const char* content_type;
   const unsigned char* data;
   std::size_t size;

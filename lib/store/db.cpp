@@ -45,8 +45,7 @@ Stmt& Stmt::bind(int i, double v) {
 }
 
 Stmt& Stmt::bind(int i, const std::string& v) {
-  if (int rc = sqlite3_bind_text(stmt_, i, v.data(), int(v.size()), SQLITE_TRANSIENT);
-      rc != SQLITE_OK)
+  if (int rc = sqlite3_bind_text(stmt_, i, v.data(), int(v.size()), SQLITE_TRANSIENT); rc != SQLITE_OK)
     fail(db_, rc, "bind");
   return *this;
 }
@@ -94,9 +93,7 @@ int Stmt::columns() const { return sqlite3_column_count(stmt_); }
 std::string Stmt::column_name(int i) const { return sqlite3_column_name(stmt_, i); }
 bool Stmt::is_null(int i) const { return sqlite3_column_type(stmt_, i) == SQLITE_NULL; }
 int64_t Stmt::get_int(int i) const { return sqlite3_column_int64(stmt_, i); }
-double Stmt::get_double(int i) const {
-  return is_null(i) ? std::nan("") : sqlite3_column_double(stmt_, i);
-}
+double Stmt::get_double(int i) const { return is_null(i) ? std::nan("") : sqlite3_column_double(stmt_, i); }
 std::string Stmt::get_text(int i) const {
   const unsigned char* p = sqlite3_column_text(stmt_, i);
   return p ? std::string(reinterpret_cast<const char*>(p), size_t(sqlite3_column_bytes(stmt_, i)))
@@ -119,23 +116,22 @@ Db::Db(const std::string& path, Mode mode) : path_(path), mode_(mode) {
   int flags = SQLITE_OPEN_FULLMUTEX;
   if (mode == Mode::ReadOnly) {
     if (!fs::exists(path))
-      throw DbError(path + ": no results database here (run a sweep first, or pass --db)",
-                    SQLITE_CANTOPEN);
+      throw DbError(path + ": no results database here (run a sweep first, or pass --db)", SQLITE_CANTOPEN);
     flags |= SQLITE_OPEN_READONLY;
   } else {
     fs::path parent = fs::path(path).parent_path();
     if (!parent.empty()) {
       std::error_code ec;
       fs::create_directories(parent, ec);
-      if (ec) throw DbError(path + ": cannot create folder " + parent.string() + " (" +
-                                ec.message() + ")", SQLITE_CANTOPEN);
+      if (ec)
+        throw DbError(path + ": cannot create folder " + parent.string() + " (" + ec.message() + ")",
+                      SQLITE_CANTOPEN);
     }
     flags |= SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
   }
   int rc = sqlite3_open_v2(path.c_str(), &db_, flags, nullptr);
   if (rc != SQLITE_OK) {
-    std::string msg = path + ": cannot open database: " +
-                      (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+    std::string msg = path + ": cannot open database: " + (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
     sqlite3_close(db_);
     db_ = nullptr;
     throw DbError(msg, rc);

@@ -60,7 +60,7 @@ class Stmt {
   std::string column_name(int i) const;
   bool is_null(int i) const;
   int64_t get_int(int i) const;
-  double get_double(int i) const;  // NULL reads as NaN
+  double get_double(int i) const;     // NULL reads as NaN
   std::string get_text(int i) const;  // NULL reads as ""
   SqlValue get(int i) const;
   bool readonly() const;

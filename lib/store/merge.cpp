@@ -26,8 +26,8 @@ std::string show(const Stmt& s, int col) {
 }
 
 // Why the run's results differ between OUT and the shard ("" when they agree).
-std::string difference(Db& out, const std::string& run_id, const std::string& here,
-                       const std::string& there, const std::string& shard) {
+std::string difference(Db& out, const std::string& run_id, const std::string& here, const std::string& there,
+                       const std::string& shard) {
   if (here != there) return "status " + here + " here, " + there + " in " + shard;
   // metrics present on one side only, or with different values (NULL, i.e. NaN, equals NULL)
   // Timings (names ending in _s: seconds, samples per second) are measurements of the
@@ -42,11 +42,10 @@ std::string difference(Db& out, const std::string& run_id, const std::string& he
   if (!s.step()) return "";
   const std::string name = s.get_text(0);
   s.reset();
-  auto v = out.prepare(
-      "SELECT (SELECT count(*) FROM main.metrics WHERE run_id = ?1 AND name = ?2), "
-      "(SELECT value FROM main.metrics WHERE run_id = ?1 AND name = ?2), "
-      "(SELECT count(*) FROM shard.metrics WHERE run_id = ?1 AND name = ?2), "
-      "(SELECT value FROM shard.metrics WHERE run_id = ?1 AND name = ?2)");
+  auto v = out.prepare("SELECT (SELECT count(*) FROM main.metrics WHERE run_id = ?1 AND name = ?2), "
+                       "(SELECT value FROM main.metrics WHERE run_id = ?1 AND name = ?2), "
+                       "(SELECT count(*) FROM shard.metrics WHERE run_id = ?1 AND name = ?2), "
+                       "(SELECT value FROM shard.metrics WHERE run_id = ?1 AND name = ?2)");
   v.bind(1, run_id).bind(2, name);
   v.step();
   std::string a = v.get_int(0) ? show(v, 1) : "absent", b = v.get_int(2) ? show(v, 3) : "absent";
@@ -73,11 +72,13 @@ void copy_run(Db& out, const std::string& run_id) {
   out.prepare("INSERT INTO main.runs SELECT * FROM shard.runs WHERE run_id = ?").bind(1, run_id).run();
   for (const char* t : kRunTables)
     out.prepare(std::string("INSERT INTO main.") + t + " SELECT * FROM shard." + t + " WHERE run_id = ?")
-        .bind(1, run_id).run();
+        .bind(1, run_id)
+        .run();
   out.prepare(copy_sql(out, "attempts", "session_id",
                        "(SELECT dst FROM temp.merge_session_map WHERE src = session_id)") +
               " WHERE run_id = ?")
-      .bind(1, run_id).run();
+      .bind(1, run_id)
+      .run();
 }
 
 // Detaches the shard however the merge ends.
@@ -97,9 +98,8 @@ struct Attached {
 }  // namespace
 
 const std::vector<std::string>& merged_tables() {
-  static const std::vector<std::string> t = {"sweeps", "runs", "sweep_runs", "params", "data_files",
-                                             "epoch_metrics", "metrics", "sessions", "attempts",
-                                             "artifacts"};
+  static const std::vector<std::string> t = {"sweeps",        "runs",    "sweep_runs", "params",   "data_files",
+                                             "epoch_metrics", "metrics", "sessions",   "attempts", "artifacts"};
   return t;
 }
 
@@ -124,12 +124,11 @@ MergeReport merge_database(Db& out, const std::string& shard_path) {
         "DELETE FROM temp.merge_kept_members;");
 
     // sweeps by name
-    out.exec(
-        "INSERT INTO main.sweeps(name, file, file_sha256, spec, created_at, updated_at) "
-        "SELECT name, file, file_sha256, spec, created_at, updated_at FROM shard.sweeps WHERE true "
-        "ON CONFLICT(name) DO NOTHING;"
-        "INSERT INTO temp.merge_sweep_map SELECT s.sweep_id, m.sweep_id FROM shard.sweeps s "
-        "JOIN main.sweeps m ON m.name = s.name;");
+    out.exec("INSERT INTO main.sweeps(name, file, file_sha256, spec, created_at, updated_at) "
+             "SELECT name, file, file_sha256, spec, created_at, updated_at FROM shard.sweeps WHERE true "
+             "ON CONFLICT(name) DO NOTHING;"
+             "INSERT INTO temp.merge_sweep_map SELECT s.sweep_id, m.sweep_id FROM shard.sweeps s "
+             "JOIN main.sweeps m ON m.name = s.name;");
 
     // runs (read first: the loop writes to main.runs)
     struct Row {
@@ -138,10 +137,10 @@ MergeReport merge_database(Db& out, const std::string& shard_path) {
     };
     std::vector<Row> rows;
     {
-      auto runs = out.prepare(
-          "SELECT s.run_id, s.status, m.status FROM shard.runs s "
-          "LEFT JOIN main.runs m ON m.run_id = s.run_id ORDER BY s.run_id");
-      while (runs.step()) rows.push_back({runs.get_text(0), runs.get_text(1), runs.get_text(2), !runs.is_null(2)});
+      auto runs = out.prepare("SELECT s.run_id, s.status, m.status FROM shard.runs s "
+                              "LEFT JOIN main.runs m ON m.run_id = s.run_id ORDER BY s.run_id");
+      while (runs.step())
+        rows.push_back({runs.get_text(0), runs.get_text(1), runs.get_text(2), !runs.is_null(2)});
     }
     std::vector<const Row*> to_copy;
     for (const Row& row : rows) {
@@ -158,7 +157,8 @@ MergeReport merge_database(Db& out, const std::string& shard_path) {
 
     // the sessions (provenance) of the attempts copied: one per (host, pid, start time),
     // so merging again finds them
-    out.exec("CREATE TEMP TABLE IF NOT EXISTS merge_copy (run_id TEXT PRIMARY KEY); DELETE FROM temp.merge_copy;");
+    out.exec(
+        "CREATE TEMP TABLE IF NOT EXISTS merge_copy (run_id TEXT PRIMARY KEY); DELETE FROM temp.merge_copy;");
     auto add = out.prepare("INSERT INTO temp.merge_copy VALUES (?)");
     for (const Row* row : to_copy) add.bind(1, row->id).run();
     auto sessions = out.prepare(
@@ -167,10 +167,10 @@ MergeReport merge_database(Db& out, const std::string& shard_path) {
     auto find = out.prepare(
         "SELECT m.session_id FROM main.sessions m JOIN shard.sessions s ON m.host IS s.host AND "
         "m.pid IS s.pid AND m.started_at = s.started_at WHERE s.session_id = ?");
-    auto insert = out.prepare(
-        copy_sql(out, "sessions", "sweep_id", "(SELECT dst FROM temp.merge_sweep_map WHERE src = sweep_id)",
-                 "session_id") +
-        " WHERE session_id = ? RETURNING session_id");
+    auto insert = out.prepare(copy_sql(out, "sessions", "sweep_id",
+                                       "(SELECT dst FROM temp.merge_sweep_map WHERE src = sweep_id)",
+                                       "session_id") +
+                              " WHERE session_id = ? RETURNING session_id");
     auto map = out.prepare("INSERT INTO temp.merge_session_map VALUES (?, ?)");
     while (sessions.step()) {
       const int64_t src = sessions.get_int(0);
@@ -192,7 +192,8 @@ MergeReport merge_database(Db& out, const std::string& shard_path) {
       const std::string& id = row->id;
       if (row->in_out) {  // unfinished here: the finished copy replaces it, memberships kept
         out.prepare("INSERT INTO temp.merge_kept_members SELECT * FROM main.sweep_runs WHERE run_id = ?")
-            .bind(1, id).run();
+            .bind(1, id)
+            .run();
         out.prepare("DELETE FROM main.runs WHERE run_id = ?").bind(1, id).run();  // cascades
       }
       copy_run(out, id);
@@ -201,11 +202,10 @@ MergeReport merge_database(Db& out, const std::string& shard_path) {
     out.exec("INSERT OR IGNORE INTO main.sweep_runs SELECT * FROM temp.merge_kept_members");
 
     // memberships of every run OUT now holds
-    auto members = out.prepare(
-        "INSERT OR IGNORE INTO main.sweep_runs(sweep_id, run_id, position, part, point) "
-        "SELECT m.dst, r.run_id, r.position, r.part, r.point FROM shard.sweep_runs r "
-        "JOIN temp.merge_sweep_map m ON m.src = r.sweep_id "
-        "WHERE r.run_id IN (SELECT run_id FROM main.runs)");
+    auto members = out.prepare("INSERT OR IGNORE INTO main.sweep_runs(sweep_id, run_id, position, part, point) "
+                               "SELECT m.dst, r.run_id, r.position, r.part, r.point FROM shard.sweep_runs r "
+                               "JOIN temp.merge_sweep_map m ON m.src = r.sweep_id "
+                               "WHERE r.run_id IN (SELECT run_id FROM main.runs)");
     members.run();
     report.memberships = out.changes();
   });

@@ -6,11 +6,11 @@
 // copied with everything recorded about it: params, data checksums, epoch and final
 // metrics, attempts (with their sessions' provenance), artifacts and its membership
 // of sweeps (matched by name). A run OUT already holds with the same status and the
-// same final metrics (timings, whose names end in _s, aside) is skipped, so merging again changes nothing and the order of
-// the shards does not matter. The same run with a different status or different
-// final metrics is a conflict: reported, never overwritten. A run OUT holds only
-// as unfinished (queued or interrupted) is replaced by a finished copy. Unfinished
-// runs of a shard are not copied (run that shard again). One transaction per shard.
+// same final metrics (timings, whose names end in _s, aside) is skipped, so merging again changes nothing and
+// the order of the shards does not matter. The same run with a different status or different final metrics is a
+// conflict: reported, never overwritten. A run OUT holds only as unfinished (queued or interrupted) is replaced
+// by a finished copy. Unfinished runs of a shard are not copied (run that shard again). One transaction per
+// shard.
 #pragma once
 
 #include <cstdint>
@@ -28,10 +28,10 @@ struct MergeConflict {
 
 struct MergeReport {
   std::string shard;
-  int64_t copied = 0;      // runs new to OUT (or replacing an unfinished one)
-  int64_t identical = 0;   // already in OUT with the same results
-  int64_t unfinished = 0;  // queued or running in the shard: not copied
-  int64_t memberships = 0; // sweep memberships added
+  int64_t copied = 0;       // runs new to OUT (or replacing an unfinished one)
+  int64_t identical = 0;    // already in OUT with the same results
+  int64_t unfinished = 0;   // queued or running in the shard: not copied
+  int64_t memberships = 0;  // sweep memberships added
   std::vector<MergeConflict> conflicts;
 };
 

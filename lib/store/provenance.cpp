@@ -136,8 +136,7 @@ std::optional<int64_t> process_start_ticks(int64_t pid) {
   }
 }
 
-bool process_alive_here(const std::string& host, const std::string& boot_id, int64_t pid,
-                        int64_t start_ticks) {
+bool process_alive_here(const std::string& host, const std::string& boot_id, int64_t pid, int64_t start_ticks) {
   const MachineInfo& m = machine_info();
   if (host != m.host || boot_id != m.boot_id) return false;
   auto start = process_start_ticks(pid);
@@ -151,14 +150,13 @@ std::string now_iso() {
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms % 1000));
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, int(ms % 1000));
   return buf;
 }
 
 double now_unix() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 std::string random_hex(int bytes) {

@@ -8,9 +8,9 @@
 namespace vae::store {
 
 struct BuildInfo {
-  std::string git_commit;    // of the source tree at run time ("" if unknown)
+  std::string git_commit;         // of the source tree at run time ("" if unknown)
   std::optional<bool> git_dirty;  // uncommitted changes to tracked files
-  std::string binary_sha256; // the running program (/proc/self/exe)
+  std::string binary_sha256;      // the running program (/proc/self/exe)
   std::string vae_version, compiler, build_flags, blas;
 };
 
@@ -31,11 +31,10 @@ int blas_threads();
 std::optional<int64_t> process_start_ticks(int64_t pid);
 
 // True when (host, boot id, pid, start) names a process alive on this machine now.
-bool process_alive_here(const std::string& host, const std::string& boot_id, int64_t pid,
-                        int64_t start_ticks);
+bool process_alive_here(const std::string& host, const std::string& boot_id, int64_t pid, int64_t start_ticks);
 
-std::string now_iso();      // UTC, millisecond precision: 2024-05-01T12:00:00.123Z
-double now_unix();          // seconds since the epoch
+std::string now_iso();  // UTC, millisecond precision: 2024-05-01T12:00:00.123Z
+double now_unix();      // seconds since the epoch
 std::string random_hex(int bytes);
 
 }  // namespace vae::store

@@ -32,11 +32,11 @@ std::unique_ptr<Db> open_for_reading(const std::string& path);
 // A run as a sweep plans it.
 struct PlannedRun {
   std::string run_id, config_json, identity_json;
-  ConfigMap config;                    // canonical
+  ConfigMap config;  // canonical
   std::vector<DataFile> data_files;
-  std::string point_json;              // the axis values that made it ({"beta":4,"seed":1})
-  int part = 0;                        // 0: top-level axes; k: the k-th [[also]]
-  int64_t position = -1;               // order in the whole expanded sweep (-1: as listed)
+  std::string point_json;  // the axis values that made it ({"beta":4,"seed":1})
+  int part = 0;            // 0: top-level axes; k: the k-th [[also]]
+  int64_t position = -1;   // order in the whole expanded sweep (-1: as listed)
 };
 
 struct SweepCounts {
@@ -69,7 +69,7 @@ struct ClaimResult {
 
 // How a run ended, as the worker reports it.
 struct Outcome {
-  std::string status;   // done | diverged | failed | stopped
+  std::string status;  // done | diverged | failed | stopped
   std::string message;
   int64_t epochs_done = 0;
   std::map<std::string, double> metrics;
@@ -85,8 +85,7 @@ class ResultsStore {
 
   // ---- the runner ---------------------------------------------------------
   // Creates or updates the sweep (its file, text) and returns its id.
-  int64_t upsert_sweep(const std::string& name, const std::string& file,
-                       const std::string& spec_text);
+  int64_t upsert_sweep(const std::string& name, const std::string& file, const std::string& spec_text);
   std::optional<int64_t> find_sweep(const std::string& name);
   // Inserts runs not yet known (queued) with their params and data files, and makes
   // `runs` (in this order) the sweep's membership. Existing runs are shared as they are.
@@ -97,8 +96,7 @@ class ResultsStore {
   std::map<std::string, std::string> statuses(const std::vector<std::string>& run_ids);
   SweepCounts counts(int64_t sweep_id);
 
-  int64_t start_session(std::optional<int64_t> sweep_id, const std::string& command_line,
-                        int64_t jobs);
+  int64_t start_session(std::optional<int64_t> sweep_id, const std::string& command_line, int64_t jobs);
   void end_session(int64_t session_id);
 
   // A worker process of ours died: its claimed run (if any) goes back to the queue
@@ -115,8 +113,7 @@ class ResultsStore {
   // Each returns false when the claim was lost (another process took the run over).
   bool record_epoch(const Claim& c, int64_t epoch, const std::map<std::string, double>& metrics);
   bool heartbeat(const Claim& c);
-  bool record_artifact(const Claim& c, const std::string& kind, const std::string& path,
-                       int64_t epoch);
+  bool record_artifact(const Claim& c, const std::string& kind, const std::string& path, int64_t epoch);
   // ---- after a run ----------------------------------------------------------
   // Records a file made from a run (e.g. a `vae draw` picture) under kind, replacing an
   // earlier one of the same kind, in one transaction. Throws std::runtime_error for an unknown run.

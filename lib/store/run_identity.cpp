@@ -40,8 +40,8 @@ ConfigMap config_from_json(const std::string& text) {
   ConfigMap c = default_config();
   for (auto it = j.begin(); it != j.end(); ++it) {
     const OptionSpec* s = find_option(it.key());
-    if (!s) throw ConfigError("stored configuration has key '" + it.key() +
-                              "', which this vae build does not know");
+    if (!s)
+      throw ConfigError("stored configuration has key '" + it.key() + "', which this vae build does not know");
     const auto& v = it.value();
     Value x;
     switch (s->kind) {

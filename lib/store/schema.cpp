@@ -171,8 +171,8 @@ namespace {
 void check_is_ours(Db& db, int version) {
   if (version > latest_schema_version())
     throw DbError(db.path() + ": results database schema version " + std::to_string(version) +
-                      " is newer than this vae build knows (" +
-                      std::to_string(latest_schema_version()) + "); update vae",
+                      " is newer than this vae build knows (" + std::to_string(latest_schema_version()) +
+                      "); update vae",
                   SQLITE_MISMATCH);
   if (version == 0) {
     // A fresh file has no tables; a foreign database has tables but no version.
@@ -196,8 +196,7 @@ void migrate(Db& db, int target) {
       if (v == 0) check_is_ours(db, v);
       if (v >= m.version) return;
       if (v != m.version - 1)
-        throw DbError(db.path() + ": cannot migrate from schema version " + std::to_string(v),
-                      SQLITE_MISMATCH);
+        throw DbError(db.path() + ": cannot migrate from schema version " + std::to_string(v), SQLITE_MISMATCH);
       db.exec(m.sql);
       db.exec("PRAGMA user_version = " + std::to_string(m.version));
     });
@@ -209,8 +208,8 @@ void check_readable(Db& db) {
   check_is_ours(db, v);
   if (v == 0) throw DbError(db.path() + ": empty results database (no runs yet)", SQLITE_EMPTY);
   if (v < latest_schema_version())
-    throw DbError(db.path() + ": schema version " + std::to_string(v) +
-                      " is older than this build's " + std::to_string(latest_schema_version()) +
+    throw DbError(db.path() + ": schema version " + std::to_string(v) + " is older than this build's " +
+                      std::to_string(latest_schema_version()) +
                       "; any writing vae command (e.g. vae sweep run) upgrades it",
                   SQLITE_MISMATCH);
 }

@@ -11,8 +11,8 @@
 namespace vae::store {
 
 struct Migration {
-  int version;            // user_version after it ran
-  std::string summary;    // one line, shown by `vae runs --schema`
+  int version;          // user_version after it ran
+  std::string summary;  // one line, shown by `vae runs --schema`
   std::string sql;
 };
 

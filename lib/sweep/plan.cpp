@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <map>
-#include <stdexcept>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "store/run_identity.hpp"
 
@@ -25,8 +25,8 @@ Plan make_plan(const SweepSpec& spec, const DataFilesFn& data_files) {
   std::map<std::string, std::vector<DataFile>> cache;
   for (const auto& p : plan.points) {
     ConfigMap sel;
-    for (const char* k : {"dataset", "data-dir", "binarize", "train-size", "valid-size", "test-size",
-                          "dsprites-cache"})
+    for (const char* k :
+         {"dataset", "data-dir", "binarize", "train-size", "valid-size", "test-size", "dsprites-cache"})
       if (p.config.count(k)) sel[k] = p.config.at(k);
     std::string key = to_json(sel, false);
     auto it = cache.find(key);

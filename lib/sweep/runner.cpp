@@ -28,7 +28,8 @@ std::atomic<int> g_signals{0};
 extern "C" void on_runner_signal(int) { g_signals.fetch_add(1); }
 
 struct SignalGuard {
-  struct sigaction old_int {}, old_term {}, old_hup {};
+  struct sigaction old_int {
+  }, old_term{}, old_hup{};
   SignalGuard() {
     g_signals = 0;
     struct sigaction sa {};
@@ -160,10 +161,9 @@ RunnerReport run_sweep(const RunnerOptions& o, std::ostream& log) {
       running.clear();
       wall_sum = 0;
       wall_n = 0;
-      auto s = db.prepare(
-          "SELECT r.run_id, r.status, coalesce(r.message, ''), coalesce(r.wall_s, 0), sr.point "
-          "FROM sweep_runs sr JOIN runs r USING (run_id) WHERE sr.sweep_id = ? AND "
-          "r.status IN ('done', 'failed', 'diverged') AND r.ended_at >= ? ORDER BY r.ended_at");
+      auto s = db.prepare("SELECT r.run_id, r.status, coalesce(r.message, ''), coalesce(r.wall_s, 0), sr.point "
+                          "FROM sweep_runs sr JOIN runs r USING (run_id) WHERE sr.sweep_id = ? AND "
+                          "r.status IN ('done', 'failed', 'diverged') AND r.ended_at >= ? ORDER BY r.ended_at");
       s.bind(1, o.sweep_id).bind(2, session_start);
       auto m = db.prepare("SELECT name, value FROM metrics WHERE run_id = ? AND name IN "
                           "('test_elbo', 'test_nll', 'test_bpd')");
@@ -178,14 +178,13 @@ RunnerReport run_sweep(const RunnerOptions& o, std::ostream& log) {
         m.reset();
         fins.push_back(std::move(f));
       }
-      auto r = db.prepare(
-          "SELECT r.epochs_done - coalesce(a.resumed_from_epoch, 0), "
-          "coalesce(p.value, 0) - coalesce(a.resumed_from_epoch, 0), "
-          "(julianday('now') - julianday(a.started_at)) * 86400.0 "
-          "FROM sweep_runs sr JOIN runs r USING (run_id) "
-          "LEFT JOIN params p ON p.run_id = r.run_id AND p.key = 'epochs' "
-          "LEFT JOIN attempts a ON a.run_id = r.run_id AND a.attempt = r.attempts "
-          "WHERE sr.sweep_id = ? AND r.status = 'running'");
+      auto r = db.prepare("SELECT r.epochs_done - coalesce(a.resumed_from_epoch, 0), "
+                          "coalesce(p.value, 0) - coalesce(a.resumed_from_epoch, 0), "
+                          "(julianday('now') - julianday(a.started_at)) * 86400.0 "
+                          "FROM sweep_runs sr JOIN runs r USING (run_id) "
+                          "LEFT JOIN params p ON p.run_id = r.run_id AND p.key = 'epochs' "
+                          "LEFT JOIN attempts a ON a.run_id = r.run_id AND a.attempt = r.attempts "
+                          "WHERE sr.sweep_id = ? AND r.status = 'running'");
       r.bind(1, o.sweep_id);
       while (r.step()) {
         double total = r.get_double(1), done = r.get_double(0);
@@ -202,7 +201,8 @@ RunnerReport run_sweep(const RunnerOptions& o, std::ostream& log) {
       if (f.status == "done") line << "done     ";
       else if (f.status == "diverged") line << "DIVERGED ";
       else line << "FAILED   ";
-      line << f.id.substr(0, 12) << "  " << (f.point.empty() || f.point == "{}" ? std::string("(base)") : report::format_point(f.point));
+      line << f.id.substr(0, 12) << "  "
+           << (f.point.empty() || f.point == "{}" ? std::string("(base)") : report::format_point(f.point));
       for (const char* k : {"test_elbo", "test_nll", "test_bpd"}) {
         auto it = f.m.find(k);
         if (it != f.m.end() && std::isfinite(it->second)) {
@@ -262,8 +262,8 @@ RunnerReport run_sweep(const RunnerOptions& o, std::ostream& log) {
       if (run) {
         int n = ++deaths[*run];
         if (n >= o.max_worker_deaths_per_run) {
-          store.mark_failed(*run, "its worker process died " + std::to_string(n) +
-                                      " times (last: " + why + ")");
+          store.mark_failed(*run,
+                            "its worker process died " + std::to_string(n) + " times (last: " + why + ")");
           say("worker " + std::to_string(pid) + " " + why + " during run " + run->substr(0, 12) +
               ": the run is marked failed (it killed its worker " + std::to_string(n) + " times)");
         } else {

@@ -14,7 +14,8 @@ namespace {
 void check_word(const std::string& option, const std::string& value) {
   if (value.empty()) return;
   for (char c : value)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || std::string(":-_.,+=/[]").find(c) != std::string::npos))
+    if (!(std::isalnum(static_cast<unsigned char>(c)) ||
+          std::string(":-_.,+=/[]").find(c) != std::string::npos))
       throw SweepError("--" + option + " '" + value + "': unexpected character '" + std::string(1, c) +
                        "' for an #SBATCH line");
 }
@@ -41,9 +42,11 @@ std::string shard_db_path(const SlurmJob& j, int i) {
 std::string parse_job_id(const std::string& sbatch_output) {
   std::string line = sbatch_output.substr(0, sbatch_output.find('\n'));
   line = line.substr(0, line.find(';'));
-  line.erase(std::remove_if(line.begin(), line.end(), [](char c) { return std::isspace(static_cast<unsigned char>(c)); }),
+  line.erase(std::remove_if(line.begin(), line.end(),
+                            [](char c) { return std::isspace(static_cast<unsigned char>(c)); }),
              line.end());
-  if (line.empty() || !std::all_of(line.begin(), line.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
+  if (line.empty() || !std::all_of(line.begin(), line.end(),
+                                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }))
     return "";
   return line;
 }
@@ -69,8 +72,7 @@ SlurmScripts slurm_scripts(const SlurmJob& j) {
   {
     std::ostringstream o;
     o << "#!/bin/bash\n"
-      << "# Sweep " << j.sweep_name << " as a Slurm job array: task i runs shard i/" << n
-      << " of the sweep\n"
+      << "# Sweep " << j.sweep_name << " as a Slurm job array: task i runs shard i/" << n << " of the sweep\n"
       << "# (the runs whose id mod " << n << " is i) into its own database, since SQLite's locking\n"
       << "# is not to be trusted on network file systems; merge.sbatch folds the shards into\n"
       << "# " << j.out_db << ".\n"
@@ -81,8 +83,7 @@ SlurmScripts slurm_scripts(const SlurmJob& j) {
       << "#SBATCH --cpus-per-task=" << j.cpus_per_task << "\n"
       << "#SBATCH --output=" << j.workdir << "/logs/shard_%a.log\n";
     common_lines(o, j);
-    o << (j.requeue ? "#SBATCH --requeue\n" : "#SBATCH --no-requeue\n")
-      << "set -eu\n"
+    o << (j.requeue ? "#SBATCH --requeue\n" : "#SBATCH --no-requeue\n") << "set -eu\n"
       << "# each run's BLAS threads: the CPUs Slurm gave this task\n"
       << "export OPENBLAS_NUM_THREADS=\"${SLURM_CPUS_PER_TASK:-1}\"\n"
       << "# exec: the runner itself receives Slurm's SIGTERM (preemption, scancel, time limit);\n"
@@ -99,8 +100,7 @@ SlurmScripts slurm_scripts(const SlurmJob& j) {
   {
     std::ostringstream o;
     o << "#!/bin/bash\n"
-      << "# Folds the " << n << " shard databases of sweep " << j.sweep_name << " into "
-      << j.out_db << ".\n"
+      << "# Folds the " << n << " shard databases of sweep " << j.sweep_name << " into " << j.out_db << ".\n"
       << "# Submitted with --dependency=afterok:<array job>, so it runs once every task succeeded.\n"
       << "# Written by: " << j.command << "\n"
       << "#SBATCH --job-name=vae-" << j.sweep_name << "-merge\n"

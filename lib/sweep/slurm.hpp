@@ -13,15 +13,15 @@ struct SlurmJob {
   std::string vae;         // absolute path of the vae program the tasks run
   std::string sweep_file;  // absolute
   std::string sweep_name;
-  std::string chdir;       // absolute: where the tasks run (relative data paths resolve here)
-  std::string out_db;      // absolute: the merged database
-  std::string workdir;     // absolute: shard databases, checkpoints (runs/), logs, the scripts
-  int tasks = 1;           // array size N
-  int cpus_per_task = 1;   // also each run's BLAS threads
+  std::string chdir;                 // absolute: where the tasks run (relative data paths resolve here)
+  std::string out_db;                // absolute: the merged database
+  std::string workdir;               // absolute: shard databases, checkpoints (runs/), logs, the scripts
+  int tasks = 1;                     // array size N
+  int cpus_per_task = 1;             // also each run's BLAS threads
   std::string partition, time, mem;  // passed to sbatch as given ("" : not set)
   bool requeue = false;
   std::vector<std::string> extra_args;  // given to every shard's `vae sweep run` (--set, --name)
-  std::string command;     // how the scripts were asked for, for their comment
+  std::string command;                  // how the scripts were asked for, for their comment
 };
 
 struct SlurmScripts {

@@ -1,5 +1,6 @@
 #include "sweep/sweep_file.hpp"
 
+#include <toml++/toml.h>
 #include <algorithm>
 #include <cctype>
 #include <cstring>
@@ -8,7 +9,6 @@
 #include <map>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "store/run_identity.hpp"
 #include "sweep/toml_settings.hpp"
@@ -105,7 +105,8 @@ class Parser {
       // "latent,beta" is accepted as well as ["latent", "beta"]
       std::stringstream ss(s->get());
       std::string item;
-      while (std::getline(ss, item, ',')) if (!item.empty()) out.push_back(item);
+      while (std::getline(ss, item, ','))
+        if (!item.empty()) out.push_back(item);
       return out;
     }
     if (auto a = n.as_array()) {
@@ -127,8 +128,8 @@ class Parser {
              "is already an axis in [" + section + where[a.key] + "]: a key may vary on one axis only");
       where[a.key] = kind;
       if (a.key == "seed" && !p.seeds.empty())
-        fail(a.line, a.key, section + kind, "conflicts with seeds (line " +
-                                                std::to_string(p.seeds_line) + "): use one of them");
+        fail(a.line, a.key, section + kind,
+             "conflicts with seeds (line " + std::to_string(p.seeds_line) + "): use one of them");
     };
     for (const auto& a : p.grid) add(a, p.label.empty() ? "grid" : ".grid");
     for (const auto& a : p.zip) add(a, p.label.empty() ? "zip" : ".zip");
@@ -166,8 +167,7 @@ class Parser {
         bool ok = !n.empty() && std::all_of(n.begin(), n.end(), [](char ch) {
           return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '.' || ch == '-';
         });
-        if (!ok)
-          fail(line, key, "", "'" + s->get() + "': use letters, digits, '_', '-' and '.' only");
+        if (!ok) fail(line, key, "", "'" + s->get() + "': use letters, digits, '_', '-' and '.' only");
         spec.name = s->get();
       } else if (key == "description") {
         auto s = node->as_string();
@@ -191,10 +191,9 @@ class Parser {
       } else if (key == "table") {
         read_table(as_table(*node, key), spec.table);
       } else {
-        std::string hint = find_option(key)
-                               ? " (`vae train` settings go in [base], [grid] or [zip])"
-                               : suggestion(key, {"name", "description", "seeds", "base", "grid",
-                                                  "zip", "also", "table"});
+        std::string hint = find_option(key) ? " (`vae train` settings go in [base], [grid] or [zip])"
+                                            : suggestion(key, {"name", "description", "seeds", "base", "grid",
+                                                               "zip", "also", "table"});
         fail(line, key, "", "unknown key" + hint);
       }
     }
@@ -235,9 +234,8 @@ class Parser {
             p.seeds = read_seeds(*node, section);
             p.seeds_line = line;
           } else {
-            std::string hint = find_option(key)
-                                   ? " (settings of a sub-sweep go in its base, grid or zip)"
-                                   : suggestion(key, {"name", "base", "grid", "zip", "seeds"});
+            std::string hint = find_option(key) ? " (settings of a sub-sweep go in its base, grid or zip)"
+                                                : suggestion(key, {"name", "base", "grid", "zip", "seeds"});
             fail(line, key, section, "unknown key" + hint);
           }
         }
@@ -289,8 +287,9 @@ void apply_overrides(SweepSpec& spec, const std::vector<std::string>& assignment
       throw SweepError("--set '" + a + "': expected KEY=VALUE, e.g. --set epochs=2");
     std::string key = a.substr(0, eq), text = a.substr(eq + 1);
     const OptionSpec* s = find_option(key);
-    if (!s) throw SweepError("--set '" + a + "': key '" + key + "' is not a `vae train` setting" +
-                             suggestion(key, setting_names()));
+    if (!s)
+      throw SweepError("--set '" + a + "': key '" + key + "' is not a `vae train` setting" +
+                       suggestion(key, setting_names()));
     Value v;
     try {
       v = parse_value(*s, text);
@@ -301,8 +300,8 @@ void apply_overrides(SweepSpec& spec, const std::vector<std::string>& assignment
       for (const auto* axes : {&part.grid, &part.zip})
         for (const auto& axis : *axes)
           if (axis.key == key)
-            throw SweepError("--set '" + a + "': key '" + key + "' is an axis of the sweep (" +
-                             spec.file + ":" + std::to_string(axis.line) + ")");
+            throw SweepError("--set '" + a + "': key '" + key + "' is an axis of the sweep (" + spec.file +
+                             ":" + std::to_string(axis.line) + ")");
       if (key == "seed" && !part.seeds.empty())
         throw SweepError("--set '" + a + "': the sweep sets seeds (" + spec.file + ":" +
                          std::to_string(part.seeds_line) + ")");
@@ -429,11 +428,10 @@ std::vector<Point> expand(const SweepSpec& spec) {
             // name what differs (settings that do not change results)
             std::string diff;
             for (const auto& [k, v] : p.config)
-              if (value_to_string(v) != value_to_string(q.config.at(k)))
-                diff += (diff.empty() ? "" : ", ") + k;
+              if (value_to_string(v) != value_to_string(q.config.at(k))) diff += (diff.empty() ? "" : ", ") + k;
             std::ostringstream msg;
-            msg << spec.file << ":" << part.line << ": runs '" << q.describe() << "' and '"
-                << p.describe() << "' are the same run"
+            msg << spec.file << ":" << part.line << ": runs '" << q.describe() << "' and '" << p.describe()
+                << "' are the same run"
                 << (diff.empty() ? std::string(" (identical settings)")
                                  : " (they differ only in " + diff + ", which does not change results)");
             throw SweepError(msg.str());

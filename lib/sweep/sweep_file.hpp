@@ -35,7 +35,7 @@ class SweepError : public std::runtime_error {
 
 struct Setting {
   std::string key;
-  Value value;   // checked against the `vae train` schema
+  Value value;  // checked against the `vae train` schema
   int line = 0;
 };
 
@@ -47,12 +47,12 @@ struct Axis {
 };
 
 struct Part {
-  std::string label;            // "" for the top level, else "also #k" or its name
+  std::string label;  // "" for the top level, else "also #k" or its name
   int line = 0;
-  std::vector<Setting> base;    // top-level base, then the part's own (later wins)
-  std::vector<Axis> grid;       // in file order
+  std::vector<Setting> base;  // top-level base, then the part's own (later wins)
+  std::vector<Axis> grid;     // in file order
   std::vector<Axis> zip;
-  std::vector<int64_t> seeds;   // empty: no seed axis (the base seed)
+  std::vector<int64_t> seeds;  // empty: no seed axis (the base seed)
   int seeds_line = 0;
 };
 
@@ -85,7 +85,7 @@ TableDefaults default_table(const SweepSpec& spec);
 
 // One run of the expanded sweep.
 struct Point {
-  ConfigMap config;  // canonical (resolved, validated)
+  ConfigMap config;                                 // canonical (resolved, validated)
   std::vector<std::pair<std::string, Value>> axes;  // the axis values that made it, incl. seed
   int part = 0;
   std::string describe() const;  // "latent=2 beta=4 seed=1"

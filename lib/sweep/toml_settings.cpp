@@ -10,7 +10,8 @@ namespace vae::sweep {
 namespace {
 
 // A TOML scalar (or list of integers) as a setting value, unchecked.
-Value raw_value(const std::string& file, const toml::node& n, const std::string& key, const std::string& section) {
+Value raw_value(const std::string& file, const toml::node& n, const std::string& key,
+                const std::string& section) {
   if (auto x = n.as_integer()) return int64_t(x->get());
   if (auto x = n.as_floating_point()) return x->get();
   if (auto x = n.as_string()) return x->get();
@@ -37,7 +38,6 @@ std::string strip_key_prefix(const std::string& msg) {
   size_t end = msg.find("': ", 5);
   return end == std::string::npos ? msg : msg.substr(end + 3);
 }
-
 
 std::vector<std::pair<std::string, const toml::node*>> in_file_order(const toml::table& t) {
   struct E {
@@ -77,8 +77,8 @@ std::vector<std::string> setting_names() {
   return names;
 }
 
-std::string located_message(const std::string& file, int line, const std::string& key, const std::string& section,
-                            const std::string& msg) {
+std::string located_message(const std::string& file, int line, const std::string& key,
+                            const std::string& section, const std::string& msg) {
   std::ostringstream m;
   m << file << ":" << line << ": ";
   if (!key.empty()) m << "key '" << key << "'";

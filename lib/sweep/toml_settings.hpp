@@ -3,8 +3,8 @@
 // "file:line: key 'k' in [section]: why" (thrown as SweepError).
 #pragma once
 
-#include <string>
 #include <toml++/toml.h>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -29,8 +29,8 @@ std::vector<std::string> setting_names();
 
 // "file:line: key 'k' in [section]: msg" (key and section when given): the form of every
 // error in a settings file.
-std::string located_message(const std::string& file, int line, const std::string& key, const std::string& section,
-                            const std::string& msg);
+std::string located_message(const std::string& file, int line, const std::string& key,
+                            const std::string& section, const std::string& msg);
 
 [[noreturn]] void fail_at(const std::string& file, int line, const std::string& key, const std::string& section,
                           const std::string& msg);

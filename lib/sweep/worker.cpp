@@ -22,8 +22,7 @@ using store::ResultsStore;
 // process has taken the run over (then training stops at once).
 class DbHooks : public RunHooks {
  public:
-  DbHooks(ResultsStore& store, const Claim& claim, std::atomic<bool>& stop_run,
-          std::atomic<bool>& lost)
+  DbHooks(ResultsStore& store, const Claim& claim, std::atomic<bool>& stop_run, std::atomic<bool>& lost)
       : store_(store), claim_(claim), stop_run_(stop_run), lost_(lost) {}
   void on_epoch(int64_t epoch, const std::map<std::string, double>& metrics) override {
     if (!store_.record_epoch(claim_, epoch, metrics)) mark_lost();
@@ -47,8 +46,7 @@ class DbHooks : public RunHooks {
 // request into the run's stop flag.
 class Heartbeat {
  public:
-  Heartbeat(const WorkerOptions& o, const Claim& claim, std::atomic<bool>& stop_run,
-            std::atomic<bool>& lost)
+  Heartbeat(const WorkerOptions& o, const Claim& claim, std::atomic<bool>& stop_run, std::atomic<bool>& lost)
       : thread_([&o, &claim, &stop_run, &lost, this] {
           store::Db db(o.db_path);
           ResultsStore store(db);

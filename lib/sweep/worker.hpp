@@ -17,14 +17,14 @@ using TrainFn = std::function<RunResult(const ConfigMap&, const RunOptions&, Run
 
 struct WorkerOptions {
   std::string db_path;
-  std::string runs_dir;          // checkpoints: runs_dir/<run_id>/
+  std::string runs_dir;  // checkpoints: runs_dir/<run_id>/
   int64_t sweep_id = 0;
   int64_t session_id = 0;
-  double stale_after_s = 120;    // a claim on another host without heartbeat for this long is dead
+  double stale_after_s = 120;  // a claim on another host without heartbeat for this long is dead
   double heartbeat_s = 10;
-  double wait_poll_s = 1.0;      // while the remaining runs are held by other live processes
-  int64_t max_runs = -1;         // stop after this many (tests); -1: until none is left
-  bool delete_checkpoints = false;  // remove a run's checkpoints once it is done
+  double wait_poll_s = 1.0;                 // while the remaining runs are held by other live processes
+  int64_t max_runs = -1;                    // stop after this many (tests); -1: until none is left
+  bool delete_checkpoints = false;          // remove a run's checkpoints once it is done
   const std::atomic<bool>* stop = nullptr;  // finish the current epoch, requeue, exit
 };
 

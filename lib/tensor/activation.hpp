@@ -60,8 +60,8 @@ void activation_forward(MatView<T>& out, const MatView<T>& in, Activation a) {
 
 // din = dout * f'(in); din may alias dout. [B,N]
 template <class T>
-void activation_backward(MatView<T>& din, const MatView<T>& dout, const MatView<T>& in,
-                         const MatView<T>& out, Activation a) {
+void activation_backward(MatView<T>& din, const MatView<T>& dout, const MatView<T>& in, const MatView<T>& out,
+                         Activation a) {
   switch (a) {
     case Activation::Identity: xt::noalias(din) = dout; break;
     case Activation::ReLU: xt::noalias(din) = xt::where(in > T(0), dout, T(0)); break;

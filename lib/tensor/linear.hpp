@@ -23,8 +23,7 @@ void linear_forward(MatView<T>& out, const MatView<T>& in, const MatView<T>& W, 
 // for an input read by two layers). ones is a [B] vector of ones.
 template <class T>
 void linear_backward(MatView<T>* din, MatView<T>& dW, VecView<T>& db, const MatView<T>& dout,
-                     const MatView<T>& in, const MatView<T>& W, const VecView<T>& ones,
-                     T din_beta = T(0)) {
+                     const MatView<T>& in, const MatView<T>& W, const VecView<T>& ones, T din_beta = T(0)) {
   blas_gemm(dout, in, dW, true, false, T(1), T(1));
   blas_gemv(dout, ones, db, true, T(1), T(1));
   if (din) blas_gemm(dout, W, *din, false, false, T(1), din_beta);

@@ -38,8 +38,8 @@ void gather_batch(T* x, const data::Images& images, const uint32_t* index, std::
 // Draws are made a row at a time into a small buffer so that the compare loop runs
 // without the generator in it; the stream and the result are those of one draw per pair.
 template <class T>
-void gather_batch_binarized(T* x, const data::Images& images, const uint32_t* index,
-                            std::size_t rows, std::mt19937_64& rng) {
+void gather_batch_binarized(T* x, const data::Images& images, const uint32_t* index, std::size_t rows,
+                            std::mt19937_64& rng) {
   const std::size_t D = images.dim();
   uint64_t threshold[256];
   for (int v = 0; v < 256; ++v) threshold[v] = uint64_t(double(v) * images.scale * 4294967296.0 + 0.5);

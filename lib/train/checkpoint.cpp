@@ -39,13 +39,20 @@ void fsync_dir(const std::string& path) {
 }  // namespace
 
 void save_checkpoint(const std::string& path, const Checkpoint& c) {
-  nlohmann::json h = {{"identity", c.identity},   {"epoch", c.epoch}, {"config", c.config_json},
-                      {"n_params", c.params.size()}, {"n_state", c.model_state.size()},
+  nlohmann::json h = {{"identity", c.identity},
+                      {"epoch", c.epoch},
+                      {"config", c.config_json},
+                      {"n_params", c.params.size()},
+                      {"n_state", c.model_state.size()},
                       {"n_opt_a", c.opt_a.size()},
-                      {"n_opt_b", c.opt_b.size()}, {"opt_t", c.opt_t},
-                      {"rng_state", c.rng_state}, {"best_valid_elbo", c.best_valid_elbo},
-                      {"best_epoch", c.best_epoch}, {"last_loss", c.last_loss},
-                      {"train_seconds", c.train_seconds}, {"samples_done", c.samples_done},
+                      {"n_opt_b", c.opt_b.size()},
+                      {"opt_t", c.opt_t},
+                      {"rng_state", c.rng_state},
+                      {"best_valid_elbo", c.best_valid_elbo},
+                      {"best_epoch", c.best_epoch},
+                      {"last_loss", c.last_loss},
+                      {"train_seconds", c.train_seconds},
+                      {"samples_done", c.samples_done},
                       {"best_epoch_seconds", c.best_epoch_seconds}};
   const std::string header = h.dump();
   const uint64_t header_len = header.size();

@@ -9,14 +9,14 @@
 namespace vae {
 
 struct Checkpoint {
-  std::string identity;  // the run's configuration hash: a checkpoint of another run is refused
+  std::string identity;     // the run's configuration hash: a checkpoint of another run is refused
   std::string config_json;  // the full resolved configuration, to rebuild the model from the file alone
-  int64_t epoch = 0;     // epochs completed
+  int64_t epoch = 0;        // epochs completed
   std::vector<float> params;
   std::vector<float> model_state;   // e.g. batch-norm running statistics
   std::vector<float> opt_a, opt_b;  // Adam m and v, or Adagrad's sum of squares in opt_a
   int64_t opt_t = 0;
-  std::string rng_state;            // std::mt19937_64 as text
+  std::string rng_state;  // std::mt19937_64 as text
   double best_valid_elbo = -1e300;
   int64_t best_epoch = -1;
   double last_loss = 0;

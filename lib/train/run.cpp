@@ -11,10 +11,10 @@
 
 #include "data/dataset.hpp"
 #include "eval/disentangle.hpp"
-#include "train/evaluators.hpp"
-#include "train/checkpoint.hpp"
-#include "train/optimizer.hpp"
 #include "models/model.hpp"
+#include "train/checkpoint.hpp"
+#include "train/evaluators.hpp"
+#include "train/optimizer.hpp"
 #include "util/blas.hpp"
 #include "util/hash.hpp"
 
@@ -23,10 +23,7 @@ namespace vae {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double seconds_since(Clock::time_point t) {
-  return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
 // Independent random streams of a run, each a function of the seed alone.
 std::mt19937_64 stream(int64_t seed, uint64_t purpose) {
@@ -147,7 +144,8 @@ void set_up(Trainer& t, const ConfigMap& config, RunResult& result) {
   t.steps_per_epoch = (t.N + t.B - 1) / t.B;
   const std::size_t k = std::size_t(tc.k);  // rows per example in training
   t.model->reserve(std::min(t.B, t.N) * k, std::max<std::size_t>(500, std::size_t(tc.iw_chunk)));
-  t.opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps, t.model->num_params());
+  t.opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps,
+                  t.model->num_params());
   t.train_rng = stream(tc.seed, kTrainStream);
   t.order.resize(t.N);
   std::iota(t.order.begin(), t.order.end(), 0u);
@@ -236,7 +234,8 @@ EpochSums train_epoch(Trainer& t, int64_t epoch, double lr, RunResult& result) {
     const double progress_epochs = double(epoch) + double(step + 1) / double(t.steps_per_epoch);
     s.beta_eff = tc.warmup > 0 ? tc.beta * std::min(1.0, progress_epochs / double(tc.warmup)) : tc.beta;
     BatchLoss l = t.model->train_step(t.data.train, t.order.data() + start, rows, dynamic, t.train_rng,
-                                      ObjectiveParams{s.beta_eff, tc.free_bits, tc.objective, std::size_t(tc.k)});
+                                      ObjectiveParams{s.beta_eff, tc.free_bits, tc.objective,
+                                                      std::size_t(tc.k)});
     if (epoch + 1 == t.options.fault_nan_epoch && step == 0) l.loss = std::nan("");
     if (!std::isfinite(l.loss)) {
       std::ostringstream m;
@@ -275,8 +274,9 @@ void end_epoch(Trainer& t, int64_t epoch, double lr, double epoch_s, const Epoch
   if (t.best_epoch_s == 0 || epoch_s < t.best_epoch_s) t.best_epoch_s = epoch_s;
   t.last_loss = s.loss / N;
   result.train_loss_curve.push_back(t.last_loss);
-  std::map<std::string, double> m{{"train_loss", t.last_loss}, {"train_rec", s.rec / N}, {"train_kl", s.kl / N},
-                                  {"lr", lr}, {"beta_eff", s.beta_eff}, {"epoch_s", epoch_s},
+  std::map<std::string, double> m{{"train_loss", t.last_loss},   {"train_rec", s.rec / N},
+                                  {"train_kl", s.kl / N},        {"lr", lr},
+                                  {"beta_eff", s.beta_eff},      {"epoch_s", epoch_s},
                                   {"samples_per_s", N / epoch_s}};
   bool best = false;
   if (t.data.valid.n > 0) {
@@ -305,10 +305,10 @@ void end_epoch(Trainer& t, int64_t epoch, double lr, double epoch_s, const Epoch
   if (t.hooks) t.hooks->on_epoch(epoch + 1, m);
   result.epochs_done = epoch + 1;
   if (!t.progress) return;
-  const double eta =
-      (t.train_seconds - t.resumed_seconds) / double(epoch + 1 - t.start_epoch) * double(tc.epochs - epoch - 1);
-  std::fprintf(stderr, "%sepoch %lld/%lld  loss %.3f  (rec %.3f, kl %.3f)", t.tty ? "\r" : "", (long long)epoch + 1,
-               (long long)tc.epochs, t.last_loss, s.rec / N, s.kl / N);
+  const double eta = (t.train_seconds - t.resumed_seconds) / double(epoch + 1 - t.start_epoch) *
+                     double(tc.epochs - epoch - 1);
+  std::fprintf(stderr, "%sepoch %lld/%lld  loss %.3f  (rec %.3f, kl %.3f)", t.tty ? "\r" : "",
+               (long long)epoch + 1, (long long)tc.epochs, t.last_loss, s.rec / N, s.kl / N);
   if (m.count("valid_elbo")) std::fprintf(stderr, "  valid_elbo %.3f", m["valid_elbo"]);
   if (m.count("test_elbo")) std::fprintf(stderr, "  test_elbo %.3f", m["test_elbo"]);
   std::fprintf(stderr, "  %.0f samples/s  ETA %s        \n", N / epoch_s, format_duration(eta).c_str());
@@ -344,13 +344,14 @@ void final_evaluation(Trainer& t, RunResult& result) {
     result.metrics["iw_s"] = seconds_since(t_iw);
     result.metrics["test_nll"] = nll;
     result.metrics["iw_samples"] = double(tc.iw_samples);
-    result.metrics["iw_examples"] =
-        double(tc.iw_examples == 0 ? t.data.test.n : std::min<std::size_t>(tc.iw_examples, t.data.test.n));
+    result.metrics["iw_examples"] = double(
+        tc.iw_examples == 0 ? t.data.test.n : std::min<std::size_t>(tc.iw_examples, t.data.test.n));
     if (tc.likelihood == "gaussian") result.metrics["test_bpd"] = nll / (D * std::log(2.0));
   }
   for (const Evaluator& e : evaluators())
     if (e.applies(tc)) e.run(model, t.data, tc, result.metrics);
-  if (tc.likelihood == "gaussian") result.metrics["test_elbo_bpd"] = -result.metrics["test_elbo"] / (D * std::log(2.0));
+  if (tc.likelihood == "gaussian")
+    result.metrics["test_elbo_bpd"] = -result.metrics["test_elbo"] / (D * std::log(2.0));
   result.metrics["eval_s"] = seconds_since(t_eval);
 }
 

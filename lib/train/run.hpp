@@ -21,14 +21,13 @@ class RunHooks {
   // eval epochs), lr, beta_eff, samples_per_s, epoch_s.
   virtual void on_epoch(int64_t /*epoch*/, const std::map<std::string, double>& /*metrics*/) {}
   // After a checkpoint was written atomically (kind: "last" or "best").
-  virtual void on_checkpoint(const std::string& /*path*/, const std::string& /*kind*/,
-                             int64_t /*epoch*/) {}
+  virtual void on_checkpoint(const std::string& /*path*/, const std::string& /*kind*/, int64_t /*epoch*/) {}
 };
 
 struct RunOptions {
-  std::string out_dir;   // checkpoints (last.ckpt, best.ckpt) go here; "" = none
-  bool resume = false;   // continue from out_dir/last.ckpt if it exists
-  bool quiet = false;    // no progress on stderr
+  std::string out_dir;  // checkpoints (last.ckpt, best.ckpt) go here; "" = none
+  bool resume = false;  // continue from out_dir/last.ckpt if it exists
+  bool quiet = false;   // no progress on stderr
   // Set (e.g. by a SIGTERM handler) to stop after the current epoch's checkpoint.
   const std::atomic<bool>* stop = nullptr;
   // Fault injection for tests: the loss of this epoch's first step (1-based) is NaN.
@@ -76,7 +75,6 @@ eval::DisentangleOptions disentangle_options(const TrainConfig& tc);
 
 // Trains and evaluates. Throws ConfigError on bad settings, std::runtime_error on
 // data or I/O problems; a NaN/Inf loss returns status "diverged".
-RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
-                             RunHooks* hooks);
+RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options, RunHooks* hooks);
 
 }  // namespace vae

@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
 export OPENBLAS_NUM_THREADS=1
 
+echo "== format (clang-format 14) =="
+scripts/check_format.sh
+
 # Warnings are errors here (VAE_WERROR): a change that adds one does not pass.
 VAE_WERROR=ON scripts/build.sh
 echo "== tests (Release) =="

@@ -16,6 +16,7 @@
 #include <sstream>
 
 #include "process_util.hpp"
+#include "serve_test_util.hpp"
 #include "store_test_util.hpp"
 
 using namespace vae;
@@ -117,18 +118,9 @@ metric = "test_nll"
   }
   REQUIRE(testing::q(path, "SELECT count(*) FROM runs WHERE status = 'done'") == 10000);
 
-  testing::Proc srv = testing::start_vae({"serve", "--db", path, "--port", "0"}, dir.file("serve"));
-  int port = 0;
-  for (int i = 0; i < 400 && !port; ++i) {
-    std::smatch m;
-    std::string out = srv.out();
-    if (std::regex_search(out, m, std::regex("http://127\\.0\\.0\\.1:(\\d+)/"))) port = std::stoi(m[1]);
-    else std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  struct Stop {  // the server goes when the test ends, passed or not
-    testing::Proc& p;
-    ~Stop() { kill(p.pid, SIGTERM), p.wait(); }
-  } stop{srv};
+  testing::RunningServer server(path, dir.file("serve"), 10);
+  testing::Proc& srv = server.proc;
+  const int port = server.port;
   REQUIRE(port > 0);
   httplib::Client cli("127.0.0.1", port);
   cli.set_read_timeout(60, 0);

@@ -5,15 +5,45 @@
 // left queued; run 0 gets a PNG picture and a non-image artifact recorded.
 #pragma once
 
+#include <signal.h>
+
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <regex>
 #include <string>
+#include <thread>
 
 #include "draw/grid.hpp"
+#include "process_util.hpp"
 #include "store_test_util.hpp"
 #include "sweep/worker.hpp"
 
 namespace vae::testing {
+
+// `vae serve --db DB --port 0` in the background, and the port it printed (0 if it printed
+// none within `seconds`). The server is stopped when this goes out of scope, whether the
+// test passed or not.
+struct RunningServer {
+  Proc proc;
+  int port = 0;
+  RunningServer(const std::string& db, const std::string& log_prefix, double seconds = 10) {
+    proc = start_vae({"serve", "--db", db, "--port", "0"}, log_prefix);
+    const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+    const std::regex url("http://127\\.0\\.0\\.1:(\\d+)/");
+    while (!port && std::chrono::steady_clock::now() < until) {
+      std::smatch m;
+      const std::string out = proc.out();
+      if (std::regex_search(out, m, url)) port = std::stoi(m[1]);
+      else std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+  }
+  ~RunningServer() {
+    if (proc.running()) kill(proc.pid, SIGTERM), proc.wait();
+  }
+  RunningServer(const RunningServer&) = delete;
+  RunningServer& operator=(const RunningServer&) = delete;
+};
 
 inline double serve_base_nll(int64_t latent, double beta) {
   if (latent == 2) return beta == 1.0 ? 97 : 95;

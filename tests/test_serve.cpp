@@ -393,20 +393,9 @@ TEST_CASE("serve: the real server over HTTP, read-only, the database unchanged",
   TempDir dir;
   const testing::ServeDb& sdb = shared().sdb;
   const std::string before = sha256_hex(testing::Proc::slurp(sdb.path));
-  testing::Proc srv = testing::start_vae({"serve", "--db", sdb.path, "--port", "0"}, dir.file("serve"));
-  int port = 0;
-  for (int i = 0; i < 200 && !port; ++i) {
-    std::smatch m;
-    std::string out = srv.out();
-    if (std::regex_search(out, m, std::regex("http://127\\.0\\.0\\.1:(\\d+)/"))) port = std::stoi(m[1]);
-    else std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  struct Stop {  // the server goes when the test ends, passed or not
-    testing::Proc& p;
-    ~Stop() {
-      if (p.running()) kill(p.pid, SIGTERM), p.wait();
-    }
-  } stop{srv};
+  testing::RunningServer server(sdb.path, dir.file("serve"), 5);
+  testing::Proc& srv = server.proc;
+  const int port = server.port;
   REQUIRE(port > 0);
   httplib::Client cli("127.0.0.1", port);
   auto page = cli.Get("/");

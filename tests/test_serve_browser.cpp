@@ -78,18 +78,8 @@ TEST_CASE("serve in headless Chromium: every view rendered from the database", "
   REQUIRE(std::filesystem::exists(kChromium));  // scripts/setup.sh installs Debian's chromium
   TempDir dir;
   testing::ServeDb sdb = testing::make_serve_db(dir);
-  testing::Proc srv = testing::start_vae({"serve", "--db", sdb.path, "--port", "0"}, dir.file("serve"));
-  int port = 0;
-  for (int i = 0; i < 400 && !port; ++i) {
-    std::smatch m;
-    std::string out = srv.out();
-    if (std::regex_search(out, m, std::regex("http://127\\.0\\.0\\.1:(\\d+)/"))) port = std::stoi(m[1]);
-    else std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
-  struct Stop {  // the server goes when the test ends, passed or not
-    testing::Proc& p;
-    ~Stop() { kill(p.pid, SIGTERM), p.wait(); }
-  } stop{srv};
+  testing::RunningServer server(sdb.path, dir.file("serve"), 10);
+  const int port = server.port;
   REQUIRE(port > 0);
   const std::string base = "http://127.0.0.1:" + std::to_string(port) + "/#/";
   const std::filesystem::path shots = std::filesystem::path(testing::vae_binary()).parent_path() / "ui-test";

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
+#include <unordered_map>
 
 #include "config/config.hpp"
 #include "store/provenance.hpp"
@@ -170,14 +171,34 @@ std::vector<std::string> select_runs(store::Db& db, const Selection& sel) {
   return ids;
 }
 
+namespace {
+
+// Status as shown: a 'running' run whose claimant is gone is 'interrupted'. Reads
+// columns first.. first+5 of the runs query: status, claim_host, claim_boot_id,
+// claim_pid, claim_pid_start, heartbeat_unix.
+std::string shown_status(const store::Stmt& r, int first) {
+  std::string status = r.get_text(first);
+  if (status != "running") return status;
+  const std::string host = r.get_text(first + 1);
+  bool alive = host == store::machine_info().host
+                   ? store::process_alive_here(host, r.get_text(first + 2), r.get_int(first + 3),
+                                               r.get_int(first + 4))
+                   : (store::now_unix() - r.get_double(first + 5) < 120.0);
+  return alive ? status : "interrupted";
+}
+
+const char* const kStatusColumns =
+    "status, claim_host, claim_boot_id, claim_pid, claim_pid_start, heartbeat_unix";
+
+}  // namespace
+
 std::vector<RunRow> load_runs(store::Db& db, const std::vector<std::string>& ids, const std::string& sweep) {
   std::vector<RunRow> rows;
   db.read([&] {
     rows.clear();
-    auto r = db.prepare(
-        "SELECT status, coalesce(message, ''), epochs_done, attempts, coalesce(wall_s, 0), "
-        "coalesce(started_at, ''), coalesce(ended_at, ''), claim_host, claim_boot_id, claim_pid, "
-        "claim_pid_start, heartbeat_unix FROM runs WHERE run_id = ?");
+    auto r = db.prepare(std::string("SELECT ") + kStatusColumns +
+                        ", coalesce(message, ''), epochs_done, attempts, coalesce(wall_s, 0), "
+                        "coalesce(started_at, ''), coalesce(ended_at, '') FROM runs WHERE run_id = ?");
     auto p = db.prepare("SELECT key, value FROM params WHERE run_id = ?");
     auto m = db.prepare("SELECT name, value FROM metrics WHERE run_id = ?");
     auto pt = db.prepare(
@@ -190,20 +211,13 @@ std::vector<RunRow> load_runs(store::Db& db, const std::vector<std::string>& ids
         r.reset();
         continue;
       }
-      row.status = r.get_text(0);
-      row.message = r.get_text(1);
-      row.epochs_done = r.get_int(2);
-      row.attempts = r.get_int(3);
-      row.wall_s = r.get_double(4);
-      row.started_at = r.get_text(5);
-      row.ended_at = r.get_text(6);
-      if (row.status == "running") {
-        std::string host = r.get_text(7);
-        bool alive = host == store::machine_info().host
-                         ? store::process_alive_here(host, r.get_text(8), r.get_int(9), r.get_int(10))
-                         : (store::now_unix() - r.get_double(11) < 120.0);
-        if (!alive) row.status = "interrupted";
-      }
+      row.status = shown_status(r, 0);
+      row.message = r.get_text(6);
+      row.epochs_done = r.get_int(7);
+      row.attempts = r.get_int(8);
+      row.wall_s = r.get_double(9);
+      row.started_at = r.get_text(10);
+      row.ended_at = r.get_text(11);
       r.reset();
       p.bind(1, id);
       while (p.step()) row.params.emplace_hint(row.params.end(), p.get_text(0), p.get(1));  // in key order
@@ -220,6 +234,83 @@ std::vector<RunRow> load_runs(store::Db& db, const std::vector<std::string>& ids
     }
   });
   return rows;
+}
+
+namespace {
+
+// A JSON array of strings, bound as one parameter: `x IN (SELECT value FROM json_each(?))`
+// selects thousands of rows in one statement, on a read-only connection too.
+std::string json_strings(const std::vector<std::string>& v) { return nlohmann::json(v).dump(); }
+
+// '$.config."lr-decay"': a JSON path to a setting inside identity_json.
+std::string identity_path(const std::string& key) { return "'$.config.\"" + key + "\"'"; }
+
+}  // namespace
+
+std::vector<RunRow> load_runs(store::Db& db, const std::vector<std::string>& ids, const RunFields& fields) {
+  std::unordered_map<std::string, size_t> index;
+  for (size_t i = 0; i < ids.size(); ++i) index.emplace(ids[i], i);
+  std::string identity = "''";
+  if (!fields.identity_without.empty()) {
+    identity = "json_remove(identity_json";
+    for (const auto& k : fields.identity_without) {
+      for (char ch : k)  // setting names only: nothing that could close the quoted path
+        if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_'))
+          throw UsageError("'" + k + "' is not a setting name");
+      identity += ", " + identity_path(k);
+    }
+    identity += ")";
+  }
+  const std::string in_ids = "run_id IN (SELECT value FROM json_each(?1))";
+  std::vector<RunRow> rows(ids.size());
+  std::vector<bool> found(ids.size(), false);
+  db.read([&] {
+    for (auto& row : rows) row = RunRow{};
+    std::fill(found.begin(), found.end(), false);
+    const std::string id_list = json_strings(ids);
+    auto r = db.prepare("SELECT run_id, " + std::string(kStatusColumns) + ", " + identity +
+                        " FROM runs WHERE " + in_ids);
+    r.bind(1, id_list);
+    while (r.step()) {
+      auto it = index.find(r.get_text(0));
+      if (it == index.end()) continue;
+      RunRow& row = rows[it->second];
+      found[it->second] = true;
+      row.run_id = it->first;
+      row.status = shown_status(r, 1);
+      row.identity_rest = r.get_text(7);
+    }
+    auto p = db.prepare(
+        "SELECT run_id, key, value FROM params WHERE key IN (SELECT value FROM json_each(?2)) AND " + in_ids);
+    p.bind(1, id_list).bind(2, json_strings(fields.params));
+    while (p.step())
+      if (auto it = index.find(p.get_text(0)); it != index.end())
+        rows[it->second].params.emplace(p.get_text(1), p.get(2));
+    auto m = db.prepare(
+        "SELECT run_id, name, value FROM metrics WHERE name IN (SELECT value FROM json_each(?2)) AND " +
+        in_ids);
+    m.bind(1, id_list).bind(2, json_strings(fields.metrics));
+    while (m.step())
+      if (auto it = index.find(m.get_text(0)); it != index.end())
+        rows[it->second].metrics.emplace(m.get_text(1), m.get_double(2));
+  });
+  std::vector<RunRow> out;
+  out.reserve(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i)
+    if (found[i]) out.push_back(std::move(rows[i]));
+  return out;
+}
+
+std::vector<std::string> metric_names(store::Db& db, const std::vector<std::string>& ids) {
+  std::vector<std::string> names;
+  db.read([&] {
+    names.clear();
+    auto s = db.prepare(
+        "SELECT DISTINCT name FROM metrics WHERE run_id IN (SELECT value FROM json_each(?)) ORDER BY name");
+    s.bind(1, json_strings(ids));
+    while (s.step()) names.push_back(s.get_text(0));
+  });
+  return names;
 }
 
 std::string resolve_run_id(store::Db& db, const std::string& prefix) {

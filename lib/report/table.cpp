@@ -4,7 +4,6 @@
 #include <cmath>
 #include <map>
 #include <set>
-#include <unordered_set>
 
 #include "config/config.hpp"
 
@@ -109,6 +108,38 @@ void check_setting(const std::string& key, const char* option) {
   if (!find_option(key)) throw UsageError(std::string(option) + " '" + key + "': not a `vae train` setting");
 }
 
+// A cell's runs must differ only in the seed (and the grouping keys). Their identities
+// without those settings are compared first; only a cell where they differ is read in
+// full, setting by setting, to name the setting (data checksums alone may differ).
+void check_cell(store::Db& db, const TableRequest& rq, const std::vector<std::string>& row,
+                const std::vector<std::string>& col, const std::vector<const RunRow*>& members) {
+  bool all_same = true;
+  for (const RunRow* m : members) all_same = all_same && m->identity_rest == members.front()->identity_rest;
+  if (all_same) return;
+  std::vector<std::string> ids;
+  for (const RunRow* m : members) ids.push_back(m->run_id);
+  const std::vector<RunRow> full = load_runs(db, ids);
+  auto grouped = [&](const std::string& key) {
+    return std::find(rq.rows.begin(), rq.rows.end(), key) != rq.rows.end() ||
+           std::find(rq.cols.begin(), rq.cols.end(), key) != rq.cols.end();
+  };
+  for (const auto& o : train_options()) {
+    if (!o.identity || o.key == "seed" || grouped(o.key)) continue;
+    std::set<std::string> distinct;
+    for (const RunRow& r : full) {
+      auto it = r.params.find(o.key);
+      distinct.insert(it == r.params.end() ? std::string() : format_sql(it->second));
+    }
+    if (distinct.size() <= 1) continue;
+    std::string cell, vals;
+    for (size_t k = 0; k < rq.rows.size(); ++k) cell += (cell.empty() ? "" : ", ") + rq.rows[k] + "=" + row[k];
+    for (size_t k = 0; k < rq.cols.size(); ++k) cell += ", " + rq.cols[k] + "=" + col[k];
+    for (const auto& v : distinct) vals += (vals.empty() ? "" : ", ") + v;
+    throw UsageError("the cell " + cell + " mixes runs that differ in '" + o.key + "' (" + vals +
+                     "): add it to --rows or --cols, or pick one with --where " + o.key + "=...");
+  }
+}
+
 }  // namespace
 
 Table build_table(store::Db& db, const TableRequest& rq) {
@@ -124,18 +155,25 @@ Table build_table(store::Db& db, const TableRequest& rq) {
 
   Selection sel = rq.selection;
   sel.statuses.clear();  // every run: done ones are aggregated, the others counted
-  std::vector<RunRow> runs = load_runs(db, select_runs(db, sel), sel.sweep);
+  RunFields fields;
+  fields.params = rq.rows;
+  fields.params.insert(fields.params.end(), rq.cols.begin(), rq.cols.end());
+  fields.metrics = rq.metrics;
+  fields.identity_without = fields.params;
+  fields.identity_without.push_back("seed");
+  std::vector<RunRow> runs = load_runs(db, select_runs(db, sel), fields);
   if (runs.empty())
     throw UsageError("no runs match" + (sel.sweep.empty() ? std::string() : " in sweep '" + sel.sweep + "'"));
-  // metrics must exist somewhere
-  for (const auto& m : rq.metrics) {
+  for (const auto& m : rq.metrics) {  // a metric must exist somewhere
     bool any = false;
-    std::set<std::string> names;
-    for (const auto& r : runs) {
-      any = any || r.metrics.count(m);
-      for (const auto& [n, v] : r.metrics) names.insert(n);
+    for (const auto& r : runs) any = any || r.metrics.count(m);
+    std::vector<std::string> names;
+    if (!any) {
+      std::vector<std::string> ids;
+      for (const auto& r : runs) ids.push_back(r.run_id);
+      names = metric_names(db, ids);
     }
-    if (!any && !names.empty()) {
+    if (!names.empty()) {
       std::string known;
       for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
       throw UsageError("--metric '" + m + "': no run has it (metrics: " + known + ")");
@@ -206,50 +244,7 @@ Table build_table(store::Db& db, const TableRequest& rq) {
   // group the runs into cells, checking that a cell's runs differ only in the seed
   std::map<std::pair<std::vector<std::string>, std::vector<std::string>>, std::vector<const RunRow*>> groups;
   for (size_t i = 0; i < runs.size(); ++i) groups[{run_rows[i], run_cols[i]}].push_back(&runs[i]);
-  // Same value: equal as stored, or printed alike (as the message below compares them).
-  auto same = [](const store::SqlValue& a, const store::SqlValue& b) {
-    return a == b || format_sql(a) == format_sql(b);
-  };
-  // the identity settings a cell's runs must share (all but the seed and the grouping keys)
-  std::unordered_set<std::string> shared_keys;
-  for (const auto& o : train_options())
-    if (o.identity && o.key != "seed" && std::find(rq.rows.begin(), rq.rows.end(), o.key) == rq.rows.end() &&
-        std::find(rq.cols.begin(), rq.cols.end(), o.key) == rq.cols.end())
-      shared_keys.insert(o.key);
-  for (const auto& [key, members] : groups) {
-    // Fast path: walk each member's settings beside the first member's (both maps are
-    // sorted by key); only a cell where some shared setting differs (or is missing) is
-    // examined below setting by setting, to name it.
-    bool all_same = true;
-    const auto& first = members.front()->params;
-    for (size_t m = 1; m < members.size() && all_same; ++m) {
-      const auto& other = members[m]->params;
-      all_same = other.size() == first.size();
-      for (auto a = first.begin(), b = other.begin(); all_same && a != first.end(); ++a, ++b)
-        all_same = a->first == b->first && (!shared_keys.count(a->first) || same(a->second, b->second));
-    }
-    if (all_same) continue;
-    for (const auto& o : train_options()) {
-      if (!o.identity || o.key == "seed") continue;
-      if (std::find(rq.rows.begin(), rq.rows.end(), o.key) != rq.rows.end()) continue;
-      if (std::find(rq.cols.begin(), rq.cols.end(), o.key) != rq.cols.end()) continue;
-      auto val = [&](const RunRow& r) {
-        auto it = r.params.find(o.key);
-        return it == r.params.end() ? std::string() : format_sql(it->second);
-      };
-      std::set<std::string> distinct;
-      for (const RunRow* m : members) distinct.insert(val(*m));
-      if (distinct.size() > 1) {
-        std::string cell, vals;
-        for (size_t k = 0; k < rq.rows.size(); ++k)
-          cell += (cell.empty() ? "" : ", ") + rq.rows[k] + "=" + key.first[k];
-        for (size_t k = 0; k < rq.cols.size(); ++k) cell += ", " + rq.cols[k] + "=" + key.second[k];
-        for (const auto& v : distinct) vals += (vals.empty() ? "" : ", ") + v;
-        throw UsageError("the cell " + cell + " mixes runs that differ in '" + o.key + "' (" + vals +
-                         "): add it to --rows or --cols, or pick one with --where " + o.key + "=...");
-      }
-    }
-  }
+  for (const auto& [key, members] : groups) check_cell(db, rq, key.first, key.second, members);
 
   t.cells.assign(t.row_values.size(), std::vector<CellStats>(t.col_values.size()));
   int uniform = -2;

@@ -13,6 +13,7 @@
 #include "results_common.hpp"
 #include "serve/api.hpp"
 #include "store/schema.hpp"
+#include "train/run.hpp"
 
 namespace vae::cli {
 namespace {
@@ -30,7 +31,9 @@ int run_serve(const std::vector<std::string>& args) {
        "address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface)")
       ("chartjs", po::value<std::string>()->default_value(serve::Options{}.chartjs_path),
        "Chart.js file served to the page (Debian: libjs-chart.js)")
-      ("threads", po::value<int>()->default_value(4), "connections handled at once");
+      ("threads", po::value<int>()->default_value(4), "connections handled at once")
+      ("experiments", po::value<std::string>()->default_value("experiments"),
+       "folder of the reproduction specs: the Reproductions view reports the `vae reproduce` sweeps of the database");
   // clang-format on
   add_db_option(desc);
   po::variables_map vm;
@@ -52,6 +55,8 @@ int run_serve(const std::vector<std::string>& args) {
   db.exec("PRAGMA mmap_size = 268435456");
   serve::Options options;
   options.chartjs_path = vm["chartjs"].as<std::string>();
+  options.experiments_dir = vm["experiments"].as<std::string>();
+  options.data_files = &vae::data_files_for;
   serve::Api api(db, options);
   std::mutex one_at_a_time;  // the requests share the connection (short read transactions)
 

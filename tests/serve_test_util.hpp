@@ -13,6 +13,7 @@
 #include <regex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "draw/grid.hpp"
 #include "process_util.hpp"
@@ -27,8 +28,11 @@ namespace vae::testing {
 struct RunningServer {
   Proc proc;
   int port = 0;
-  RunningServer(const std::string& db, const std::string& log_prefix, double seconds = 10) {
-    proc = start_vae({"serve", "--db", db, "--port", "0"}, log_prefix);
+  RunningServer(const std::string& db, const std::string& log_prefix, double seconds = 10,
+                std::vector<std::string> more_args = {}) {
+    std::vector<std::string> args{"serve", "--db", db, "--port", "0"};
+    args.insert(args.end(), more_args.begin(), more_args.end());
+    proc = start_vae(args, log_prefix);
     const auto until = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
     const std::regex url("http://127\\.0\\.0\\.1:(\\d+)/");
     while (!port && std::chrono::steady_clock::now() < until) {

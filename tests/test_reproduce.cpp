@@ -8,8 +8,7 @@
 
 #include "process_util.hpp"
 #include "reproduce/reproduce.hpp"
-#include "store_test_util.hpp"
-#include "sweep/worker.hpp"
+#include "reproduce_test_util.hpp"
 
 using namespace vae;
 using namespace vae::reproduce;
@@ -17,98 +16,8 @@ using vae::testing::TempDir;
 
 namespace {
 
-// Two rows (latent 2, latent 10) x two columns (NLL at beta 1, at beta 4) of a made-up
-// paper; a reduced budget with expected values for row l10 only.
-const char* kSpec = R"(id = "toy-table"
-title = "A toy table"
-seeds = 3
-
-[citation]
-authors = "A. Author, B. Author"
-year = 2020
-arxiv = "2001.00001"
-where = "Table 9"
-
-[protocol]
-dataset = "mnist"
-hidden = [64]
-iw-samples = 10
-
-[[column]]
-id = "b1"
-label = "beta 1"
-metric = "test_nll"
-settings = { beta = 1.0 }
-
-[[column]]
-id = "b4"
-label = "beta 4"
-metric = "test_nll"
-settings = { beta = 4.0 }
-
-[[row]]
-id = "l2"
-label = "latent 2"
-settings = { latent = 2 }
-source = "Table 9"
-published = { b1 = "150.0", b4 = "160.0" }
-
-[[row]]
-id = "l10"
-label = "latent 10"
-settings = { latent = 10 }
-source = "Table 9"
-published = { b1 = 100.5 }
-
-[budget.paper]
-settings = { epochs = 100 }
-description = "the paper's"
-
-[budget.short]
-settings = { epochs = 10 }
-rows = { l10 = { hidden = [32] } }
-expected = { source = "a reference script", l10 = { b1 = { mean = 104.0, se = 0.5, n = 2 } } }
-
-[tolerance]
-test_nll = 0.5
-
-[tolerance.reduced]
-test_nll = 0.3
-)";
-
-// The fake trainer's NLL: 100 + seed for latent 10, 150 + 3 seed for latent 2 (+10 at
-// beta 4), plus 4 when trained 10 epochs with hidden 32: seeds 0,1,2 give means 101 / 153
-// / 163 at the paper's budget and 105 at the short one (latent 10, beta 1).
-double fake_nll(const ConfigMap& c) {
-  const int64_t latent = std::get<int64_t>(c.at("latent")), seed = std::get<int64_t>(c.at("seed"));
-  const double beta = std::get<double>(c.at("beta"));
-  double nll = latent == 10 ? 100.0 + double(seed) : 150.0 + 3.0 * double(seed);
-  if (beta == 4.0) nll += 10;
-  if (std::get<int64_t>(c.at("epochs")) == 10) nll += 4;
-  return nll;
-}
-
-// Registers the plan's runs and lets the fake trainer finish all but `skip` of them.
-void fill_db(const std::string& path, const ReproPlan& plan, int skip = 0) {
-  int64_t sweep_id;
-  {
-    auto db = store::open_for_writing(path);
-    store::ResultsStore st(*db);
-    sweep_id = st.upsert_sweep(plan.sweep_name, "gen.toml", plan.sweep_text);
-    st.register_runs(sweep_id, plan.plan.runs);
-  }
-  sweep::WorkerOptions o;
-  o.db_path = path;
-  o.runs_dir = std::filesystem::path(path).parent_path().string() + "/runs";
-  o.sweep_id = sweep_id;
-  o.max_runs = int64_t(plan.plan.runs.size()) - skip;
-  sweep::run_worker(o, [](const ConfigMap& c, const RunOptions&, RunHooks*) {
-    RunResult r;
-    r.status = "done";
-    r.metrics = {{"test_nll", fake_nll(c)}};
-    return r;
-  });
-}
+using testing::fill_reproduction_db;
+const char* const kSpec = testing::kToySpec;
 
 const CellReport& cell(const Report& r, const std::string& row, const std::string& col) {
   for (const auto& c : r.cells)
@@ -222,7 +131,7 @@ TEST_CASE("report at the paper's budget: within, outside, not published", "[repr
   TempDir dir;
   const Spec s = parse_spec_text(kSpec, "toy.toml");
   const ReproPlan p = make_plan(s, "paper", 0, vae::testing::fake_data_files);
-  fill_db(dir.file("r.db"), p);
+  fill_reproduction_db(dir.file("r.db"), p);
   auto db = store::open_for_reading(dir.file("r.db"));
   const Report r = build_report(*db, s, p, "gen.toml");
   // latent 10, beta 1: seeds give 100, 101, 102: mean 101, published 100.5, |diff| 0.5 <= 0.5
@@ -253,7 +162,7 @@ TEST_CASE("report at a reduced budget: expected values, 2 combined s.e. or the r
   TempDir dir;
   const Spec s = parse_spec_text(kSpec, "toy.toml");
   const ReproPlan p = make_plan(s, "short", 0, vae::testing::fake_data_files);
-  fill_db(dir.file("r.db"), p);
+  fill_reproduction_db(dir.file("r.db"), p);
   auto db = store::open_for_reading(dir.file("r.db"));
   const Report r = build_report(*db, s, p, "gen.toml");
   // latent 10, beta 1, short: 104, 105, 106: mean 105 vs expected 104 +- 0.5: tolerance
@@ -271,7 +180,8 @@ TEST_CASE("report with runs not done: missing, named", "[reproduce]") {
   TempDir dir;
   const Spec s = parse_spec_text(kSpec, "toy.toml");
   const ReproPlan p = make_plan(s, "paper", 0, vae::testing::fake_data_files);
-  fill_db(dir.file("r.db"), p, 2);  // the last two runs (latent 10, beta 4, seeds 1 and 2) stay queued
+  fill_reproduction_db(dir.file("r.db"), p,
+                       2);  // the last two runs (latent 10, beta 4, seeds 1 and 2) stay queued
   auto db = store::open_for_reading(dir.file("r.db"));
   const Report r = build_report(*db, s, p, "gen.toml");
   const CellReport& c = cell(r, "l10", "b4");
@@ -291,7 +201,7 @@ TEST_CASE("order columns: the ranking over rows and the sign", "[reproduce]") {
   text = replace(text, "published = { b1 = 100.5 }", "published = { b1 = \"< -3\" }");
   const Spec s = parse_spec_text(text, "toy.toml");
   const ReproPlan p = make_plan(s, "paper", 0, vae::testing::fake_data_files);
-  fill_db(dir.file("r.db"), p);
+  fill_reproduction_db(dir.file("r.db"), p);
   auto db = store::open_for_reading(dir.file("r.db"));
   const Report r = build_report(*db, s, p, "gen.toml");
   // ours: -153 (latent 2) < -101 (latent 10), as the paper's -9 < -3, both negative

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "process_util.hpp"
+#include "reproduce_test_util.hpp"
 #include "serve/api.hpp"
 #include "serve_test_util.hpp"
 #include "util/hash.hpp"
@@ -483,4 +484,56 @@ TEST_CASE("serve: a running sweep's ETA counts what the running runs have left",
   // the queued run's 100 s, plus the running one's 100 s less the moment it has run, on one worker
   CHECK(s["eta_s"].get<double>() == Approx(200.0).margin(5.0));
   CHECK(s["eta_s"].get<double>() <= 200.0);
+}
+
+TEST_CASE("serve: /api/reproductions lists the reproduce sweeps and reports each beside the paper", "[serve]") {
+  TempDir dir;
+  std::filesystem::create_directories(dir.file("experiments"));
+  const std::string spec_file = testing::write(dir, "experiments/toy.toml", testing::kToySpec);
+  const reproduce::Spec spec = reproduce::parse_spec_file(spec_file);
+  const reproduce::ReproPlan paper = reproduce::make_plan(spec, "paper", 0, testing::fake_data_files);
+  const reproduce::ReproPlan shorter = reproduce::make_plan(spec, "short", 2, testing::fake_data_files);
+  testing::fill_reproduction_db(dir.file("r.db"), paper);
+  testing::fill_reproduction_db(dir.file("r.db"), shorter, 1);  // one run of the short budget not done
+  store::Db db(dir.file("r.db"), store::Db::Mode::ReadOnly);
+  serve::Options o;
+  o.experiments_dir = dir.file("experiments");
+  o.data_files = testing::fake_data_files;
+  serve::Api api(db, o);
+
+  json list = get_json(api, "/api/reproductions")["reproductions"];
+  REQUIRE(list.size() == 2);
+  std::map<std::string, json> by_budget;
+  for (const auto& r : list) by_budget[r["budget"]["name"]] = r;
+  CHECK(by_budget.at("paper")["spec"] == "toy-table");
+  CHECK(by_budget.at("paper")["seeds"] == 3);
+  CHECK(by_budget.at("paper")["summary"]["within"] == 1);   // latent 10, beta 1: 101 vs 100.5
+  CHECK(by_budget.at("paper")["summary"]["outside"] == 2);  // latent 2: 153 vs 150, 163 vs 160
+  CHECK(by_budget.at("short")["seeds"] == 2);
+  CHECK(by_budget.at("short")["summary"]["missing"] == 1);
+
+  // one report: what `vae reproduce SPEC --report --format json` prints, and the command
+  json rep = get_json(api, "/api/reproductions/toy-table/paper");
+  const reproduce::Report direct = reproduce::build_report(db, spec, paper, paper.sweep_name);
+  json expected = json::parse(reproduce::render_report(direct, reproduce::ReportFormat::Json));
+  CHECK(rep["cells"] == expected["cells"]);
+  CHECK(rep["rows"][1]["label"] == "latent 10");
+  CHECK(rep["columns"][0]["label"] == "beta 1");
+  json l10b1;
+  for (const auto& c : rep["cells"])
+    if (c["row"] == "l10" && c["column"] == "b1") l10b1 = c;
+  CHECK(l10b1["mean"].get<double>() == Approx(101.0));
+  CHECK(l10b1["ours"] == "101.00 ± 0.58");
+  CHECK(l10b1["published"]["text"] == "100.5");
+  CHECK(l10b1["verdict"] == "within");
+  CHECK_THAT(rep["command"].get<std::string>(),
+             Catch::Contains("vae reproduce " + spec_file + " --budget paper --seeds 3"));
+
+  CHECK_THAT(get_json(api, "/api/reproductions/toy-table/long", {}, 404)["error"].get<std::string>(),
+             Catch::Contains("no reproduction 'toy-table' at budget 'long'"));
+  // a spec that is not under the folder: its sweeps are not reproductions here
+  serve::Options elsewhere = o;
+  elsewhere.experiments_dir = dir.file("nothing-here");
+  serve::Api other(db, elsewhere);
+  CHECK(get_json(other, "/api/reproductions")["reproductions"].empty());
 }

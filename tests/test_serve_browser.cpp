@@ -12,7 +12,9 @@
 #include <set>
 
 #include "process_util.hpp"
+#include "reproduce_test_util.hpp"
 #include "serve_test_util.hpp"
+#include "train/run.hpp"
 
 using namespace vae;
 using vae::testing::TempDir;
@@ -78,7 +80,14 @@ TEST_CASE("serve in headless Chromium: every view rendered from the database", "
   REQUIRE(std::filesystem::exists(kChromium));  // scripts/setup.sh installs Debian's chromium
   TempDir dir;
   testing::ServeDb sdb = testing::make_serve_db(dir);
-  testing::RunningServer server(sdb.path, dir.file("serve"), 10);
+  // a reproduction: the toy spec on Frey Face (a small file to checksum), run ids as the
+  // server computes them (the real data files' checksums)
+  std::filesystem::create_directories(dir.file("experiments"));
+  std::string toy = testing::kToySpec;
+  toy.replace(toy.find("dataset = \"mnist\""), 17, "dataset = \"frey-face\"\nlikelihood = \"gaussian\"");
+  const reproduce::Spec spec = reproduce::parse_spec_file(testing::write(dir, "experiments/toy.toml", toy));
+  testing::fill_reproduction_db(sdb.path, reproduce::make_plan(spec, "paper", 0, &vae::data_files_for));
+  testing::RunningServer server(sdb.path, dir.file("serve"), 10, {"--experiments", dir.file("experiments")});
   const int port = server.port;
   REQUIRE(port > 0);
   const std::string base = "http://127.0.0.1:" + std::to_string(port) + "/#/";
@@ -196,6 +205,24 @@ TEST_CASE("serve in headless Chromium: every view rendered from the database", "
     dom = open_page(dir, base + "run/ffffffffffff", "", n++);
     CHECK(std::regex_search(
         dom, std::regex("<div class=\"error\" id=\"error\">no run with id ffffffffffff in [^<]*</div>")));
+  }
+  SECTION("reproductions: the list, and a report beside the published values") {
+    std::string dom = open_page(dir, base + "reproductions", shot("reproductions"), n++);
+    std::smatch m;
+    REQUIRE(
+        std::regex_search(dom, m, std::regex("<tr data-spec=\"toy-table\" data-budget=\"paper\">(.*?)</tr>")));
+    CHECK(text_of(m[1]).find("1 within, 2 outside, 0 not comparable, 0 missing") != std::string::npos);
+
+    dom = open_page(dir, base + "reproduction/toy-table/paper", shot("reproduction"), n++);
+    // latent 10, beta 1: seeds give 100, 101, 102 (the fake trainer): 101.00 ± 0.58 against 100.5
+    REQUIRE(std::regex_search(
+        dom, m,
+        std::regex(
+            "<td class=\"num published\">100.5</td><td class=\"num ours verdict-within\" data-cell=\"l10/b1\"[^>]*>([^<]*)</td>")));
+    CHECK(text_of(m[1]) == "101.00 ± 0.58 ✓");
+    REQUIRE(std::regex_search(dom, m, std::regex("data-cell=\"l2/b4\"[^>]*>([^<]*)</td>")));
+    CHECK(text_of(m[1]) == "163.00 ± 1.73 ✗");  // 160, 163, 166 against 160.0
+    CHECK(dom.find("1 within, 2 outside, 0 not comparable, 0 missing") != std::string::npos);
   }
   for (const auto& e : std::filesystem::directory_iterator(shots))
     if (e.path().extension() == ".png")

@@ -5,6 +5,8 @@
 //   #/runs?sweep=S&where=latent%3D20&sort=test_nll&order=asc&page=1
 //   #/compare?ids=ID,ID                              curves and settings side by side
 //   #/run/ID                                         one run
+//   #/reproductions                                  `vae reproduce` reports: published vs ours
+//   #/reproduction/SPEC/BUDGET                       one report, laid out as the paper's table
 // Data come from the JSON API of the same server (lib/serve/api.hpp).
 'use strict';
 
@@ -469,6 +471,59 @@ async function runView(id) {
     curveBox.append(curveChart([{ label: short(r.run_id), curve: r.curve }], n, title, 'run-curve-' + n));
 }
 
+// ---- reproductions ---------------------------------------------------------------------------
+
+function summaryText(s) {
+  return `${s.within} within, ${s.outside} outside, ${s.not_comparable} not comparable, ${s.missing} missing`;
+}
+
+async function reproductionsView() {
+  const data = await api('/api/reproductions');
+  const rows = data.reproductions.map((r) => el('tr', { dataSpec: r.spec, dataBudget: r.budget.name },
+    el('td', { class: 'wrap' },
+      el('a', { href: `#/reproduction/${encodeURIComponent(r.spec)}/${encodeURIComponent(r.budget.name)}`, text: r.title }),
+      el('div', { class: 'muted', text: r.citation })),
+    el('td', { text: r.budget.name }),
+    el('td', { class: 'num', text: `${r.budget.epochs} (${(100 * r.budget.fraction).toPrecision(3)}%)` }),
+    el('td', { class: 'num', text: r.seeds }),
+    el('td', { class: 'summary ' + (r.summary.ok ? 'status-done' : 'status-failed'), text: summaryText(r.summary) })));
+  show(
+    el('h1', { text: 'Reproductions' }),
+    data.reproductions.length ? el('table', { id: 'reproductions-table' },
+      el('thead', {}, el('tr', {}, ['table', 'budget', 'epochs (of the paper\'s)', 'seeds', 'verdicts'].map((h) => el('th', { text: h })))),
+      el('tbody', {}, rows))
+      : el('p', { class: 'muted', text: 'No reproduction in this database (vae reproduce SPEC --db FILE), or its spec is not under the --experiments folder.' }));
+}
+
+async function reproductionView(spec, budget) {
+  const r = await api(`/api/reproductions/${encodeURIComponent(spec)}/${encodeURIComponent(budget)}`);
+  const cells = new Map(r.cells.map((c) => [c.row + '/' + c.column, c]));
+  const head = el('tr', {}, el('th', { text: '' }),
+    r.columns.map((c) => el('th', { colspan: 2, class: 'num', text: c.label })));
+  const sub = el('tr', {}, el('th', { text: '' }), r.columns.flatMap(() => [el('th', { class: 'num', text: 'published' }), el('th', { class: 'num', text: 'ours' })]));
+  const body = r.rows.map((row) => el('tr', { dataRow: row.id }, el('th', { text: row.label }),
+    r.columns.flatMap((col) => {
+      const c = cells.get(row.id + '/' + col.id) || {};
+      const verdict = c.verdict || 'missing';
+      return [
+        el('td', { class: 'num published', text: c.published ? c.published.text : '' }),
+        el('td', { class: 'num ours verdict-' + verdict.replace(/ /g, '-'), dataCell: row.id + '/' + col.id,
+          title: verdict + (c.diff !== undefined ? ` (difference ${fmt(c.diff)}${c.tolerance !== undefined ? ', tolerance ' + fmt(c.tolerance) : ''})` : ''),
+          text: (c.ours || '') + (verdict === 'within' ? ' ✓' : verdict === 'outside' ? ' ✗' : '') }),
+      ];
+    })));
+  const b = r.budget;
+  show(
+    el('h1', { text: r.title }),
+    el('p', { class: 'muted', text: r.citation }),
+    el('p', { text: `Budget ${b.name}: ${b.epochs} epochs, ${(100 * b.fraction).toPrecision(3)}% of the paper's ${b.paper_epochs}` +
+      (b.description ? ` (${b.description})` : '') + `; seeds ${r.seeds.join(', ')}; sweep ${r.sweep}.` }),
+    b.expected_source ? el('p', { class: 'muted', text: 'Expected values at this budget: ' + b.expected_source }) : null,
+    el('table', { id: 'reproduction-table' }, el('thead', {}, head, sub), el('tbody', {}, body)),
+    el('p', { id: 'reproduction-summary', class: r.summary.ok ? 'status-done' : 'status-failed', text: summaryText(r.summary) }),
+    el('h2', { text: 'Command' }), el('pre', { class: 'cmd', text: r.command }));
+}
+
 // ---- the router -----------------------------------------------------------------------------
 
 async function render(refresh) {
@@ -478,7 +533,7 @@ async function render(refresh) {
   charts = [];
   const { path, params } = parseHash();
   const top = path[0] || 'sweeps';
-  document.querySelectorAll('header nav a').forEach((a) => a.classList.toggle('active', a.dataset.nav === top || (top === 'sweep' && a.dataset.nav === 'sweeps')));
+  document.querySelectorAll('header nav a').forEach((a) => a.classList.toggle('active', a.dataset.nav === top || (top === 'sweep' && a.dataset.nav === 'sweeps') || (top === 'reproduction' && a.dataset.nav === 'reproductions')));
   view.dataset.state = 'loading';
   try {
     if (top === 'sweeps') await sweepsView();
@@ -486,6 +541,8 @@ async function render(refresh) {
     else if (top === 'runs') await runsView(params);
     else if (top === 'compare') await compareView(params);
     else if (top === 'run') await runView(path[1] || '');
+    else if (top === 'reproductions') await reproductionsView();
+    else if (top === 'reproduction') await reproductionView(path[1] || '', path[2] || '');
     else throw new Error('no view ' + location.hash);
   } catch (err) {
     showError(view, err);

@@ -181,11 +181,19 @@ std::string render_json(const Report& r) {
   const Spec& s = *r.spec;
   j["spec"] = s.id;
   j["file"] = s.file;
+  j["title"] = s.title;
   j["citation"] = s.citation();
+  j["rows"] = nlohmann::json::array();
+  for (const auto& row : s.rows) j["rows"].push_back({{"id", row.id}, {"label", row.label}});
+  j["columns"] = nlohmann::json::array();
+  for (const auto& col : s.columns)
+    j["columns"].push_back({{"id", col.id}, {"label", col.label}, {"metric", col.metric}});
   j["budget"] = {{"name", r.budget->name},
                  {"epochs", r.budget->epochs},
                  {"paper_epochs", s.paper().epochs},
-                 {"fraction", double(r.budget->epochs) / double(s.paper().epochs)}};
+                 {"fraction", double(r.budget->epochs) / double(s.paper().epochs)},
+                 {"description", r.budget->description},
+                 {"expected_source", r.budget->expected_source}};
   j["seeds"] = r.seeds;
   j["sweep"] = r.sweep_name;
   j["cells"] = nlohmann::json::array();
@@ -193,7 +201,7 @@ std::string render_json(const Report& r) {
     nlohmann::ordered_json x = {{"row", c.row->id},        {"column", c.col->id},
                                 {"metric", c.col->metric}, {"verdict", verdict_name(c.verdict)},
                                 {"n", c.stats.n},          {"values", c.values}};
-    if (c.stats.n > 0) x["mean"] = c.stats.mean;
+    if (c.stats.n > 0) x["mean"] = c.stats.mean, x["ours"] = c.ours_text();
     if (c.stats.n > 1) x["se"] = c.stats.se;
     if (c.published) x["published"] = {{"text", c.published->text}, {"value", c.published->value}};
     if (c.expected) x["expected"] = {{"mean", c.expected->mean}, {"se", c.expected->se}, {"n", c.expected->n}};

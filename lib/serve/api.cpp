@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include "report/run_detail.hpp"
 #include "report/selection.hpp"
 #include "report/table.hpp"
+#include "reproduce/reproduce.hpp"
 #include "serve/assets.hpp"
 #include "store/results_store.hpp"
 #include "store/schema.hpp"
@@ -549,6 +551,93 @@ Response compare(store::Db& db, const Options& o, const Request& rq) {
   return json_response(json{{"runs", runs}, {"settings", settings}});
 }
 
+// ---- reproductions --------------------------------------------------------------------
+
+// A `vae reproduce` sweep of the database: named "<spec id>.<budget>", its spec found
+// under Options::experiments_dir.
+struct Reproduction {
+  reproduce::Spec spec;
+  std::string budget;
+  SweepRow sweep;
+  int64_t seeds = 0;
+};
+
+std::vector<Reproduction> reproductions(store::Db& db, const Options& o) {
+  std::map<std::string, reproduce::Spec> specs;
+  for (const auto& path : reproduce::find_specs(o.experiments_dir)) {
+    try {
+      reproduce::Spec spec = reproduce::parse_spec_file(path);
+      specs.emplace(spec.id, std::move(spec));
+    } catch (const reproduce::SpecError&) {
+      // a broken spec: `vae reproduce list` names it; nothing to show here
+    }
+  }
+  std::vector<Reproduction> out;
+  for (const auto& sw : sweep_rows(db)) {
+    const size_t dot = sw.name.rfind('.');
+    if (dot == std::string::npos) continue;
+    auto it = specs.find(sw.name.substr(0, dot));
+    if (it == specs.end()) continue;
+    const std::string budget = sw.name.substr(dot + 1);
+    const auto& budgets = it->second.budgets;
+    if (std::none_of(budgets.begin(), budgets.end(),
+                     [&](const reproduce::Budget& b) { return b.name == budget; }))
+      continue;
+    // the seeds the sweep was made with (`vae reproduce --seeds N`: seeds 0 .. N-1)
+    auto s = db.prepare(
+        "SELECT count(DISTINCT p.value) FROM sweep_runs sr JOIN params p ON p.run_id = sr.run_id AND p.key = 'seed' "
+        "WHERE sr.sweep_id = ?");
+    s.bind(1, sw.id);
+    const int64_t seeds = s.step() ? s.get_int(0) : 0;
+    if (seeds > 0) out.push_back({it->second, budget, sw, seeds});
+  }
+  return out;
+}
+
+// A plan hashes the data files of every run (its run ids); it is made once per spec,
+// budget and seeds while the server runs.
+json reproduction_report(store::Db& db, const Options& o, PlanCache& plans, const Reproduction& r) {
+  if (!o.data_files) throw std::runtime_error("vae serve: no data checksum function for reproduction reports");
+  const std::string key = r.spec.file + "\n" + r.budget + "\n" + std::to_string(r.seeds);
+  auto it = plans.find(key);
+  if (it == plans.end())
+    it = plans
+             .emplace(key, std::make_shared<reproduce::ReproPlan>(
+                               reproduce::make_plan(r.spec, r.budget, r.seeds, o.data_files)))
+             .first;
+  const reproduce::ReproPlan& plan = *it->second;
+  const reproduce::Report rep = reproduce::build_report(db, r.spec, plan, r.sweep.file);
+  return json::parse(reproduce::render_report(rep, reproduce::ReportFormat::Json));
+}
+
+Response reproductions_list(store::Db& db, const Options& o, PlanCache& plans) {
+  json out = json::array();
+  for (const auto& r : reproductions(db, o)) {
+    const json rep = reproduction_report(db, o, plans, r);
+    out.push_back(json{{"spec", r.spec.id},
+                       {"title", r.spec.title},
+                       {"citation", r.spec.citation()},
+                       {"budget", rep["budget"]},
+                       {"seeds", r.seeds},
+                       {"sweep", r.sweep.name},
+                       {"summary", rep["summary"]}});
+  }
+  return json_response(json{{"reproductions", out}});
+}
+
+Response reproduction_detail(store::Db& db, const Options& o, PlanCache& plans, const std::string& id,
+                             const std::string& budget) {
+  for (const auto& r : reproductions(db, o))
+    if (r.spec.id == id && r.budget == budget) {
+      json rep = reproduction_report(db, o, plans, r);
+      rep["command"] = "vae reproduce " + r.spec.file + " --budget " + r.budget + " --seeds " +
+                       std::to_string(r.seeds) + " --db " + db.path() + " --report";
+      return json_response(rep);
+    }
+  throw HttpError{404, "no reproduction '" + id + "' at budget '" + budget + "' in " + db.path() +
+                           " (with its spec under " + o.experiments_dir + ")"};
+}
+
 Response info(store::Db& db, const Options& o) {
   std::error_code ec;
   return json_response(json{{"db", db.path()},
@@ -617,6 +706,9 @@ Response Api::route(const Request& rq) {
   if (n == 3 && parts[1] == "runs") return run_detail(db_, parts[2]);
   if (n == 5 && parts[1] == "runs" && parts[3] == "artifacts") return artifact(db_, parts[2], parts[4]);
   if (n == 2 && parts[1] == "compare") return compare(db_, options_, rq);
+  if (n == 2 && parts[1] == "reproductions") return reproductions_list(db_, options_, plans_);
+  if (n == 4 && parts[1] == "reproductions")
+    return reproduction_detail(db_, options_, plans_, parts[2], parts[3]);
   throw HttpError{404, "no API at " + rq.path};
 }
 

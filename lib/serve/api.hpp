@@ -14,17 +14,26 @@
 //   GET /api/runs/ID            everything about a run (as `vae runs show --format json`)
 //   GET /api/runs/ID/artifacts/KIND   an image the database records for the run
 //   GET /api/compare?ids=A,B    per-epoch curves and settings of several runs
+//   GET /api/reproductions      the `vae reproduce` sweeps of the database whose spec is
+//                               under Options::experiments_dir: spec, budget, seeds, verdicts
+//   GET /api/reproductions/ID/BUDGET   that report (as `vae reproduce ID --report --format json`)
 //
 // Errors are JSON {"error": "one line"}: 404 for an unknown run, sweep, artifact or
 // path, 400 for a bad argument (the message `vae query` / `vae table` would print).
 #pragma once
 
 #include <map>
+#include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "store/db.hpp"
+#include "sweep/plan.hpp"
+
+namespace vae::reproduce {
+struct ReproPlan;
+}
 
 namespace vae::serve {
 
@@ -47,7 +56,12 @@ struct Options {
   int default_page_size = 50;
   int max_page_size = 1000;
   int max_compare = 20;
+  std::string experiments_dir = "experiments";  // the reproduction specs (`vae reproduce`)
+  sweep::DataFilesFn data_files;                // the run ids' data checksums (tests pass a stub)
 };
+
+// The plans of the reproductions shown so far, by spec file, budget and seeds.
+using PlanCache = std::map<std::string, std::shared_ptr<const reproduce::ReproPlan>>;
 
 // Serves one database. handle() never throws and never writes the database; it is not
 // reentrant (the caller serialises requests: they share one connection).
@@ -61,6 +75,7 @@ class Api {
   store::Db& db_;
   Options options_;
   std::set<std::string> incomplete_;  // settings some run of the database lacks
+  PlanCache plans_;
 };
 
 // Splits "a,b" and repeated parameters alike into {"a", "b"}.

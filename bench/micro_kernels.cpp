@@ -11,12 +11,12 @@
 #include <vector>
 
 #include "models/algorithms.hpp"
+#include "models/batch.hpp"
 #include "models/vae.hpp"
 #include "prob/gaussian.hpp"
 #include "prob/likelihood.hpp"
 #include "tensor/activation.hpp"
 #include "tensor/linear.hpp"
-#include "train/batch.hpp"
 #include "train/optimizer.hpp"
 
 using namespace vae;

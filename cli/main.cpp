@@ -17,7 +17,8 @@ int main(int argc, char** argv) {
   auto& cmds = commands();
   std::sort(cmds.begin(), cmds.end(), [](const Command& a, const Command& b) { return a.name < b.name; });
   auto usage = [&](std::ostream& out) {
-    out << "usage: vae <command> [options]   (vae <command> --help for its options)\n\ncommands:\n";
+    out << "usage: vae <command> [options]   (vae <command> --help for its options; vae --version)\n\n"
+           "commands:\n";
     for (const auto& c : cmds)
       out << "  " << c.name << std::string(14 - std::min<size_t>(13, c.name.size()), ' ') << c.summary << "\n";
   };
@@ -28,6 +29,10 @@ int main(int argc, char** argv) {
   std::string name = argv[1];
   if (name == "--help" || name == "-h" || name == "help") {
     usage(std::cout);
+    return kExitOk;
+  }
+  if (name == "--version") {
+    std::cout << "vae (vae-suite) " << VAE_VERSION << "\n";
     return kExitOk;
   }
   std::vector<std::string> names;

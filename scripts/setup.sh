@@ -11,6 +11,7 @@ packages=(
   slurm-wlm munge   # tests/slurm/slurm_e2e.sh starts a one-node Slurm
   libcpp-httplib-dev libjs-chart.js   # vae serve: the HTTP server, and Chart.js for its page
   chromium          # tests/test_serve_browser.cpp opens every view of vae serve headless
+  help2man          # the man pages, made from the --help texts at build time
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -26,10 +26,10 @@
 #include <vector>
 
 #include "data/dataset.hpp"
+#include "models/batch.hpp"
 #include "models/contract.hpp"
 #include "models/model.hpp"
 #include "prob/likelihood.hpp"
-#include "train/batch.hpp"
 
 namespace vae {
 

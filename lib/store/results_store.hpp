@@ -19,8 +19,8 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "data/data_file.hpp"
 #include "store/db.hpp"
-#include "train/run.hpp"
 
 namespace vae::store {
 

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "data/data_file.hpp"
 #include "data/dataset.hpp"
 
 namespace vae {
@@ -32,10 +33,6 @@ struct RunOptions {
   const std::atomic<bool>* stop = nullptr;
   // Fault injection for tests: the loss of this epoch's first step (1-based) is NaN.
   int64_t fault_nan_epoch = 0;
-};
-
-struct DataFile {
-  std::string path, sha256;
 };
 
 struct RunResult {

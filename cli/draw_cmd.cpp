@@ -131,7 +131,7 @@ int run_draw(const std::vector<std::string>& args) {
       std::vector<std::size_t> units;
       if (order == "kl") {
         std::mt19937_64 rng(0);  // the KL is analytic; the noise only draws z for the reconstruction term
-        units = draw::units_by_kl(m.evaluate(test, rng).kl_per_dim);
+        units = draw::units_by_kl(m.evaluate(test, rng).vector("kl_per_dim"));
       } else {
         for (std::size_t u = 0; u < m.latent_dim(); ++u) units.push_back(u);
       }

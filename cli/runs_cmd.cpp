@@ -251,11 +251,12 @@ int runs_show(const std::vector<std::string>& args) {
       out << "    " << k << std::string(k.size() < 18 ? 18 - k.size() : 1, ' ') << buf << "\n";
     }
   }
-  if (j["kl_per_dim"].is_array() && !j["kl_per_dim"].empty()) {
-    out << "  KL per dim  ";
-    for (const auto& k : j["kl_per_dim"]) {
+  for (const auto& [name, v] : j["unit_vectors"].items()) {  // KL per dim, code usage, ...
+    if (!v.is_array() || v.empty()) continue;
+    out << "  " << (name == "kl_per_dim" ? std::string("KL per dim") : name) << "\n   ";
+    for (const auto& k : v) {
       char buf[32];
-      std::snprintf(buf, sizeof buf, " %.2f", k.get<double>());
+      std::snprintf(buf, sizeof buf, " %.3g", k.is_number() ? k.get<double>() : std::nan(""));
       out << buf;
     }
     out << "\n";

@@ -74,10 +74,13 @@ void print_summary(std::ostream& out, const RunResult& r, const TrainConfig& tc)
     std::snprintf(line, sizeof line, "  %-22s %12.4f\n", "bits/dim (NLL)", get("test_bpd"));
     out << line;
   }
-  // Of all latent units: with several stochastic layers kl_per_dim lists every layer's.
-  const std::size_t units = r.kl_per_dim.empty() ? std::size_t(tc.latent) : r.kl_per_dim.size();
-  std::snprintf(line, sizeof line, "  %-22s %12.0f of %zu\n", "active units", get("active_units"), units);
-  out << line;
+  const auto kl = r.unit_vectors.find("kl_per_dim");
+  if (r.metrics.count("active_units")) {
+    // Of all latent units: with several stochastic layers kl_per_dim lists every layer's.
+    const std::size_t units = kl == r.unit_vectors.end() ? std::size_t(tc.latent) : kl->second.size();
+    std::snprintf(line, sizeof line, "  %-22s %12.0f of %zu\n", "active units", get("active_units"), units);
+    out << line;
+  }
   if (r.metrics.count("sigma_eval")) {
     std::snprintf(line, sizeof line, "  %-22s %12.5f\n", "sigma* (train MSE)", get("sigma_eval"));
     out << line;
@@ -93,8 +96,9 @@ void print_summary(std::ostream& out, const RunResult& r, const TrainConfig& tc)
   }
   std::snprintf(line, sizeof line, "  %-22s %12.0f\n", "train samples/s", get("samples_per_s"));
   out << line;
+  if (kl == r.unit_vectors.end()) return;
   out << "  KL per dimension:";
-  for (double k : r.kl_per_dim) {
+  for (double k : kl->second) {
     std::snprintf(line, sizeof line, " %.2f", k);
     out << line;
   }
@@ -154,7 +158,8 @@ int run_train(const std::vector<std::string>& args) {
     nlohmann::json j = nlohmann::json::object();
     j["status"] = r.status;
     for (const auto& [k, v] : r.metrics) j[k] = v;
-    j["kl_per_dim"] = r.kl_per_dim;
+    j["unit_vectors"] = r.unit_vectors;  // every named per-unit vector
+    if (r.unit_vectors.count("kl_per_dim")) j["kl_per_dim"] = r.unit_vectors.at("kl_per_dim");
     j["train_loss_curve"] = r.train_loss_curve;
     j["binarize"] = r.binarize;
     j["config"] = nlohmann::json::parse(to_json(config, false));

@@ -104,12 +104,13 @@ metric = "test_nll"
     r.status = "done";
     r.epochs_done = 4;
     r.metrics = {{"test_nll", nll}, {"test_elbo", -nll - 3.0}, {"active_units", double(latent)}};
-    for (int64_t u = 0; u < latent; ++u) r.kl_per_dim.push_back(u < 2 ? 3.0 + double(u) : 0.001);
+    std::vector<double>& kl = r.unit_vectors["kl_per_dim"];
+    for (int64_t u = 0; u < latent; ++u) kl.push_back(u < 2 ? 3.0 + double(u) : 0.001);
     if (latent == 5 && beta == 4.0 && seed == 2) {
       r.status = "diverged";
       r.message = "loss is nan at epoch 3";
       r.metrics.clear();
-      r.kl_per_dim.clear();
+      r.unit_vectors.clear();
     }
     return r;
   });

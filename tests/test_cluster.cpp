@@ -47,7 +47,7 @@ RunResult fake_train(const ConfigMap& c, RunHooks* hooks, double offset = 0) {
   r.metrics = {{"test_elbo", -latent - offset},
                {"test_nll", 90.0 + seed + offset},
                {"train_s", 1.0 + double(std::rand() % 1000)}};  // a timing: differs every time
-  r.kl_per_dim = {0.5};
+  r.unit_vectors = {{"kl_per_dim", {0.5}}};
   return r;
 }
 

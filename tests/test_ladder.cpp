@@ -303,11 +303,12 @@ TEST_CASE("importance-weighted estimate is at least the ELBO, and K = 1 is the E
       CHECK(-nll_k500 >= e.elbo);
       CHECK(-nll_k500 > -nll_k1 + 0.05);  // tighter by a margin larger than the noise here
       // per-layer reports
-      CHECK(e.extra.count("kl_layer1"));
-      CHECK(e.extra.count("kl_layer2"));
-      CHECK(e.extra.at("kl_layer1") + e.extra.at("kl_layer2") == Approx(e.kl));
-      CHECK(e.extra.at("active_units_layer1") + e.extra.at("active_units_layer2") == double(e.active_units));
-      CHECK(e.kl_per_dim.size() == 7);
+      CHECK(e.metrics.count("kl_layer1"));
+      CHECK(e.metrics.count("kl_layer2"));
+      CHECK(e.metrics.at("kl_layer1") + e.metrics.at("kl_layer2") == Approx(e.kl));
+      CHECK(e.metrics.at("active_units_layer1") + e.metrics.at("active_units_layer2") ==
+            e.metrics.at("active_units"));
+      CHECK(e.vector("kl_per_dim").size() == 7);
       CHECK(model->latent_dim() == 7);
     }
   }
@@ -368,7 +369,7 @@ TEST_CASE("ladder and hierarchical runs end to end: per-layer metrics, state in 
       REQUIRE(r.status == "done");
       for (const char* k : {"kl_layer1", "kl_layer2", "active_units_layer1", "active_units_layer2", "test_nll"})
         CHECK(r.metrics.count(k));
-      CHECK(r.kl_per_dim.size() == 12);
+      CHECK(r.unit_vectors.at("kl_per_dim").size() == 12);
       CHECK(std::isfinite(r.metrics.at("test_nll")));
       CHECK(r.metrics.at("test_nll") <= -r.metrics.at("test_elbo") + 1.0);  // IW (K=20) near or below -ELBO
       const Checkpoint ck = load_checkpoint((dir / "last.ckpt").string());

@@ -69,7 +69,7 @@ RunResult fake_run(const ConfigMap& c, const RunOptions& o, RunHooks* hooks, int
   r.epochs_done = epochs;
   r.metrics = {{"test_elbo", -double(std::get<int64_t>(c.at("latent")))},
                {"test_nll", 90.0 + double(std::get<int64_t>(c.at("seed")))}};
-  r.kl_per_dim = {0.5, 0.25};
+  r.unit_vectors = {{"kl_per_dim", {0.5, 0.25}}, {"code_usage", {0.75, 0.0, 0.25}}};
   return r;
 }
 
@@ -331,7 +331,8 @@ TEST_CASE("worker loop with a fake trainer: outcomes recorded", "[store]") {
             "SELECT count(*) FROM runs WHERE status = 'failed' AND message = 'mnist.idx: truncated'") == 2);
   CHECK(db.scalar_int("SELECT count(*) FROM runs WHERE status = 'diverged'") == 2);
   CHECK(db.scalar_int("SELECT count(*) FROM epoch_metrics") == 4 * 3 * 2);
-  CHECK(db.scalar_int("SELECT count(*) FROM runs WHERE kl_per_dim = '[0.5,0.25]'") == 4);
+  CHECK(db.scalar_int("SELECT count(*) FROM runs WHERE kl_per_dim = "
+                      "'{\"code_usage\":[0.75,0.0,0.25],\"kl_per_dim\":[0.5,0.25]}'") == 4);
 }
 
 TEST_CASE("worker stop request: the run goes back to the queue", "[store]") {

@@ -107,6 +107,7 @@ BatchLoss elbo_objective(M& model, typename M::Work& w, std::size_t R, const Obj
     w.unit_weight[u] = clamped ? T(0) : T(p.beta / double(R));
   }
   out.loss = out.rec + p.beta * kl_term;
+  if constexpr (has_extra_loss<M>::value) out.loss += model.extra_loss(w, R) / double(R);
   w.row_weighted = false;
   return out;
 }
@@ -176,16 +177,20 @@ BatchLoss train_step(M& model, typename M::Work& w, const data::Images& images, 
 }
 
 // The single-sample ELBO over a split (stored as it is: test sets are binarized once), its
-// KL per unit and per layer, and the active units of the codes mean_codes reports.
+// KL per unit and per layer, the active units of the codes mean_codes reports (unless the
+// codes are discrete), and the family's own named metrics and vectors (eval_report).
 template <class M>
 ElboReport evaluate_elbo(M& model, typename M::Work& w, const data::Images& images, std::mt19937_64& rng) {
   using T = typename std::remove_reference_t<decltype(model.params)>::value_type;
+  constexpr bool continuous = !has_discrete_codes<M>::value;
   const std::size_t U = model.units(), N = images.n, B = w.max_batch;
   const auto idx = first_indices(images, 0);
   ElboReport r;
-  r.kl_per_dim.assign(U, 0.0);
-  UnitStats codes(U), base(U);
-  std::vector<T> code(B * U), base_code(model.has_base_codes() ? B * U : 0);
+  std::vector<double>& kl_per_dim = r.vectors["kl_per_dim"];
+  kl_per_dim.assign(U, 0.0);
+  UnitStats codes(continuous ? U : 0), base(U);
+  std::vector<T> code(continuous ? B * U : 0), base_code(model.has_base_codes() ? B * U : 0);
+  EvalSums sums;
   w.sampled_kl = false;
   for (std::size_t start = 0; start < N; start += B) {
     const std::size_t rows = std::min(B, N - start);
@@ -193,14 +198,18 @@ ElboReport evaluate_elbo(M& model, typename M::Work& w, const data::Images& imag
     model.draw_noise(w, rows, rng);
     model.forward(w, rows);
     for (std::size_t b = 0; b < rows; ++b) r.rec += double(w.rec[b]);
-    model.add_kl_columns(w, rows, r.kl_per_dim.data());
+    model.add_kl_columns(w, rows, kl_per_dim.data());
+    if constexpr (has_eval_metrics<M>::value) model.eval_sums(w, rows, sums);
+    if (!continuous) continue;
     model.mean_codes(w, rows, code.data(), base_code.empty() ? nullptr : base_code.data());
     codes.add(code.data(), rows);
     if (!base_code.empty()) base.add(base_code.data(), rows);
   }
   r.rec /= double(N);
-  for (double& k : r.kl_per_dim) k /= double(N);
-  r.active_units = codes.active(N, r.mu_variance);
+  for (double& k : kl_per_dim) k /= double(N);
+  std::vector<double> variance;
+  if (continuous) r.metrics["active_units"] = double(codes.active(N, variance));
+  else variance.assign(U, 0.0);
   std::vector<std::size_t> layers = model.unit_layers();
   const bool per_layer = !layers.empty();
   if (!per_layer) layers.assign(1, U);
@@ -208,20 +217,22 @@ ElboReport evaluate_elbo(M& model, typename M::Work& w, const data::Images& imag
     double kl = 0;
     int64_t active = 0;
     for (std::size_t j = 0; j < layers[i]; ++j) {
-      kl += r.kl_per_dim[u0 + j];
-      if (r.mu_variance[u0 + j] > kActiveUnitThreshold) ++active;
+      kl += kl_per_dim[u0 + j];
+      if (variance[u0 + j] > kActiveUnitThreshold) ++active;
     }
     r.kl += kl;
     if (per_layer) {
-      r.extra["kl_layer" + std::to_string(i + 1)] = kl;
-      r.extra["active_units_layer" + std::to_string(i + 1)] = double(active);
+      r.metrics["kl_layer" + std::to_string(i + 1)] = kl;
+      if (continuous) r.metrics["active_units_layer" + std::to_string(i + 1)] = double(active);
     }
   }
   if (!base_code.empty()) {
     std::vector<double> base_variance;
-    r.extra["active_units_base"] = double(base.active(N, base_variance));
+    r.metrics["active_units_base"] = double(base.active(N, base_variance));
   }
+  if (continuous) r.vectors["mu_variance"] = std::move(variance);
   r.elbo = -(r.rec + r.kl);
+  if constexpr (has_eval_metrics<M>::value) model.eval_report(sums, N, r);
   return r;
 }
 
@@ -232,6 +243,9 @@ template <class M>
 double iw_nll(M& model, typename M::Work& w, const data::Images& images, std::size_t n_examples, std::size_t K,
               std::size_t chunk, std::mt19937_64& rng) {
   const std::size_t N = n_examples == 0 ? images.n : std::min(n_examples, images.n);
+  // A point-mass posterior (discrete codes): every sample is the same code, so the estimate
+  // is log w of one sample, whatever K.
+  if constexpr (has_discrete_codes<M>::value) K = 1;
   chunk = std::min(chunk, w.max_batch);
   std::vector<double> log_w(K);
   double total = 0;

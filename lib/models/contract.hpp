@@ -37,10 +37,24 @@
 //   bool standard_prior() const;            p(z) = N(0, I) over all U units
 //   void prior_codes(Work&, rows, T* codes);   after draw_noise: ancestral samples [rows,U]
 //   void describe(std::map<std::string, double>&);   family facts worth recording
+// Optional (detected at compile time; models/algorithms.hpp):
+//   void eval_sums(Work&, rows, EvalSums&);   after each evaluation chunk's forward: add the
+//                                             chunk's sums of the family's own quantities
+//   void eval_report(const EvalSums&, n, ElboReport&);   n examples: name the family's metrics
+//                                             and per-unit vectors (store/unit_vectors.hpp)
+//   static constexpr bool kDiscreteCodes = true;   codes are category indices (a VQ-VAE's
+//                                             codebook entries), not E_q[z|x]: no active units;
+//                                             the posterior is a point mass (IW estimate = ELBO)
+//   double extra_loss(Work&, rows);           the sum over the rows of training-loss terms that
+//                                             are not part of the bound (a VQ-VAE's codebook and
+//                                             commitment terms); the ELBO objective adds it / rows
+//                                             and backward() includes its gradient
 #pragma once
 
 #include <cstddef>
+#include <map>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "tensor/view.hpp"
@@ -69,6 +83,25 @@ struct LossWeights {
     log_w.assign(rows, 0.0);
     kl_sums.assign(units, 0.0);
   }
+};
+
+// A family's own sums over an evaluation, by name (eval_sums / eval_report above).
+using EvalSums = std::map<std::string, std::vector<double>>;
+
+template <class M, class = void>
+struct has_eval_metrics : std::false_type {};
+template <class M>
+struct has_eval_metrics<M, std::void_t<decltype(&M::eval_report)>> : std::true_type {};
+
+template <class M, class = void>
+struct has_extra_loss : std::false_type {};
+template <class M>
+struct has_extra_loss<M, std::void_t<decltype(&M::extra_loss)>> : std::true_type {};
+
+template <class M, class = void>
+struct has_discrete_codes : std::false_type {};
+template <class M>
+struct has_discrete_codes<M, std::void_t<decltype(M::kDiscreteCodes)>> : std::bool_constant<M::kDiscreteCodes> {
 };
 
 }  // namespace vae

@@ -30,12 +30,25 @@ struct BatchLoss {
   double elbo() const { return -(rec + kl); }
 };
 
+// What evaluate() reports of a split, in nats per example. Every family has the bound
+// elbo = -(rec + kl) and its two parts (for a deterministic encoder such as the VQ-VAE's,
+// kl is -log p_prior(z_q), the KL of its one-hot posterior). Everything else is named by
+// the family and stored under that name as it is -- metrics as final metrics, vectors as
+// per-unit vectors (store/unit_vectors.hpp) -- so a family without a Gaussian KL reports
+// its own (codebook usage, perplexity) and the store, `vae table` and the plots need no
+// change for a new name.
 struct ElboReport {
   double elbo = 0, rec = 0, kl = 0;  // means over examples; elbo = -(rec + kl)
-  std::vector<double> kl_per_dim;    // mean KL of each latent dimension
-  std::vector<double> mu_variance;   // Var_x of E_q[z_u|x] per dimension
-  int64_t active_units = 0;
-  std::map<std::string, double> extra;  // model-specific (e.g. KL and active units per layer)
+  // e.g. active_units, kl_layer<i>, active_units_layer<i>; perplexity, codes_used
+  std::map<std::string, double> metrics;
+  // e.g. kl_per_dim (mean KL of each latent unit), mu_variance (Var_x E_q[z_u|x]); code_usage
+  std::map<std::string, std::vector<double>> vectors;
+  // The named vector, empty when the family does not report it.
+  const std::vector<double>& vector(const std::string& name) const {
+    static const std::vector<double> none;
+    const auto it = vectors.find(name);
+    return it == vectors.end() ? none : it->second;
+  }
 };
 
 class Model {

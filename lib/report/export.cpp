@@ -2,7 +2,10 @@
 
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "config/config.hpp"
+#include "store/unit_vectors.hpp"
 
 namespace vae::report {
 
@@ -26,7 +29,8 @@ Frame export_runs(store::Db& db, const std::vector<std::string>& ids) {
   for (const auto& m : metric_names) f.columns.push_back("metrics." + m);
   for (const auto& p : prov) f.columns.push_back(p);
   f.columns.push_back("data_files");
-  f.columns.push_back("kl_per_dim");
+  f.columns.push_back("kl_per_dim");    // the KL of each latent unit (JSON array)
+  f.columns.push_back("unit_vectors");  // every named per-unit vector (JSON object)
 
   db.read([&] {
     f.rows.clear();
@@ -72,8 +76,13 @@ Frame export_runs(store::Db& db, const std::vector<std::string>& ids) {
       row.push_back(files.step() ? files.get(0) : SqlValue{});
       files.reset();
       kl.bind(1, r.run_id);
-      row.push_back(kl.step() ? kl.get(0) : SqlValue{});
+      const store::UnitVectors vectors = store::parse_unit_vectors(kl.step() && !kl.is_null(0) ? kl.get_text(0)
+                                                                                               : std::string());
       kl.reset();
+      const auto kl_it = vectors.find("kl_per_dim");
+      row.push_back(kl_it == vectors.end() ? SqlValue{} : SqlValue{nlohmann::json(kl_it->second).dump()});
+      const std::string all = store::unit_vectors_json(vectors);
+      row.push_back(all.empty() ? SqlValue{} : SqlValue{all});
       f.rows.push_back(std::move(row));
     }
   });

@@ -4,6 +4,7 @@
 
 #include "config/config.hpp"
 #include "store/run_identity.hpp"
+#include "store/unit_vectors.hpp"
 
 namespace vae::report {
 
@@ -38,7 +39,12 @@ nlohmann::json run_detail(store::Db& db, const RunRow& row) {
     j["message"] = row.message;
     j["config"] = nlohmann::json::parse(r.get_text(0));
     j["identity"] = nlohmann::json::parse(r.get_text(1));
-    j["kl_per_dim"] = nlohmann::json::parse(r.get_text(2));
+    // Every named per-unit vector; kl_per_dim (null when the family has none) as before.
+    const store::UnitVectors vectors = store::parse_unit_vectors(r.get_text(2));
+    j["unit_vectors"] = nlohmann::json::object();
+    for (const auto& [name, v] : vectors) j["unit_vectors"][name] = v;
+    const auto kl = vectors.find("kl_per_dim");
+    j["kl_per_dim"] = kl == vectors.end() ? nlohmann::json(nullptr) : nlohmann::json(kl->second);
     j["created_at"] = r.get_text(3);
     j["out_dir"] = r.get_text(4);
     j["started_at"] = row.started_at;

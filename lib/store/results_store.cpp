@@ -11,6 +11,7 @@
 #include "store/provenance.hpp"
 #include "store/run_identity.hpp"
 #include "store/schema.hpp"
+#include "store/unit_vectors.hpp"
 #include "util/hash.hpp"
 
 namespace vae::store {
@@ -485,7 +486,7 @@ bool ResultsStore::finish(const Claim& c, const Outcome& o) {
         for (const auto& d : o.data_files) f.bind(1, c.run_id).bind(2, d.path).bind(3, d.sha256).run();
       }
     }
-    nlohmann::json kl = o.kl_per_dim;
+    const std::string vectors = unit_vectors_json(o.unit_vectors);
     db_.prepare("UPDATE runs SET status = ?2, message = ?3, "
                 "kl_per_dim = CASE WHEN ?4 THEN ?5 ELSE kl_per_dim END, "
                 "epochs_done = max(epochs_done, ?6), ended_at = CASE WHEN ?4 THEN ?7 ELSE ended_at END, "
@@ -496,7 +497,7 @@ bool ResultsStore::finish(const Claim& c, const Outcome& o) {
         .bind(2, status)
         .bind(3, o.message.empty() ? SqlValue{} : SqlValue{o.message})
         .bind(4, int64_t(stopped ? 0 : 1))
-        .bind(5, o.kl_per_dim.empty() ? SqlValue{} : SqlValue{kl.dump()})
+        .bind(5, vectors.empty() ? SqlValue{} : SqlValue{vectors})
         .bind(6, o.epochs_done)
         .bind(7, now)
         .bind(8, attempt_s)

@@ -73,7 +73,7 @@ struct Outcome {
   std::string message;
   int64_t epochs_done = 0;
   std::map<std::string, double> metrics;
-  std::vector<double> kl_per_dim;
+  std::map<std::string, std::vector<double>> unit_vectors;  // store/unit_vectors.hpp
   std::vector<DataFile> data_files;
   int blas_threads = 0;
 };

@@ -151,7 +151,7 @@ WorkerReport run_worker(const WorkerOptions& o, const TrainFn& train) {
         outcome.message = r.message;
         outcome.epochs_done = r.epochs_done;
         outcome.metrics = r.metrics;
-        outcome.kl_per_dim = r.kl_per_dim;
+        outcome.unit_vectors = r.unit_vectors;
         outcome.data_files = r.data_files;
       } catch (const std::bad_alloc&) {
         outcome.status = "failed";

@@ -331,9 +331,8 @@ void final_evaluation(Trainer& t, RunResult& result) {
     result.metrics["test_elbo"] = r.elbo;
     result.metrics["test_rec"] = r.rec;
     result.metrics["test_kl"] = r.kl;
-    result.metrics["active_units"] = double(r.active_units);
-    result.kl_per_dim = r.kl_per_dim;
-    for (const auto& [k, v] : r.extra) result.metrics[k] = v;
+    result.unit_vectors = r.vectors;
+    for (const auto& [k, v] : r.metrics) result.metrics[k] = v;
   }
   const double D = double(t.data.train.dim());
   if (tc.iw_samples > 0) {

@@ -43,7 +43,9 @@ struct RunResult {
   // samples_per_s, train_s, eval_s, sigma_eval (optimal sigma), and for dsprites
   // beta_vae_metric, factor_vae_metric, mig (eval/disentangle.hpp), ...
   std::map<std::string, double> metrics;
-  std::vector<double> kl_per_dim;
+  // Named per-unit vectors of the test set (models/model.hpp ElboReport::vectors):
+  // kl_per_dim, mu_variance, or a family's own (code_usage).
+  std::map<std::string, std::vector<double>> unit_vectors;
   std::vector<double> train_loss_curve;  // mean training loss of each epoch (this process's)
   std::vector<DataFile> data_files;
   std::string binarize;  // resolved protocol

@@ -108,6 +108,7 @@ BatchLoss elbo_objective(M& model, typename M::Work& w, std::size_t R, const Obj
   }
   out.loss = out.rec + p.beta * kl_term;
   w.row_weighted = false;
+  w.warmup = p.warmup;
   return out;
 }
 

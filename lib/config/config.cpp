@@ -449,6 +449,9 @@ void validate(const ConfigMap& c) {
       throw ConfigError("key 'free-bits': model = nvae balances its groups' KL instead (nvae-kl-balance)");
     if (std::get<bool>(c.at("batchnorm")))
       throw ConfigError("key 'batchnorm': model = nvae always has batch norm (see nvae-bn-momentum)");
+    if (num("batch") * num("k") > 64)
+      throw ConfigError("key 'batch': model = nvae trains at most 64 rows (batch x k) per step (its feature "
+                        "maps take ~10 MB per row at 8 channels; models/nvae.hpp)");
     if (str("variance") != "softplus" || str("activation") == "leaky-relu")
       throw ConfigError(std::string("key '") + (str("variance") != "softplus" ? "variance" : "activation") +
                         "': model = nvae has its own (exp(soft-clamped log sigma), Swish)");

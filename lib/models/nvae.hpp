@@ -68,6 +68,12 @@ struct NvaeShape {
   double temperature = 1.0;  // prior samples
 };
 
+// NVAE's feature maps are large (32x32 with the decoder's x6 expansion: ~10 MB per row at 8
+// channels, ~40 MB at 16), so a work holds at most this many rows, whatever is asked: the
+// algorithms evaluate in chunks of w.max_batch, and validation keeps a training batch
+// (batch x k rows) within it.
+constexpr std::size_t kNvaeMaxRows = 64;
+
 template <class T>
 class Nvae {
  public:
@@ -266,7 +272,8 @@ class Nvae {
     std::vector<double> gamma;  // KL balancing coefficient per group
   };
 
-  void reserve(Work& w, std::size_t B) const {
+  void reserve(Work& w, std::size_t rows) const {
+    const std::size_t B = std::min(rows, kNvaeMaxRows);
     w.max_batch = B;
     for (Activation2<T>* a : {&w.x, &w.out, &w.dout}) a->reserve(B, D);
     w.raw_logsig.reserve(B, lik.per_pixel() ? D : 0);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "models/ladder.hpp"
+#include "models/nvae.hpp"
 #include "models/vae.hpp"
 #include "toy_linear_family.hpp"
 
@@ -78,6 +79,19 @@ inline LadderShape small_ladder_shape(Inference inference) {
   return s;
 }
 
+// NVAE-small at 4x4: one down-sampling cell to 2x2, latent scales at 1x1 and 2x2, one group each.
+inline NvaeShape small_nvae_shape() {
+  NvaeShape s;
+  s.rows = s.cols = 4;
+  s.channels = 1;
+  s.scales = 2;
+  s.groups = 1;
+  s.latent_channels = 2;
+  s.pre = 1;
+  s.expand = 2;
+  return s;
+}
+
 // Calls f(FamilyCase<M>) for every family; f is a generic lambda.
 template <class F>
 void for_each_family(F&& f) {
@@ -116,6 +130,9 @@ void for_each_family(F&& f) {
                       s.variance = VarianceHead::Exp;
                       return initialised(std::make_unique<Lad>(s, bernoulli()), 9);
                     }});
+  f(FamilyCase<Nvae<double>>{
+      "nvae", [] { return initialised(std::make_unique<Nvae<double>>(small_nvae_shape(), bernoulli()), 10); },
+      true, true, true});
   f(FamilyCase<ToyLinearVae<double>>{"toy linear (tests/toy_linear_family.hpp)", [] {
                                        return initialised(std::make_unique<ToyLinearVae<double>>(16, 3, 8), 8);
                                      }});

@@ -47,8 +47,9 @@ std::vector<OptionSpec> make_options() {
       // model
       opt("model", K::String, std::string("vae"),
           "model: vae (one stochastic layer), hierarchical (L stochastic layers, bottom-up "
-          "inference), ladder (Ladder VAE, Sonderby et al. 2016)",
-          {"vae", "ladder", "hierarchical"}),
+          "inference), ladder (Ladder VAE, Sonderby et al. 2016), nvae (NVAE-small, Vahdat & Kautz "
+          "2020: a deep hierarchical convolutional VAE with residual cells, --nvae-*)",
+          {"vae", "ladder", "hierarchical", "nvae"}),
       opt("layers", K::IntList, std::vector<I>{64, 32, 16, 8, 4},
           "ladder/hierarchical: stochastic layer sizes, bottom (next to x) first; the defaults "
           "of layers and det-layers are the paper's MNIST model",
@@ -66,6 +67,29 @@ std::vector<OptionSpec> make_options() {
           "ladder/hierarchical: variance of every Gaussian from its linear head a: softplus "
           "(softplus(a) + 1e-6, the Ladder paper's) or exp (exp(a), the IWAE paper's)",
           {"softplus", "exp"}),
+      opt("nvae-scales", K::Int, I(2), "nvae: latent scales (each halves the resolution of the one below)", {},
+          1.0, 4.0),
+      opt("nvae-groups", K::Int, I(2), "nvae: latent groups per scale", {}, 1.0, 32.0),
+      opt("nvae-latent-channels", K::Int, I(8), "nvae: channels of each latent group (a spatial latent)", {},
+          1.0, 256.0),
+      opt("nvae-channels", K::Int, I(16),
+          "nvae: channels of the stem; each down-sampling cell doubles them (2 preprocessing cells: "
+          "MNIST padded to 32x32 -> 8x8 at 4x the stem's channels)",
+          {}, 1.0, 1024.0),
+      opt("nvae-kl-balance", K::Bool, true,
+          "nvae: KL balancing across groups during the KL warm-up (the paper's coefficients: "
+          "proportional to each group's KL, divided by its scale's size factor)"),
+      opt("nvae-spectral", K::Float, 1e-2,
+          "nvae: coefficient of the spectral regularisation sum of the conv weights' largest singular "
+          "values (one power iteration per step; the paper's MNIST setting is 1e-2)",
+          {}, 0.0),
+      opt("nvae-bn-momentum", K::Float, 0.05,
+          "nvae: batch-norm momentum of the running statistics (the paper's 0.05; PyTorch's default 0.1)", {},
+          0.0, 1.0),
+      opt("nvae-temperature", K::Float, 1.0,
+          "nvae: temperature of samples from the prior (sigma of every group times t; the paper shows "
+          "t = 0.6-1.0); evaluation is always at t = 1",
+          {}, 0.0, 10.0, false),
       opt("latent", K::Int, I(20), "latent dimension", {}, 1.0, 4096.0),
       opt("hidden", K::IntList, std::vector<I>{400},
           "hidden layer sizes of encoder and decoder (decoder mirrored), e.g. 500,500", {}, 1.0, 65536.0),
@@ -418,6 +442,19 @@ void validate(const ConfigMap& c) {
       throw ConfigError("key 'posterior': model = " + str("model") + " has Gaussian posteriors only");
     if (str("arch") != "mlp")
       throw ConfigError("key 'arch': model = " + str("model") + " is built of dense layers only (arch = mlp)");
+  } else if (str("model") == "nvae") {
+    if (str("posterior") != "gaussian")
+      throw ConfigError("key 'posterior': model = nvae has residual Gaussian posteriors only");
+    if (std::get<double>(c.at("free-bits")) > 0)
+      throw ConfigError("key 'free-bits': model = nvae balances its groups' KL instead (nvae-kl-balance)");
+    if (std::get<bool>(c.at("batchnorm")))
+      throw ConfigError("key 'batchnorm': model = nvae always has batch norm (see nvae-bn-momentum)");
+    if (num("batch") * num("k") > 64)
+      throw ConfigError("key 'batch': model = nvae trains at most 64 rows (batch x k) per step (its feature "
+                        "maps take ~10 MB per row at 8 channels; models/nvae.hpp)");
+    if (str("variance") != "softplus" || str("activation") == "leaky-relu")
+      throw ConfigError(std::string("key '") + (str("variance") != "softplus" ? "variance" : "activation") +
+                        "': model = nvae has its own (exp(soft-clamped log sigma), Swish)");
   } else {
     if (std::get<bool>(c.at("batchnorm")))
       throw ConfigError("key 'batchnorm': only model = ladder or hierarchical has batch normalization");
@@ -505,6 +542,14 @@ TrainConfig to_train_config(const ConfigMap& c) {
   t.disent_batch = i("disent-batch");
   t.disent_train = i("disent-train");
   t.disent_eval = i("disent-eval");
+  t.nvae_scales = i("nvae-scales");
+  t.nvae_groups = i("nvae-groups");
+  t.nvae_latent_channels = i("nvae-latent-channels");
+  t.nvae_channels = i("nvae-channels");
+  t.nvae_kl_balance = std::get<bool>(c.at("nvae-kl-balance"));
+  t.nvae_spectral = f("nvae-spectral");
+  t.nvae_bn_momentum = f("nvae-bn-momentum");
+  t.nvae_temperature = f("nvae-temperature");
   return t;
 }
 

@@ -73,7 +73,7 @@ struct TrainConfig {
   int64_t train_size, valid_size, test_size;
   std::string dsprites_cache;  // dsprites: bit-packed grid file ("" = render on the fly)
   // model
-  std::string model;  // vae | ladder | hierarchical
+  std::string model;  // vae | ladder | hierarchical | nvae
   int64_t latent;
   std::vector<int64_t> hidden;
   std::string arch;                    // mlp | conv (model = vae)
@@ -113,6 +113,10 @@ struct TrainConfig {
   int64_t iw_samples, iw_examples, iw_chunk, eval_every;
   // disentanglement metrics (dsprites): points per batch, classifier train/eval points
   int64_t disent_batch, disent_train, disent_eval;
+  // model = nvae (models/nvae.hpp)
+  int64_t nvae_scales, nvae_groups, nvae_latent_channels, nvae_channels;
+  bool nvae_kl_balance;
+  double nvae_spectral, nvae_bn_momentum, nvae_temperature;
 };
 
 TrainConfig to_train_config(const ConfigMap& config);

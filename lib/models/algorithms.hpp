@@ -109,6 +109,7 @@ BatchLoss elbo_objective(M& model, typename M::Work& w, std::size_t R, const Obj
   out.loss = out.rec + p.beta * kl_term;
   if constexpr (has_extra_loss<M>::value) out.loss += model.extra_loss(w, R) / double(R);
   w.row_weighted = false;
+  w.warmup = p.warmup;
   return out;
 }
 

@@ -75,7 +75,8 @@ template <class T>
 struct LossWeights {
   Buffer<T> unit_weight, row_weight;
   bool row_weighted = false;
-  bool sampled_kl = false;             // forward's KL: the single-sample log q - log p, even where analytic
+  bool sampled_kl = false;  // forward's KL: the single-sample log q - log p, even where analytic
+  double warmup = 1.0;      // the objective's KL warm-up factor (< 1: warming up); families may read it
   std::vector<double> log_w, kl_sums;  // [rows], [units]
   void reserve_weights(std::size_t rows, std::size_t units) {
     unit_weight.assign(units, T(0));

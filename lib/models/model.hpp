@@ -21,6 +21,8 @@ struct ObjectiveParams {
   double free_bits = 0.0;  // lambda in nats per latent dimension, 0: off
   Objective objective = Objective::Elbo;
   std::size_t k = 1;  // samples per example
+  // The KL warm-up factor in [0, 1] that beta already includes (NVAE's KL balancing reads it).
+  double warmup = 1.0;
 };
 
 struct BatchLoss {

@@ -105,11 +105,12 @@ void batchnorm_backward_eval(MatView<T>& din, VecView<T>& dgamma, VecView<T>& db
   xt::noalias(din) = dout * (gamma * inv_std);
 }
 
-// After a training-mode forward of B rows: fold the batch statistics into the running ones.
+// After a training-mode forward of B rows: fold the batch statistics into the running ones
+// (momentum: PyTorch's 0.1 unless a model says otherwise; NVAE uses 0.05).
 template <class T>
 void batchnorm_update_running(VecView<T>& running_mean, VecView<T>& running_var, const VecView<T>& mean,
-                              const VecView<T>& var, std::size_t B) {
-  const T m = T(kBatchNormMomentum);
+                              const VecView<T>& var, std::size_t B, double momentum = kBatchNormMomentum) {
+  const T m = T(momentum);
   const T unbias = B > 1 ? T(double(B) / double(B - 1)) : T(1);
   xt::noalias(running_mean) = (T(1) - m) * running_mean + m * mean;
   xt::noalias(running_var) = (T(1) - m) * running_var + (m * unbias) * var;

@@ -362,6 +362,9 @@ class Vae {
     for (std::size_t i = 0; i < B * L; ++i) acc[i % L] += double(kl[i]);
   }
   void after_step(Work&, std::size_t) {}
+  // backward() reports every parameter to w.grad_sink: the MLP model with the Gaussian
+  // posterior (the flow and the convolutions do not report theirs).
+  bool streams_grads() const { return !conv() && flow.empty(); }
 
   // The code of x: mu; with the IAF, the code in the decoder's space, z_T at eps = 0
   // (deterministic and cheap; the flow is nonlinear, so it is not exactly E_q[z_T|x]), and
@@ -436,6 +439,7 @@ class Vae {
     auto raw = raw_logsig_view(w, B), draw = draw_logsig_view(w, B);
     likelihood_backward(dout, draw, w.lw, lik, out, raw, x, P, G, rec_scale,
                         w.row_weighted ? w.row_weight.data() : static_cast<const T*>(nullptr));
+    if (lik.has_shared_param()) w.grad_ready(lik.shared_offset, 1);
     auto z = w.z.view(B), dz = w.dz.view(B);
     if (conv()) {
       conv_decoder.backward(w.cdec, dz, dout.data(), draw.data(), z, P, G, B, w.training);
@@ -446,12 +450,14 @@ class Vae {
       auto dW = dec_out.W(G);
       auto db = dec_out.bias(G);
       linear_backward(&dg, dW, db, dout, g, dec_out.W(P), ones);
+      w.grad_ready(dec_out.w, dec_out.size());
       if (lik.per_pixel()) {
         auto dWs = dec_logsig.W(G);
         auto dbs = dec_logsig.bias(G);
         linear_backward(&dg, dWs, dbs, draw, g, dec_logsig.W(P), ones, T(1));
+        w.grad_ready(dec_logsig.w, dec_logsig.size());
       }
-      decoder.backward(w.dec, &dz, z, P, G, B, ones);
+      decoder.backward(w.dec, &dz, z, P, G, B, ones, w.grad_sink);
     }
     // reparametrization and KL (or the flow and the sampled KL) -> mu, logvar, ctx
     if (w.row_weighted) {
@@ -471,16 +477,18 @@ class Vae {
     auto dWm = enc_mu.W(G);
     auto dbm = enc_mu.bias(G);
     linear_backward(&dh, dWm, dbm, dmu, h, enc_mu.W(P), ones);
+    w.grad_ready(enc_mu.w, enc_mu.size());
     auto dWl = enc_logvar.W(G);
     auto dbl = enc_logvar.bias(G);
     linear_backward(&dh, dWl, dbl, dlogvar, h, enc_logvar.W(P), ones, T(1));
+    w.grad_ready(enc_logvar.w, enc_logvar.size());
     if (has_context()) {
       auto dWc = enc_ctx.W(G);
       auto dbc = enc_ctx.bias(G);
       linear_backward(&dh, dWc, dbc, w.dctx.view(B), h, enc_ctx.W(P), ones, T(1));
     }
     if (conv()) conv_encoder.backward(w.cenc, P, G, B, w.training);
-    else encoder.backward(w.enc, nullptr, x, P, G, B, ones);
+    else encoder.backward(w.enc, nullptr, x, P, G, B, ones, w.grad_sink);
   }
 
   // dz and the KL weights kw ([L] per unit, or [B,L] per row and unit) -> dmu, dlogvar, dctx.

@@ -23,6 +23,13 @@ inline double scheduled_lr(const std::string& schedule, double lr, double decay,
   return lr * std::pow(10.0, -double(stage) / 7.0);
 }
 
+// Both optimizers update elementwise, so a step may be applied range by range: begin_step
+// once, then apply() on each range of the flat buffers (a fused training step applies each
+// layer as soon as backward() has its gradient, while it is in cache, models/algorithms.hpp).
+// The numbers are those of step() over the whole buffer, bit for bit. apply<true> also
+// zeroes the gradient it read, so the next step's backward starts from zero without a pass
+// (apply<false> only reads g).
+
 // Adam (Kingma & Ba 2015), as torch.optim.Adam:
 //   m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g^2
 //   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
@@ -31,32 +38,39 @@ struct Adam {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
   int64_t t = 0;
   Buffer<T> m, v;
+  T step_size = 0, inv_c2 = 0;  // of the current step (begin_step)
   void reset(std::size_t n) {
     m.assign(n, T(0));
     v.assign(n, T(0));
     t = 0;
   }
+  void begin_step(double lr) {
+    ++t;
+    step_size = T(lr / (1.0 - std::pow(beta1, double(t))));
+    inv_c2 = T(1.0 / std::sqrt(1.0 - std::pow(beta2, double(t))));
+  }
   // One fused pass over the four buffers: the step is memory-bound, and three separate
   // array expressions would stream them through memory twice as often.
-  void step(Buffer<T>& params, const Buffer<T>& grads, double lr) {
-    ++t;
-    const std::size_t n = params.size();
+  template <bool Clear>
+  void apply(T* __restrict p, T* __restrict g, std::size_t offset, std::size_t n) {
     const T b1 = T(beta1), b2 = T(beta2), c1 = T(1) - b1, c2 = T(1) - b2;
-    const T step = T(lr / (1.0 - std::pow(beta1, double(t))));
-    const T inv_c2 = T(1.0 / std::sqrt(1.0 - std::pow(beta2, double(t))));
-    const T e = T(eps);
-    T* __restrict p = params.data();
-    const T* __restrict g = grads.data();
-    T* __restrict M = m.data();
-    T* __restrict V = v.data();
+    const T step = step_size, ic2 = inv_c2, e = T(eps);
+    T* __restrict M = m.data() + offset;
+    T* __restrict V = v.data() + offset;
 #pragma omp simd
     for (std::size_t i = 0; i < n; ++i) {
-      const T mi = b1 * M[i] + c1 * g[i];
-      const T vi = b2 * V[i] + c2 * g[i] * g[i];
+      const T gi = g[i];
+      const T mi = b1 * M[i] + c1 * gi;
+      const T vi = b2 * V[i] + c2 * gi * gi;
       M[i] = mi;
       V[i] = vi;
-      p[i] -= step * mi / (std::sqrt(vi) * inv_c2 + e);
+      p[i] -= step * mi / (std::sqrt(vi) * ic2 + e);
+      if constexpr (Clear) g[i] = T(0);
     }
+  }
+  void step(Buffer<T>& params, const Buffer<T>& grads, double lr) {
+    begin_step(lr);
+    apply<false>(params.data(), const_cast<T*>(grads.data()), 0, params.size());  // g only read
   }
 };
 
@@ -65,18 +79,24 @@ template <class T>
 struct Adagrad {
   double eps = 1e-10;
   Buffer<T> sum_sq;
+  T rate = 0;  // of the current step
   void reset(std::size_t n) { sum_sq.assign(n, T(0)); }
-  void step(Buffer<T>& params, const Buffer<T>& grads, double lr) {
-    const std::size_t n = params.size();
-    const T rate = T(lr), e = T(eps);
-    T* __restrict p = params.data();
-    const T* __restrict g = grads.data();
-    T* __restrict G = sum_sq.data();
+  void begin_step(double lr) { rate = T(lr); }
+  template <bool Clear>
+  void apply(T* __restrict p, T* __restrict g, std::size_t offset, std::size_t n) {
+    const T r = rate, e = T(eps);
+    T* __restrict G = sum_sq.data() + offset;
 #pragma omp simd
     for (std::size_t i = 0; i < n; ++i) {
-      G[i] += g[i] * g[i];
-      p[i] -= rate * g[i] / (std::sqrt(G[i]) + e);
+      const T gi = g[i];
+      G[i] += gi * gi;
+      p[i] -= r * gi / (std::sqrt(G[i]) + e);
+      if constexpr (Clear) g[i] = T(0);
     }
+  }
+  void step(Buffer<T>& params, const Buffer<T>& grads, double lr) {
+    begin_step(lr);
+    apply<false>(params.data(), const_cast<T*>(grads.data()), 0, params.size());  // g only read
   }
 };
 
@@ -84,11 +104,13 @@ struct Adagrad {
 template <class T>
 struct Optimizer {
   std::string kind;  // adam | adagrad
+  bool is_adam = true;
   Adam<T> adam;
   Adagrad<T> adagrad;
   void configure(const std::string& k, double beta1, double beta2, double adam_eps, double adagrad_eps,
                  std::size_t n) {
     kind = k;
+    is_adam = kind == "adam";
     adam.beta1 = beta1;
     adam.beta2 = beta2;
     adam.eps = adam_eps;
@@ -97,8 +119,18 @@ struct Optimizer {
     else adagrad.reset(n);
   }
   void step(Buffer<T>& p, const Buffer<T>& g, double lr) {
-    if (kind == "adam") adam.step(p, g, lr);
+    if (is_adam) adam.step(p, g, lr);
     else adagrad.step(p, g, lr);
+  }
+  void begin_step(double lr) {
+    if (is_adam) adam.begin_step(lr);
+    else adagrad.begin_step(lr);
+  }
+  // The current step on values [offset, offset + n) of the parameters p and gradients g
+  // (the whole buffers' bases); zeroes those gradients.
+  void apply_and_clear(T* p, T* g, std::size_t offset, std::size_t n) {
+    if (is_adam) adam.template apply<true>(p + offset, g + offset, offset, n);
+    else adagrad.template apply<true>(p + offset, g + offset, offset, n);
   }
 };
 

@@ -233,9 +233,9 @@ EpochSums train_epoch(Trainer& t, int64_t epoch, double lr, RunResult& result) {
     // Linear KL warm-up from 0 to beta over tc.warmup epochs, updated every step.
     const double progress_epochs = double(epoch) + double(step + 1) / double(t.steps_per_epoch);
     s.beta_eff = tc.warmup > 0 ? tc.beta * std::min(1.0, progress_epochs / double(tc.warmup)) : tc.beta;
-    BatchLoss l = t.model->train_step(t.data.train, t.order.data() + start, rows, dynamic, t.train_rng,
-                                      ObjectiveParams{s.beta_eff, tc.free_bits, tc.objective,
-                                                      std::size_t(tc.k)});
+    BatchLoss l = t.model->train_step_update(
+        t.data.train, t.order.data() + start, rows, dynamic, t.train_rng,
+        ObjectiveParams{s.beta_eff, tc.free_bits, tc.objective, std::size_t(tc.k)}, t.opt, lr);
     if (epoch + 1 == t.options.fault_nan_epoch && step == 0) l.loss = std::nan("");
     if (!std::isfinite(l.loss)) {
       std::ostringstream m;
@@ -248,7 +248,6 @@ EpochSums train_epoch(Trainer& t, int64_t epoch, double lr, RunResult& result) {
       s.diverged = true;
       return s;
     }
-    t.opt.step(t.model->params(), t.model->grads(), lr);
     s.loss += l.loss * double(rows);
     s.rec += l.rec * double(rows);
     s.kl += l.kl * double(rows);

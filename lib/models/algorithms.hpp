@@ -82,16 +82,6 @@ struct UnitStats {
   }
 };
 
-// Rows 0..B-1 of x [B*k, D] -> each example's k copies side by side (row b*k + j = row b):
-// the k samples of an example share its (binarized) image.
-template <class T>
-void replicate_rows(T* x, std::size_t B, std::size_t k, std::size_t D) {
-  if (k == 1) return;
-  for (std::size_t b = B; b-- > 0;)
-    for (std::size_t j = k; j-- > 0;)
-      if (b * k + j != b) std::memcpy(x + (b * k + j) * D, x + b * D, D * sizeof(T));
-}
-
 // The ELBO objective over the R = B k rows of the last forward; sets the loss weights.
 template <class M>
 BatchLoss elbo_objective(M& model, typename M::Work& w, std::size_t R, const ObjectiveParams& p) {
@@ -155,12 +145,17 @@ BatchLoss loss_and_grad(M& model, typename M::Work& w, std::size_t B, const Obje
   const std::size_t R = B * p.k;
   const bool iwae = p.objective == Objective::Iwae && p.k > 1;
   w.sampled_kl = iwae;
+  w.k = p.k;
   model.forward(w, R);
   const BatchLoss l = iwae ? iwae_objective(model, w, B, p.k) : elbo_objective(model, w, R, p);
-  if (sink && !std::isfinite(l.loss)) return l;
+  if (sink && !std::isfinite(l.loss)) {
+    w.k = 1;
+    return l;
+  }
   w.grad_sink = sink;
   model.backward(w, R, iwae ? T(1) : T(1) / T(R));
   w.grad_sink = nullptr;
+  w.k = 1;
   w.grads_zeroed = sink != nullptr;  // a sink zeroes what it is given (OptimizerSink)
   return l;
 }

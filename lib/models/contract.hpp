@@ -68,7 +68,10 @@ struct LossWeights {
   bool sampled_kl = false;             // forward's KL: the single-sample log q - log p, even where analytic
   std::vector<double> log_w, kl_sums;  // [rows], [units]
   GradSink<T>* grad_sink = nullptr;    // set for one backward() by a fused step
-  bool grads_zeroed = false;           // the last fused step left every gradient at zero
+  // Rows per example of a training step's forward() and backward(): rows b k .. b k + k - 1
+  // are k samples of example b and share its x (set by the objective; 1 elsewhere).
+  std::size_t k = 1;
+  bool grads_zeroed = false;  // the last fused step left every gradient at zero
   void grad_ready(std::size_t offset, std::size_t n) {
     if (grad_sink) grad_sink->ready(offset, n);
   }

@@ -9,8 +9,13 @@ best_epoch_samples_per_s, the peer: samples_per_s = 60000 / min(epoch_s)). Our e
 includes the batch's Bernoulli draw; the peer draws the whole set before its timer
 starts, so the comparison, if anything, favours the peer.
 
+The IWAE settings (issue 18) train the IWAE paper's 784-200-200-50 tanh model at batch 20
+with the IWAE objective at k = 5 and 50, on 1 and 2 threads, on the first
+--iwae-train-size images, against bench/iwae_reference.py --time-only (the same model and
+objective in PyTorch).
+
 The limit (bench/limit_gemm.cpp) times the step's gemm/gemv calls alone, same shapes,
-same thread count. The IW limit times the decoder's two products per chunk of 500
+same thread count (for the IWAE settings: the encoder on B rows, the decoder on B k). The IW limit times the decoder's two products per chunk of 500
 importance samples. Peak RSS is measured with /usr/bin/time -v on a 1-epoch run that
 ends with a short IW evaluation, and compared with the bytes the run must hold
 (see must_hold_bytes)."""

@@ -181,10 +181,13 @@ def main():
     ap.add_argument("--nll-chunk", type=int, default=1000)
     ap.add_argument("--au-samples", type=int, default=100)
     ap.add_argument("--time-only", action="store_true", help="train --max-passes passes, report samples/s only")
+    ap.add_argument("--train-size", type=int, default=0, help="train on the first N images only (0: all 60000)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     train, test = load_mnist(a.mnist)
+    if a.train_size > 0:
+        train = train[:a.train_size]
     test = torch.bernoulli(test, generator=torch.Generator().manual_seed(0))
     model = Model(a.layers)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-4)

@@ -17,7 +17,7 @@
 #include "prob/likelihood.hpp"
 #include "tensor/activation.hpp"
 #include "tensor/linear.hpp"
-#include "train/optimizer.hpp"
+#include "nn/optimizer.hpp"
 
 using namespace vae;
 

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# The performance benchmark of issue 5, in one invocation: our training throughput,
+# The performance benchmark of issues 5 and 18, in one invocation: our training throughput,
 # the PyTorch peer's and the BLAS limit's at batch 20 and 128 on 1 thread and at
-# batch 128 on 2 threads; the importance-weighted evaluation against its limit; peak
+# batch 128 on 2 threads; the IWAE protocol (784-200-200-50 tanh, batch 20, IWAE k = 5
+# and 50) on 1 and 2 threads; the importance-weighted evaluation against its limit; peak
 # resident memory of a training run against what it must hold. Prints a table and
 # writes results/bench/perf.json.
+#   bench/run.sh --settings b20,iwae5,iwae50   # a subset (see bench/perf.py --help)
 #
 #   bench/run.sh                  # 3 repetitions, 2 epochs each (about 10 min idle)
 #   bench/run.sh --reps 1 --epochs 1 --iw-examples 10   # a quick look

@@ -1,5 +1,6 @@
 // Heap allocations during training steps: after the first step a step --
-// vae::train_step plus the optimizer -- takes no heap block in our code, whatever
+// vae::train_step_update, the trainer's (train_step plus the optimizer, fused into the
+// backward pass for the MLP) -- takes no heap block in our code, whatever
 // BLAS kernel the CPU gets. Counted with tests/alloc_counter.hpp, which tells our blocks
 // from those OpenBLAS's own code takes inside a BLAS call (some kernels, e.g. SkylakeX and
 // Cooperlake sgemm's small-matrix path, take a buffer per call; see the README, "Performance").
@@ -25,7 +26,7 @@
 #include "models/vae.hpp"
 #include "tensor/blas.hpp"
 #include "tensor/view.hpp"
-#include "train/optimizer.hpp"
+#include "nn/optimizer.hpp"
 
 // OpenBLAS's name for the kernel it picked (cblas.h clashes with xtensor-blas's copy).
 extern "C" char* openblas_get_corename(void);
@@ -102,9 +103,7 @@ AllocCounts count_training_steps(const Case& c, double& loss, void (*hook)(bool)
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = uint32_t(order.size() - 1 - i);
   const ObjectiveParams p{1.0, 0.0};
   auto step = [&](std::size_t start, std::size_t rows) {
-    BatchLoss l = train_step(model, w, images, order.data() + start, rows, c.dynamic, rng, p);
-    opt.step(model.params, model.grads, 1e-3);
-    return l.loss;
+    return train_step_update(model, w, images, order.data() + start, rows, c.dynamic, rng, p, opt, 1e-3).loss;
   };
   step(0, B);  // warm-up
   loss = 0;

@@ -14,7 +14,7 @@
 #include "models/algorithms.hpp"
 #include "models/ladder.hpp"
 #include "train/checkpoint.hpp"
-#include "train/optimizer.hpp"
+#include "nn/optimizer.hpp"
 #include "train/run.hpp"
 
 using namespace vae;

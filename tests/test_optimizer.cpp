@@ -4,7 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test_paths.hpp"
-#include "train/optimizer.hpp"
+#include "nn/optimizer.hpp"
 
 using namespace vae;
 

@@ -11,7 +11,7 @@
 
 #include "process_util.hpp"
 #include "train/checkpoint.hpp"
-#include "train/optimizer.hpp"
+#include "nn/optimizer.hpp"
 #include "train/run.hpp"
 
 using namespace vae;

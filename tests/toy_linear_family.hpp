@@ -146,6 +146,7 @@ class ToyLinearVae {
     linear_backward<T>(nullptr, dWl, dbl, dlv, x, enc_logvar.W(params.data()), ones);
   }
   void after_step(Work&, std::size_t) {}
+  bool streams_grads() const { return false; }
   bool has_base_codes() const { return false; }
   void mean_codes(Work& w, std::size_t B, T* codes, T*) {
     encode(w, B);

@@ -42,6 +42,11 @@ class FamilyModel final : public Model {
                        std::mt19937_64& rng, const ObjectiveParams& p) override {
     return vae::train_step(m_, train_, images, index, rows, dynamic, rng, p);
   }
+  BatchLoss train_step_update(const data::Images& images, const uint32_t* index, std::size_t rows, bool dynamic,
+                              std::mt19937_64& rng, const ObjectiveParams& p, Optimizer<float>& opt,
+                              double lr) override {
+    return vae::train_step_update(m_, train_, images, index, rows, dynamic, rng, p, opt, lr);
+  }
   void finish_training(const data::Images& train, std::mt19937_64& rng,
                        std::map<std::string, double>& metrics) override {
     if (m_.lik.kind != LikelihoodKind::Gaussian || m_.lik.sigma != SigmaMode::Optimal) return;

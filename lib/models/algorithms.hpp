@@ -30,10 +30,15 @@
 #include "models/contract.hpp"
 #include "models/model.hpp"
 #include "prob/likelihood.hpp"
+#include "nn/optimizer.hpp"
 
 namespace vae {
 
 constexpr double kActiveUnitThreshold = 0.01;
+
+// The scalar type of a family (float, or double in gradient checks).
+template <class M>
+using ParamType = typename decltype(M::params)::value_type;
 
 // The first n images of a split (n = 0: all), as a batch-index list.
 inline std::vector<uint32_t> first_indices(const data::Images& images, std::size_t n) {
@@ -76,16 +81,6 @@ struct UnitStats {
     return count;
   }
 };
-
-// Rows 0..B-1 of x [B*k, D] -> each example's k copies side by side (row b*k + j = row b):
-// the k samples of an example share its (binarized) image.
-template <class T>
-void replicate_rows(T* x, std::size_t B, std::size_t k, std::size_t D) {
-  if (k == 1) return;
-  for (std::size_t b = B; b-- > 0;)
-    for (std::size_t j = k; j-- > 0;)
-      if (b * k + j != b) std::memcpy(x + (b * k + j) * D, x + b * D, D * sizeof(T));
-}
 
 // The ELBO objective over the R = B k rows of the last forward; sets the loss weights.
 template <class M>
@@ -142,22 +137,40 @@ BatchLoss iwae_objective(M& model, typename M::Work& w, std::size_t B, std::size
 }
 
 // One forward and backward pass over the B examples whose x and noise fill the first
-// B * p.k rows of w (k rows per example): grads += d loss / d params.
+// B * p.k rows of w (k rows per example): grads += d loss / d params. With a sink (a fused
+// step, train_step_update), backward() reports each range to it; a non-finite loss then
+// skips backward, so that the sink never sees the diverged step.
 template <class M>
-BatchLoss loss_and_grad(M& model, typename M::Work& w, std::size_t B, const ObjectiveParams& p) {
+BatchLoss loss_and_grad(M& model, typename M::Work& w, std::size_t B, const ObjectiveParams& p,
+                        GradSink<ParamType<M>>* sink = nullptr) {
   using T = typename std::remove_reference_t<decltype(model.params)>::value_type;
   const std::size_t R = B * p.k;
   const bool iwae = p.objective == Objective::Iwae && p.k > 1;
   w.sampled_kl = iwae;
+  w.k = p.k;
   model.forward(w, R);
-  if (iwae) {
-    const BatchLoss l = iwae_objective(model, w, B, p.k);
-    model.backward(w, R, T(1));
+  const BatchLoss l = iwae ? iwae_objective(model, w, B, p.k) : elbo_objective(model, w, R, p);
+  if (sink && !std::isfinite(l.loss)) {
+    w.k = 1;
     return l;
   }
-  const BatchLoss l = elbo_objective(model, w, R, p);
-  model.backward(w, R, T(1) / T(R));
+  w.grad_sink = sink;
+  model.backward(w, R, iwae ? T(1) : T(1) / T(R));
+  w.grad_sink = nullptr;
+  w.k = 1;
+  w.grads_zeroed = sink != nullptr;  // a sink zeroes what it is given (OptimizerSink)
   return l;
+}
+
+// The batch of a training step: a fresh Bernoulli draw when dynamic, then k copies of each
+// image, and its noise from rng.
+template <class M>
+void fill_batch(M& model, typename M::Work& w, const data::Images& images, const uint32_t* index, std::size_t B,
+                bool dynamic, std::mt19937_64& rng, const ObjectiveParams& p) {
+  if (dynamic) gather_batch_binarized(w.x.ptr(), images, index, B, rng);
+  else gather_batch(w.x.ptr(), images, index, B);
+  replicate_rows(w.x.ptr(), B, p.k, model.data_dim());
+  model.draw_noise(w, B * p.k, rng);
 }
 
 // One training step: fills the batch (a fresh Bernoulli draw when dynamic, then k copies
@@ -167,12 +180,51 @@ template <class M>
 BatchLoss train_step(M& model, typename M::Work& w, const data::Images& images, const uint32_t* index,
                      std::size_t B, bool dynamic, std::mt19937_64& rng, const ObjectiveParams& p) {
   using T = typename std::remove_reference_t<decltype(model.params)>::value_type;
-  if (dynamic) gather_batch_binarized(w.x.ptr(), images, index, B, rng);
-  else gather_batch(w.x.ptr(), images, index, B);
-  replicate_rows(w.x.ptr(), B, p.k, model.data_dim());
-  model.draw_noise(w, B * p.k, rng);
+  fill_batch(model, w, images, index, B, dynamic, rng, p);
   std::fill(model.grads.begin(), model.grads.end(), T(0));
   const BatchLoss l = loss_and_grad(model, w, B, p);
+  model.after_step(w, B * p.k);
+  return l;
+}
+
+// The optimizer as a gradient sink: applies the step at lr to each range backward()
+// reports, while its gradient and parameters are still in cache, and zeroes that gradient.
+// The step begins (Adam's t advances) with the first range.
+template <class T>
+struct OptimizerSink final : GradSink<T> {
+  Optimizer<T>& opt;
+  T* params;
+  T* grads;
+  double lr;
+  bool begun = false;
+  OptimizerSink(Optimizer<T>& o, T* p, T* g, double rate) : opt(o), params(p), grads(g), lr(rate) {}
+  void ready(std::size_t offset, std::size_t n) override {
+    if (!begun) opt.begin_step(lr);
+    begun = true;
+    opt.apply_and_clear(params, grads, offset, n);
+  }
+};
+
+// A training step and the optimizer's step at lr, with the numbers of train_step followed
+// by opt.step(params, grads, lr), bit for bit. A family whose backward() streams its
+// gradients (streams_grads()) has each layer updated as soon as its gradient is final,
+// which saves a pass over parameters, gradients and optimizer state, and the zeroing
+// pass (the step leaves the gradients at zero); the others get the two passes. With a
+// non-finite loss the parameters are not updated (the run stops as diverged).
+template <class M>
+BatchLoss train_step_update(M& model, typename M::Work& w, const data::Images& images, const uint32_t* index,
+                            std::size_t B, bool dynamic, std::mt19937_64& rng, const ObjectiveParams& p,
+                            Optimizer<ParamType<M>>& opt, double lr) {
+  using T = typename std::remove_reference_t<decltype(model.params)>::value_type;
+  if (!streams_grads(model)) {
+    const BatchLoss l = train_step(model, w, images, index, B, dynamic, rng, p);
+    if (std::isfinite(l.loss)) opt.step(model.params, model.grads, lr);
+    return l;
+  }
+  fill_batch(model, w, images, index, B, dynamic, rng, p);
+  if (!w.grads_zeroed) std::fill(model.grads.begin(), model.grads.end(), T(0));
+  OptimizerSink<T> sink(opt, model.params.data(), model.grads.data(), lr);
+  const BatchLoss l = loss_and_grad(model, w, B, p, &sink);
   model.after_step(w, B * p.k);
   return l;
 }

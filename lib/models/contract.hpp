@@ -25,7 +25,10 @@
 //   void log_weights(Work&, rows, double* out);      log p(x_b, z_b) - log q(z_b|x_b)
 //   void backward(Work&, rows, T rec_scale);
 //       grads += d/dparams of sum_b c_b (rec_scale rec_b + sum_u unit_weight[u] kl[b,u]) with
-//       c_b = row_weight[b] when w.row_weighted, else 1 (row weights need w.sampled_kl)
+//       c_b = row_weight[b] when w.row_weighted, else 1 (row weights need w.sampled_kl);
+//       a family whose streams_grads() is true reports each parameter range to w.grad_sink
+//       (when set) once its gradient is final and backward reads its values no more
+//   bool streams_grads() const;             backward reports every parameter to w.grad_sink
 //   void after_step(Work&, rows);           after a training step (batch-norm running statistics)
 //   void mean_codes(Work&, rows, T* codes, T* base);   E_q[z|x] of the rows of x [rows,U];
 //                                           base (may be null): a second code set, see has_base_codes
@@ -57,6 +60,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "nn/params.hpp"
 #include "tensor/view.hpp"
 
 namespace vae {
@@ -78,6 +82,14 @@ struct LossWeights {
   bool sampled_kl = false;  // forward's KL: the single-sample log q - log p, even where analytic
   double warmup = 1.0;      // the objective's KL warm-up factor (< 1: warming up); families may read it
   std::vector<double> log_w, kl_sums;  // [rows], [units]
+  GradSink<T>* grad_sink = nullptr;    // set for one backward() by a fused step
+  // Rows per example of a training step's forward() and backward(): rows b k .. b k + k - 1
+  // are k samples of example b and share its x (set by the objective; 1 elsewhere).
+  std::size_t k = 1;
+  bool grads_zeroed = false;  // the last fused step left every gradient at zero
+  void grad_ready(std::size_t offset, std::size_t n) {
+    if (grad_sink) grad_sink->ready(offset, n);
+  }
   void reserve_weights(std::size_t rows, std::size_t units) {
     unit_weight.assign(units, T(0));
     row_weight.assign(rows, T(0));
@@ -98,6 +110,17 @@ template <class M, class = void>
 struct has_extra_loss : std::false_type {};
 template <class M>
 struct has_extra_loss<M, std::void_t<decltype(&M::extra_loss)>> : std::true_type {};
+
+// streams_grads() is optional: a family without it gets the optimizer's separate pass.
+template <class M, class = void>
+struct has_streams_grads : std::false_type {};
+template <class M>
+struct has_streams_grads<M, std::void_t<decltype(&M::streams_grads)>> : std::true_type {};
+template <class M>
+bool streams_grads(const M& model) {
+  if constexpr (has_streams_grads<M>::value) return model.streams_grads();
+  else return false;
+}
 
 template <class M, class = void>
 struct has_discrete_codes : std::false_type {};

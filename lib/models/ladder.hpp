@@ -443,6 +443,7 @@ class LadderVae {
     }
   }
   void after_step(Work& w, std::size_t B) { update_running(w, B); }
+  bool streams_grads() const { return false; }  // the optimizer runs after backward()
 
   // After forward_down: out[b] = log p(x_b|z_1) p(z_L) prod_{i<L} p(z_i|z_{i+1}) - log q(z_1..z_L|x_b).
   void log_weights(Work& w, std::size_t B, double* out) {

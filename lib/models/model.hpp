@@ -13,6 +13,7 @@
 #include "config/config.hpp"
 #include "data/dataset.hpp"
 #include "tensor/view.hpp"
+#include "nn/optimizer.hpp"
 
 namespace vae {
 
@@ -69,6 +70,12 @@ class Model {
   // gradients and accumulates d loss / d params. Allocates nothing.
   virtual BatchLoss train_step(const data::Images& images, const uint32_t* index, std::size_t rows,
                                bool dynamic, std::mt19937_64& rng, const ObjectiveParams& p) = 0;
+  // train_step, then the optimizer's step at lr (models/algorithms.hpp, train_step_update:
+  // the same numbers, with the update fused into backward where the family allows it). A
+  // non-finite loss leaves the parameters as they were.
+  virtual BatchLoss train_step_update(const data::Images& images, const uint32_t* index, std::size_t rows,
+                                      bool dynamic, std::mt19937_64& rng, const ObjectiveParams& p,
+                                      Optimizer<float>& opt, double lr) = 0;
   // After the last epoch, before evaluation (the optimal sigma is measured here).
   virtual void finish_training(const data::Images& /*train*/, std::mt19937_64& /*rng*/,
                                std::map<std::string, double>& /*metrics*/) {}

@@ -193,6 +193,7 @@ class Vae {
   struct Work : LossWeights<T> {
     std::size_t max_batch = 0;
     Activation2<T> x, eps, mu, logvar, z, kl, dmu, dlogvar, dz;
+    Activation2<T> x_once;   // k > 1 (encodes_once): each example's x once, [B,D]
     Activation2<T> kw_rows;  // row-weighted backward: row_weight[b] * unit_weight[l], [B,L]
     Activation2<T> out, raw_logsig, dout, draw_logsig;
     typename Mlp<T>::Work enc, dec;
@@ -218,6 +219,7 @@ class Vae {
     for (Activation2<T>* a : {&w.mu, &w.logvar, &w.z, &w.kl, &w.dmu, &w.dlogvar, &w.dz, &w.eps, &w.kw_rows})
       a->reserve(B, L);
     for (Activation2<T>* a : {&w.x, &w.out, &w.dout}) a->reserve(B, D);
+    w.x_once.reserve(conv() ? 0 : B, D);
     const std::size_t DS = lik.per_pixel() ? D : 1;  // unused buffers stay tiny
     w.raw_logsig.reserve(B, DS);
     w.draw_logsig.reserve(B, DS);
@@ -247,11 +249,20 @@ class Vae {
     w.log_p.assign(B, 0.0);
   }
 
-  // x [B,D] -> mu, logvar [B,L]
-  void encode(Work& w, std::size_t B) {
-    auto x = w.x.view(B);
+  // With k samples per example (w.k > 1) the MLP encoder runs once per example, on x_once
+  // (rows 0, k, 2k, ... of x), and its outputs are copied to the example's k rows; backward
+  // sums their k gradients before the encoder's. The conv encoder's batch norm keeps
+  // running over all rows.
+  bool encodes_once(const Work& w) const { return w.k > 1 && !conv(); }
+
+  // x [R,D] -> mu, logvar, ctx [R,*]
+  void encode(Work& w, std::size_t R) {
+    const bool once = encodes_once(w);
+    const std::size_t B = once ? R / w.k : R, D = shape.data_dim;
+    if (once)
+      for (std::size_t b = 0; b < B; ++b) std::copy_n(w.x.ptr() + b * w.k * D, D, w.x_once.ptr() + b * D);
     if (conv()) conv_encoder.forward(w.cenc, w.x.ptr(), params.data(), state.data(), B, w.training);
-    else encoder.forward(w.enc, x, params.data(), B);
+    else encoder.forward(w.enc, once ? w.x_once.view(B) : w.x.view(B), params.data(), B);
     auto h = conv() ? conv_encoder.output(w.cenc, B) : w.enc.post.back().view(B);
     auto mu = w.mu.view(B), logvar = w.logvar.view(B);
     linear_forward(mu, h, enc_mu.W(params.data()), enc_mu.bias(params.data()));
@@ -260,6 +271,10 @@ class Vae {
       auto c = w.ctx.view(B);
       linear_forward(c, h, enc_ctx.W(params.data()), enc_ctx.bias(params.data()));
     }
+    if (!once) return;
+    replicate_rows(w.mu.ptr(), B, w.k, shape.latent);
+    replicate_rows(w.logvar.ptr(), B, w.k, shape.latent);
+    if (has_context()) replicate_rows(w.ctx.ptr(), B, w.k, shape.iaf.context);
   }
 
   // mu, logvar, ctx, eps [B,*] -> z [B,L] and kl [B,L]: the analytic KL for the Gaussian,
@@ -362,6 +377,9 @@ class Vae {
     for (std::size_t i = 0; i < B * L; ++i) acc[i % L] += double(kl[i]);
   }
   void after_step(Work&, std::size_t) {}
+  // backward() reports every parameter to w.grad_sink: the MLP model with the Gaussian
+  // posterior (the flow and the convolutions do not report theirs).
+  bool streams_grads() const { return !conv() && flow.empty(); }
 
   // The code of x: mu; with the IAF, the code in the decoder's space, z_T at eps = 0
   // (deterministic and cheap; the flow is nonlinear, so it is not exactly E_q[z_T|x]), and
@@ -436,6 +454,7 @@ class Vae {
     auto raw = raw_logsig_view(w, B), draw = draw_logsig_view(w, B);
     likelihood_backward(dout, draw, w.lw, lik, out, raw, x, P, G, rec_scale,
                         w.row_weighted ? w.row_weight.data() : static_cast<const T*>(nullptr));
+    if (lik.has_shared_param()) w.grad_ready(lik.shared_offset, 1);
     auto z = w.z.view(B), dz = w.dz.view(B);
     if (conv()) {
       conv_decoder.backward(w.cdec, dz, dout.data(), draw.data(), z, P, G, B, w.training);
@@ -446,12 +465,14 @@ class Vae {
       auto dW = dec_out.W(G);
       auto db = dec_out.bias(G);
       linear_backward(&dg, dW, db, dout, g, dec_out.W(P), ones);
+      w.grad_ready(dec_out.w, dec_out.size());
       if (lik.per_pixel()) {
         auto dWs = dec_logsig.W(G);
         auto dbs = dec_logsig.bias(G);
         linear_backward(&dg, dWs, dbs, draw, g, dec_logsig.W(P), ones, T(1));
+        w.grad_ready(dec_logsig.w, dec_logsig.size());
       }
-      decoder.backward(w.dec, &dz, z, P, G, B, ones);
+      decoder.backward(w.dec, &dz, z, P, G, B, ones, w.grad_sink);
     }
     // reparametrization and KL (or the flow and the sampled KL) -> mu, logvar, ctx
     if (w.row_weighted) {
@@ -464,23 +485,43 @@ class Vae {
     } else {
       posterior_backward(w, B, vec(w.unit_weight.data(), shape.latent));
     }
-    // encoder heads -> encoder MLP (or convolutions)
+    // encoder heads -> encoder MLP (or convolutions), once per example when encodes_once
+    if (!encodes_once(w)) {
+      encoder_backward(w, B);
+      return;
+    }
+    const std::size_t examples = B / w.k;
+    sum_row_groups(w.dmu.ptr(), examples, w.k, shape.latent);
+    sum_row_groups(w.dlogvar.ptr(), examples, w.k, shape.latent);
+    if (has_context()) sum_row_groups(w.dctx.ptr(), examples, w.k, shape.iaf.context);
+    encoder_backward(w, examples);
+  }
+
+  // dmu, dlogvar, dctx [B,*] -> the heads' and the encoder's gradients (B: the encoder's rows).
+  void encoder_backward(Work& w, std::size_t B) {
+    T* P = params.data();
+    T* G = grads.data();
+    auto ones = vec(w.ones_b.data(), B);
     auto dmu = w.dmu.view(B), dlogvar = w.dlogvar.view(B);
     auto h = conv() ? conv_encoder.output(w.cenc, B) : w.enc.post.back().view(B);
     auto dh = conv() ? conv_encoder.output_grad(w.cenc, B) : w.enc.grad.back().view(B);
     auto dWm = enc_mu.W(G);
     auto dbm = enc_mu.bias(G);
     linear_backward(&dh, dWm, dbm, dmu, h, enc_mu.W(P), ones);
+    w.grad_ready(enc_mu.w, enc_mu.size());
     auto dWl = enc_logvar.W(G);
     auto dbl = enc_logvar.bias(G);
     linear_backward(&dh, dWl, dbl, dlogvar, h, enc_logvar.W(P), ones, T(1));
+    w.grad_ready(enc_logvar.w, enc_logvar.size());
     if (has_context()) {
       auto dWc = enc_ctx.W(G);
       auto dbc = enc_ctx.bias(G);
       linear_backward(&dh, dWc, dbc, w.dctx.view(B), h, enc_ctx.W(P), ones, T(1));
     }
     if (conv()) conv_encoder.backward(w.cenc, P, G, B, w.training);
-    else encoder.backward(w.enc, nullptr, x, P, G, B, ones);
+    else
+      encoder.backward(w.enc, nullptr, encodes_once(w) ? w.x_once.view(B) : w.x.view(B), P, G, B, ones,
+                       w.grad_sink);
   }
 
   // dz and the KL weights kw ([L] per unit, or [B,L] per row and unit) -> dmu, dlogvar, dctx.

@@ -53,9 +53,9 @@ struct Mlp {
   }
 
   // Expects dL/d(post.back()) in w.grad.back(); accumulates parameter gradients and
-  // writes dL/d(in) into din when given.
+  // writes dL/d(in) into din when given; tells sink (when given) of each layer once done.
   void backward(Work& w, MatView<T>* din, const MatView<T>& in, T* params, T* grads, std::size_t B,
-                const VecView<T>& ones) const {
+                const VecView<T>& ones, GradSink<T>* sink = nullptr) const {
     for (std::size_t i = layers.size(); i-- > 0;) {
       auto g = w.grad[i].view(B);
       activation_backward(g, g, w.pre[i].view(B), w.post[i].view(B), act);
@@ -67,6 +67,7 @@ struct Mlp {
       } else {
         linear_backward(din, dW, db, g, in, layers[i].W(params), ones);
       }
+      if (sink) sink->ready(layers[i].w, layers[i].size());
     }
   }
 };

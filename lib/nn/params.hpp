@@ -22,7 +22,19 @@ struct ParamLayout {
   }
 };
 
-// y = x W^T + b with W [out, in] at offset w and b [out] at offset b.
+// Told by backward() that the gradient of params[offset, offset + n) is final and that
+// the rest of backward reads neither it nor those parameters (the optimizer may apply
+// them now, while they are in cache: models/algorithms.hpp, train_step_update).
+template <class T>
+struct GradSink {
+  virtual void ready(std::size_t offset, std::size_t n) = 0;
+
+ protected:
+  ~GradSink() = default;
+};
+
+// y = x W^T + b with W [out, in] at offset w and b [out] at offset b = w + out * in: one
+// range of size() values from w.
 struct Linear {
   std::size_t in = 0, out = 0, w = 0, b = 0;
   static Linear make(ParamLayout& layout, std::size_t in, std::size_t out) {
@@ -31,6 +43,7 @@ struct Linear {
     l.b = layout.take(out);
     return l;
   }
+  std::size_t size() const { return out * in + out; }
   template <class T>
   MatView<T> W(T* base) const {
     return mat(base + w, out, in);

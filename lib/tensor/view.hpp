@@ -3,6 +3,7 @@
 // through these adaptors. Making a view allocates nothing.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <memory>
@@ -51,5 +52,28 @@ struct Activation2 {
   MatView<T> view(std::size_t rows) { return mat(data.data(), rows, cols); }
   T* ptr() { return data.data(); }
 };
+
+// Rows 0..B-1 of x [B*k, D] -> each row's k copies side by side (row b*k + j = row b):
+// the k samples of an example share its (binarized) image and its posterior.
+template <class T>
+void replicate_rows(T* x, std::size_t B, std::size_t k, std::size_t D) {
+  if (k == 1) return;
+  for (std::size_t b = B; b-- > 0;)
+    for (std::size_t j = k; j-- > 0;)
+      if (b * k + j != b) std::copy(x + b * D, x + (b + 1) * D, x + (b * k + j) * D);
+}
+
+// The inverse's adjoint: row b of x <- sum_j row b*k + j of x [B*k, D], j in order, for
+// b = 0..B-1 (rows B.. are left as they were). Each row written was read before.
+template <class T>
+void sum_row_groups(T* x, std::size_t B, std::size_t k, std::size_t D) {
+  if (k == 1) return;
+  for (std::size_t b = 0; b < B; ++b)
+    for (std::size_t i = 0; i < D; ++i) {
+      T s = x[b * k * D + i];
+      for (std::size_t j = 1; j < k; ++j) s += x[(b * k + j) * D + i];
+      x[b * D + i] = s;
+    }
+}
 
 }  // namespace vae

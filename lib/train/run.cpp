@@ -14,7 +14,7 @@
 #include "models/model.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluators.hpp"
-#include "train/optimizer.hpp"
+#include "nn/optimizer.hpp"
 #include "util/blas.hpp"
 #include "util/hash.hpp"
 
@@ -234,9 +234,9 @@ EpochSums train_epoch(Trainer& t, int64_t epoch, double lr, RunResult& result) {
     const double progress_epochs = double(epoch) + double(step + 1) / double(t.steps_per_epoch);
     const double warmup = tc.warmup > 0 ? std::min(1.0, progress_epochs / double(tc.warmup)) : 1.0;
     s.beta_eff = tc.beta * warmup;
-    BatchLoss l = t.model->train_step(t.data.train, t.order.data() + start, rows, dynamic, t.train_rng,
-                                      ObjectiveParams{s.beta_eff, tc.free_bits, tc.objective, std::size_t(tc.k),
-                                                      warmup});
+    BatchLoss l = t.model->train_step_update(
+        t.data.train, t.order.data() + start, rows, dynamic, t.train_rng,
+        ObjectiveParams{s.beta_eff, tc.free_bits, tc.objective, std::size_t(tc.k), warmup}, t.opt, lr);
     if (epoch + 1 == t.options.fault_nan_epoch && step == 0) l.loss = std::nan("");
     if (!std::isfinite(l.loss)) {
       std::ostringstream m;
@@ -249,7 +249,6 @@ EpochSums train_epoch(Trainer& t, int64_t epoch, double lr, RunResult& result) {
       s.diverged = true;
       return s;
     }
-    t.opt.step(t.model->params(), t.model->grads(), lr);
     s.loss += l.loss * double(rows);
     s.rec += l.rec * double(rows);
     s.kl += l.kl * double(rows);

@@ -1,0 +1,137 @@
+// Optimizers as small policy classes over the flat parameter and gradient buffers.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tensor/view.hpp"
+
+namespace vae {
+
+// The learning rate of an epoch (0-based) under a schedule:
+//   constant:    lr
+//   exponential: lr * decay^epoch
+//   iwae:        stage i = 0, 1, ... lasts 3^i epochs at lr * 10^(-i/7) (Burda et al. 2016,
+//                section 5: epochs 0 | 1-3 | 4-12 | ...; stages 0..7 are 3280 epochs)
+inline double scheduled_lr(const std::string& schedule, double lr, double decay, int64_t epoch) {
+  if (schedule == "exponential") return lr * std::pow(decay, double(epoch));
+  if (schedule != "iwae") return lr;
+  int stage = 0;
+  for (int64_t end = 1, len = 1; epoch >= end; ++stage) end += (len *= 3);  // end = (3^(i+1) - 1) / 2
+  return lr * std::pow(10.0, -double(stage) / 7.0);
+}
+
+// Both optimizers update elementwise, so a step may be applied range by range: begin_step
+// once, then apply() on each range of the flat buffers (a fused training step applies each
+// layer as soon as backward() has its gradient, while it is in cache, models/algorithms.hpp).
+// The numbers are those of step() over the whole buffer, bit for bit. apply<true> also
+// zeroes the gradient it read, so the next step's backward starts from zero without a pass
+// (apply<false> only reads g).
+
+// Adam (Kingma & Ba 2015), as torch.optim.Adam:
+//   m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g^2
+//   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+template <class T>
+struct Adam {
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  int64_t t = 0;
+  Buffer<T> m, v;
+  T step_size = 0, inv_c2 = 0;  // of the current step (begin_step)
+  void reset(std::size_t n) {
+    m.assign(n, T(0));
+    v.assign(n, T(0));
+    t = 0;
+  }
+  void begin_step(double lr) {
+    ++t;
+    step_size = T(lr / (1.0 - std::pow(beta1, double(t))));
+    inv_c2 = T(1.0 / std::sqrt(1.0 - std::pow(beta2, double(t))));
+  }
+  // One fused pass over the four buffers: the step is memory-bound, and three separate
+  // array expressions would stream them through memory twice as often.
+  template <bool Clear>
+  void apply(T* __restrict p, T* __restrict g, std::size_t offset, std::size_t n) {
+    const T b1 = T(beta1), b2 = T(beta2), c1 = T(1) - b1, c2 = T(1) - b2;
+    const T step = step_size, ic2 = inv_c2, e = T(eps);
+    T* __restrict M = m.data() + offset;
+    T* __restrict V = v.data() + offset;
+#pragma omp simd
+    for (std::size_t i = 0; i < n; ++i) {
+      const T gi = g[i];
+      const T mi = b1 * M[i] + c1 * gi;
+      const T vi = b2 * V[i] + c2 * gi * gi;
+      M[i] = mi;
+      V[i] = vi;
+      p[i] -= step * mi / (std::sqrt(vi) * ic2 + e);
+      if constexpr (Clear) g[i] = T(0);
+    }
+  }
+  void step(Buffer<T>& params, const Buffer<T>& grads, double lr) {
+    begin_step(lr);
+    apply<false>(params.data(), const_cast<T*>(grads.data()), 0, params.size());  // g only read
+  }
+};
+
+// Adagrad (Duchi et al. 2011), as torch.optim.Adagrad: G += g^2 ; p -= lr g / (sqrt(G) + eps)
+template <class T>
+struct Adagrad {
+  double eps = 1e-10;
+  Buffer<T> sum_sq;
+  T rate = 0;  // of the current step
+  void reset(std::size_t n) { sum_sq.assign(n, T(0)); }
+  void begin_step(double lr) { rate = T(lr); }
+  template <bool Clear>
+  void apply(T* __restrict p, T* __restrict g, std::size_t offset, std::size_t n) {
+    const T r = rate, e = T(eps);
+    T* __restrict G = sum_sq.data() + offset;
+#pragma omp simd
+    for (std::size_t i = 0; i < n; ++i) {
+      const T gi = g[i];
+      G[i] += gi * gi;
+      p[i] -= r * gi / (std::sqrt(G[i]) + e);
+      if constexpr (Clear) g[i] = T(0);
+    }
+  }
+  void step(Buffer<T>& params, const Buffer<T>& grads, double lr) {
+    begin_step(lr);
+    apply<false>(params.data(), const_cast<T*>(grads.data()), 0, params.size());  // g only read
+  }
+};
+
+// The optimizer a run chose, behind one interface.
+template <class T>
+struct Optimizer {
+  std::string kind;  // adam | adagrad
+  bool is_adam = true;
+  Adam<T> adam;
+  Adagrad<T> adagrad;
+  void configure(const std::string& k, double beta1, double beta2, double adam_eps, double adagrad_eps,
+                 std::size_t n) {
+    kind = k;
+    is_adam = kind == "adam";
+    adam.beta1 = beta1;
+    adam.beta2 = beta2;
+    adam.eps = adam_eps;
+    adagrad.eps = adagrad_eps;
+    if (kind == "adam") adam.reset(n);
+    else adagrad.reset(n);
+  }
+  void step(Buffer<T>& p, const Buffer<T>& g, double lr) {
+    if (is_adam) adam.step(p, g, lr);
+    else adagrad.step(p, g, lr);
+  }
+  void begin_step(double lr) {
+    if (is_adam) adam.begin_step(lr);
+    else adagrad.begin_step(lr);
+  }
+  // The current step on values [offset, offset + n) of the parameters p and gradients g
+  // (the whole buffers' bases); zeroes those gradients.
+  void apply_and_clear(T* p, T* g, std::size_t offset, std::size_t n) {
+    if (is_adam) adam.template apply<true>(p + offset, g + offset, offset, n);
+    else adagrad.template apply<true>(p + offset, g + offset, offset, n);
+  }
+};
+
+}  // namespace vae

@@ -19,6 +19,21 @@ echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer) =="
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O1 -DVAE_SANITIZE=ON -DVAE_BUILD_BENCH=OFF -DVAE_WERROR=ON > build-asan.log 2>&1 \
   || { cat build-asan.log; exit 1; }
 cmake --build build-asan -j"$jobs" --target vae_tests >> build-asan.log 2>&1 || { tail -50 build-asan.log; exit 1; }
-# OpenBLAS's own threads and assembly are outside our code: no leak check of its pool.
-ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  build-asan/vae_tests '~[e2e]~[slow]~[.]'
+# The sanitized tests in $jobs processes at once (Catch2 runs one test at a time): each
+# takes every $jobs-th test name, escaped for Catch's test specs. OpenBLAS's own threads
+# and assembly are outside our code: no leak check of its pool.
+build-asan/vae_tests '~[e2e]~[slow]~[.]' --list-test-names-only | sed -e '/^$/d' \
+  -e 's/\\/\\\\/g; s/,/\\,/g; s/\[/\\[/g; s/\]/\\]/g' > build-asan/tests.txt
+pids=()
+for ((i = 0; i < jobs; i++)); do
+  awk -v n="$jobs" -v i="$i" 'NR % n == i' build-asan/tests.txt > "build-asan/shard$i.txt"
+  ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    build-asan/vae_tests -f "build-asan/shard$i.txt" > "build-asan/shard$i.log" 2>&1 &
+  pids+=($!)
+done
+failed=0
+for ((i = 0; i < jobs; i++)); do
+  if wait "${pids[$i]}"; then tail -2 "build-asan/shard$i.log"; else cat "build-asan/shard$i.log"; failed=1; fi
+done
+[ "$failed" -eq 0 ] || { echo "tests under the sanitizers failed"; exit 1; }
+echo "tests under the sanitizers: $(wc -l < build-asan/tests.txt) test cases passed"

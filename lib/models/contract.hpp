@@ -65,12 +65,6 @@
 
 namespace vae {
 
-// A named range of the flat parameter buffer (gradient-check groups, golden tests).
-struct ParamRange {
-  std::string name;
-  std::size_t offset, size;
-};
-
 // The loss weights the objective sets before backward(), part of every family's Work:
 // unit_weight[u] multiplies unit u's KL term (beta / rows, 0 under free bits; 1 under
 // IWAE), row_weight[b] every term of row b when row_weighted (IWAE: the self-normalised

@@ -12,6 +12,12 @@
 
 namespace vae {
 
+// A named range of the flat parameter buffer (gradient-check groups, golden tests).
+struct ParamRange {
+  std::string name;
+  std::size_t offset, size;
+};
+
 // Hands out consecutive ranges of the flat buffer.
 struct ParamLayout {
   std::size_t size = 0;

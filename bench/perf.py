@@ -47,11 +47,12 @@ IWAE_MODEL = ["--hidden", "200,200", "--latent", "50", "--activation", "tanh", "
               "--adam-eps", "1e-4"]
 
 
-def ours_train(a, batch, threads, k=0):
-    """k = 0: the comparison model; k >= 1: the IWAE model with the IWAE objective at k."""
+def ours_train(a, batch, threads, k=0, vae=None):
+    """k = 0: the comparison model; k >= 1: the IWAE model with the IWAE objective at k.
+    vae: another build's program (--compare) instead of ours."""
     model = (["--hidden", "400", "--latent", "20", "--activation", "relu"] if k == 0 else
              IWAE_MODEL + ["--objective", "iwae", "--k", str(k), "--train-size", str(a.iwae_train_size)])
-    cmd = [a.vae, "train", "--dataset", "mnist", "--data-dir", a.mnist, "--binarize", "dynamic"] + model + [
+    cmd = [vae or a.vae, "train", "--dataset", "mnist", "--data-dir", a.mnist, "--binarize", "dynamic"] + model + [
            "--likelihood", "bernoulli", "--optimizer", "adam", "--lr", "0.001", "--batch", str(batch),
            "--epochs", str(a.epochs), "--threads", str(threads), "--iw-samples", "0", "--json", "--quiet"]
     return last_json(run(cmd, threads).stdout)["best_epoch_samples_per_s"]
@@ -77,8 +78,8 @@ def limit_train(a, batch, threads, k=0):
     return last_json(run(cmd, threads).stdout)["samples_per_s"]
 
 
-def ours_iw(a):
-    cmd = [a.vae, "train", "--dataset", "mnist", "--data-dir", a.mnist, "--epochs", "0", "--threads", "1",
+def ours_iw(a, vae=None):
+    cmd = [vae or a.vae, "train", "--dataset", "mnist", "--data-dir", a.mnist, "--epochs", "0", "--threads", "1",
            "--iw-samples", str(a.iw_samples), "--iw-examples", str(a.iw_examples), "--iw-chunk", "500",
            "--json", "--quiet"]
     j = last_json(run(cmd, 1).stdout)
@@ -151,6 +152,9 @@ def main():
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "bench", "perf.json"))
     ap.add_argument("--skip-peer", action="store_true", help="ours and the limits only")
     ap.add_argument("--check", action="store_true", help="check the data and peer paths, then exit")
+    ap.add_argument("--compare", metavar="BUILD",
+                    help="a second build (e.g. VAE_NATIVE=OFF) whose vae runs beside ours in every setting; "
+                         "reports ours / its throughput")
     a = ap.parse_args()
     a.mnist = os.path.abspath(a.mnist)
     a.peer = os.path.abspath(a.peer)
@@ -162,6 +166,7 @@ def main():
         return
     a.vae = os.path.join(a.build, "vae")
     a.limit = os.path.join(a.build, "limit_gemm")
+    a.alt = os.path.join(a.compare, "vae") if a.compare else None
     started = time.time()
     info = machine()
 
@@ -178,9 +183,9 @@ def main():
             sys.exit(f"bench/perf.py: unknown setting '{c}' in --settings (one of: {', '.join(keys)})")
     settings = [s for s in all_settings if s[0] in chosen]
     iw = "iw K=%d" % a.iw_samples
-    samples = {s[1]: {"ours": [], "peer": [], "limit": []} for s in settings}
+    samples = {s[1]: {"ours": [], "peer": [], "limit": [], "compare": []} for s in settings}
     if "iw" in chosen:
-        samples[iw] = {"ours": [], "limit": []}
+        samples[iw] = {"ours": [], "limit": [], "compare": []}
     torch_version = None
     for rep in range(a.reps):
         for _, name, batch, threads, pt, pb, k in settings:
@@ -189,6 +194,8 @@ def main():
                     ("ours", lambda: ours_train(a, batch, threads, k))]
             if not a.skip_peer:
                 jobs.append(("peer", lambda: peer_train(a, batch, pt, pb, k)))
+            if a.alt:
+                jobs.append(("compare", lambda: ours_train(a, batch, threads, k, a.alt)))
             jobs = jobs[rep % len(jobs):] + jobs[:rep % len(jobs)]
             for side, f in jobs:
                 v = f()
@@ -198,7 +205,10 @@ def main():
                 print(f"rep {rep + 1}/{a.reps}  {name:22s} {side:5s} {v:10.0f} samples/s", file=sys.stderr, flush=True)
         if "iw" not in chosen:
             continue
-        for side, f in ([("ours", lambda: ours_iw(a)), ("limit", lambda: limit_iw(a))][:: 1 if rep % 2 == 0 else -1]):
+        iw_jobs = [("ours", lambda: ours_iw(a)), ("limit", lambda: limit_iw(a))]
+        if a.alt:
+            iw_jobs.append(("compare", lambda: ours_iw(a, a.alt)))
+        for side, f in iw_jobs[:: 1 if rep % 2 == 0 else -1]:
             v = f()
             samples[iw][side].append(v)
             print(f"rep {rep + 1}/{a.reps}  {iw:22s} {side:5s} {v:10.0f} samples/s", file=sys.stderr, flush=True)
@@ -213,6 +223,8 @@ def main():
         if "peer" in best:
             row["ours_over_peer"] = best["ours"] / best["peer"]
         row["ours_over_limit"] = best["ours"] / best["limit"]
+        if "compare" in best:
+            row["ours_over_compare"] = best["ours"] / best["compare"]
         rows.append(row)
     by = {r["setting"]: r for r in rows}
 
@@ -237,6 +249,7 @@ def main():
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "bench/run.sh " + " ".join(sys.argv[3:]),
         "machine": dict(info, load_avg_end=os.getloadavg(), torch=torch_version),
+        "compare": os.path.abspath(a.compare) if a.compare else None,
         "settings": {"reps": a.reps, "epochs": a.epochs, "iw_samples": a.iw_samples, "iw_examples": a.iw_examples,
                      "iw_chunk": 500, "model": "784-400-20 MLP VAE, ReLU, Bernoulli, Adam 1e-3, MNIST dynamic",
                      "iwae_model": "784-200-200-50 tanh, Glorot, Adam 1e-3 eps 1e-4, batch 20, IWAE objective, "
@@ -262,6 +275,11 @@ def main():
         op = f"{r['ours_over_peer']:10.2f}" if "ours_over_peer" in r else f"{'-':>10s}"
         print(f"{r['setting']:24s} {b['ours']:9.0f} {peer} {b['limit']:9.0f} {op} {r['ours_over_limit']:11.2f}")
     print(f"(samples/s; IW: importance samples decoded per second, {a.iw_examples} test examples)")
+    if a.alt:
+        print(f"against {a.compare}/vae, run beside ours in every repetition:")
+        for r in rows:
+            print(f"  {r['setting']:24s} ours {r['best']['ours']:9.0f}  it {r['best']['compare']:9.0f}  "
+                  f"ours/it {r['ours_over_compare']:.3f}")
     if rss is not None:
         print(f"peak RSS {rss / 2**20:.1f} MiB, must hold {hold['total'] / 2**20:.1f} MiB "
               f"(data {hold['data'] / 2**20:.1f}, params+grads+Adam {hold['params_grads_adam'] / 2**20:.1f}, "

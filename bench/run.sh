@@ -10,6 +10,8 @@
 #   bench/run.sh                  # 3 repetitions, 2 epochs each (about 10 min idle)
 #   bench/run.sh --reps 1 --epochs 1 --iw-examples 10   # a quick look
 #   bench/run.sh --mnist DIR --peer PATH   # data and peer elsewhere than ../shared
+#   bench/run.sh --portable ...   # also a VAE_NATIVE=OFF build (build-perf-portable), run beside
+#                                 # ours in every repetition: the cost of a portable binary
 #
 # By default the MNIST data and the PyTorch peer are found in the shared folder beside
 # the repository (../shared/data/mnist, ../shared/bench/torch_vae_baseline.py), so a
@@ -21,7 +23,17 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${VAE_BENCH_BUILD:-$root/build-perf}
-/usr/bin/python3 "$root/bench/perf.py" --build "$build" "$@" --check
+args=()
+portable=""
+for a in "$@"; do
+  if [ "$a" = "--portable" ]; then portable=${build}-portable; else args+=("$a"); fi
+done
+/usr/bin/python3 "$root/bench/perf.py" --build "$build" "${args[@]}" --check
 cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=Release -DVAE_BUILD_BENCH=ON >/dev/null
 cmake --build "$build" -j2 --target vae_cli limit_gemm >/dev/null
-exec /usr/bin/python3 "$root/bench/perf.py" --build "$build" "$@"
+if [ -n "$portable" ]; then
+  cmake -S "$root" -B "$portable" -DCMAKE_BUILD_TYPE=Release -DVAE_NATIVE=OFF -DVAE_BUILD_BENCH=OFF >/dev/null
+  cmake --build "$portable" -j2 --target vae_cli >/dev/null
+  args+=(--compare "$portable")
+fi
+exec /usr/bin/python3 "$root/bench/perf.py" --build "$build" "${args[@]}"

@@ -13,11 +13,11 @@
 #include "models/algorithms.hpp"
 #include "models/batch.hpp"
 #include "models/vae.hpp"
+#include "nn/optimizer.hpp"
 #include "prob/gaussian.hpp"
 #include "prob/likelihood.hpp"
 #include "tensor/activation.hpp"
 #include "tensor/linear.hpp"
-#include "nn/optimizer.hpp"
 
 using namespace vae;
 

@@ -24,9 +24,9 @@
 #include "alloc_counter.hpp"
 #include "models/algorithms.hpp"
 #include "models/vae.hpp"
+#include "nn/optimizer.hpp"
 #include "tensor/blas.hpp"
 #include "tensor/view.hpp"
-#include "nn/optimizer.hpp"
 
 // OpenBLAS's name for the kernel it picked (cblas.h clashes with xtensor-blas's copy).
 extern "C" char* openblas_get_corename(void);

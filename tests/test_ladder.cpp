@@ -13,8 +13,8 @@
 #include "gradcheck.hpp"
 #include "models/algorithms.hpp"
 #include "models/ladder.hpp"
-#include "train/checkpoint.hpp"
 #include "nn/optimizer.hpp"
+#include "train/checkpoint.hpp"
 #include "train/run.hpp"
 
 using namespace vae;

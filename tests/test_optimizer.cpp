@@ -3,8 +3,8 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "test_paths.hpp"
 #include "nn/optimizer.hpp"
+#include "test_paths.hpp"
 
 using namespace vae;
 

@@ -9,9 +9,9 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "nn/optimizer.hpp"
 #include "process_util.hpp"
 #include "train/checkpoint.hpp"
-#include "nn/optimizer.hpp"
 #include "train/run.hpp"
 
 using namespace vae;

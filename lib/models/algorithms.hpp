@@ -29,8 +29,8 @@
 #include "models/batch.hpp"
 #include "models/contract.hpp"
 #include "models/model.hpp"
-#include "prob/likelihood.hpp"
 #include "nn/optimizer.hpp"
+#include "prob/likelihood.hpp"
 
 namespace vae {
 

@@ -12,8 +12,8 @@
 
 #include "config/config.hpp"
 #include "data/dataset.hpp"
-#include "tensor/view.hpp"
 #include "nn/optimizer.hpp"
+#include "tensor/view.hpp"
 
 namespace vae {
 

@@ -12,9 +12,9 @@
 #include "data/dataset.hpp"
 #include "eval/disentangle.hpp"
 #include "models/model.hpp"
+#include "nn/optimizer.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluators.hpp"
-#include "nn/optimizer.hpp"
 #include "util/blas.hpp"
 #include "util/hash.hpp"
 

@@ -32,8 +32,8 @@ int main(int argc, char** argv) {
     const std::vector<float> z = model.encode(data.test, 4);
     const std::vector<float> x = model.decode(z, 4);
     const std::vector<float> prior = model.sample(4, 1);
-    std::printf("reloaded: %zu parameters, latent %zu, test ELBO %.4f (rec %.4f, KL %.4f), %lld active units\n",
-                model.num_params(), model.latent_dim(), e.elbo, e.rec, e.kl, (long long)e.active_units);
+    std::printf("reloaded: %zu parameters, latent %zu, test ELBO %.4f (rec %.4f, KL %.4f), %g active units\n",
+                model.num_params(), model.latent_dim(), e.elbo, e.rec, e.kl, e.metrics.at("active_units"));
     std::printf("decoded %zu pixels of 4 test images, %zu prior codes; libvae %s\n", x.size(),
                 prior.size() / model.latent_dim(), vae::api::version().c_str());
   } catch (const vae::api::Error& e) {

@@ -142,7 +142,12 @@ void check_cell(store::Db& db, const TableRequest& rq, const std::vector<std::st
 
 }  // namespace
 
-Table build_table(store::Db& db, const TableRequest& rq) {
+namespace {
+
+using Labels = std::vector<std::string>;  // one value per row (or column) key
+using Groups = std::map<std::pair<Labels, Labels>, std::vector<const RunRow*>>;
+
+void check_request(const TableRequest& rq) {
   if (rq.metrics.empty()) throw UsageError("--metric: which metric? (e.g. --metric test_nll)");
   if (rq.rows.empty()) throw UsageError("--rows: which setting varies down the rows? (e.g. --rows latent)");
   if (!rq.cols.empty() && rq.metrics.size() > 1)
@@ -152,9 +157,13 @@ Table build_table(store::Db& db, const TableRequest& rq) {
   for (const auto& k : rq.rows)
     if (std::find(rq.cols.begin(), rq.cols.end(), k) != rq.cols.end())
       throw UsageError("'" + k + "' is in both --rows and --cols");
+}
 
+// Every selected run (done ones are aggregated, the others counted) with the grouping
+// settings and the asked metrics only; each metric must exist in some run.
+std::vector<RunRow> load_table_runs(store::Db& db, const TableRequest& rq) {
   Selection sel = rq.selection;
-  sel.statuses.clear();  // every run: done ones are aggregated, the others counted
+  sel.statuses.clear();
   RunFields fields;
   fields.params = rq.rows;
   fields.params.insert(fields.params.end(), rq.cols.begin(), rq.cols.end());
@@ -164,173 +173,171 @@ Table build_table(store::Db& db, const TableRequest& rq) {
   std::vector<RunRow> runs = load_runs(db, select_runs(db, sel), fields);
   if (runs.empty())
     throw UsageError("no runs match" + (sel.sweep.empty() ? std::string() : " in sweep '" + sel.sweep + "'"));
-  for (const auto& m : rq.metrics) {  // a metric must exist somewhere
-    bool any = false;
-    for (const auto& r : runs) any = any || r.metrics.count(m);
-    std::vector<std::string> names;
-    if (!any) {
-      std::vector<std::string> ids;
-      for (const auto& r : runs) ids.push_back(r.run_id);
-      names = metric_names(db, ids);
-    }
-    if (!names.empty()) {
-      std::string known;
-      for (const auto& n : names) known += (known.empty() ? "" : ", ") + n;
-      throw UsageError("--metric '" + m + "': no run has it (metrics: " + known + ")");
-    }
+  for (const auto& m : rq.metrics) {
+    if (std::any_of(runs.begin(), runs.end(), [&](const RunRow& r) { return r.metrics.count(m) > 0; }))
+      continue;
+    std::vector<std::string> ids;
+    for (const auto& r : runs) ids.push_back(r.run_id);
+    std::string known;
+    for (const auto& n : metric_names(db, ids)) known += (known.empty() ? "" : ", ") + n;
+    if (!known.empty()) throw UsageError("--metric '" + m + "': no run has it (metrics: " + known + ")");
   }
+  return runs;
+}
 
-  Table t;
-  t.sweep = sel.sweep;
-  t.agg = rq.agg;
-  t.row_keys = rq.rows;
-  t.col_keys = rq.cols;
-  auto key_of = [](const RunRow& r, const std::vector<std::string>& keys) {
-    std::vector<std::string> out;
-    for (const auto& k : keys) {
-      auto it = r.params.find(k);
-      out.push_back(it == r.params.end() ? "" : format_sql(it->second));
-    }
-    return out;
-  };
+Labels labels_of(const RunRow& r, const std::vector<std::string>& keys) {
+  Labels out;
+  for (const auto& k : keys) {
+    auto it = r.params.find(k);
+    out.push_back(it == r.params.end() ? "" : format_sql(it->second));
+  }
+  return out;
+}
 
-  // row and column values, ordered
-  std::vector<KeyOrder> row_order(rq.rows.size()), col_order(rq.cols.size());
-  for (const auto& r : runs) {
-    for (size_t k = 0; k < rq.rows.size(); ++k)
-      if (r.params.count(rq.rows[k])) row_order[k].add(r.params.at(rq.rows[k]));
-    for (size_t k = 0; k < rq.cols.size(); ++k)
-      if (r.params.count(rq.cols[k])) col_order[k].add(r.params.at(rq.cols[k]));
-  }
-  for (auto& o : row_order) o.sort();
-  for (auto& o : col_order) o.sort();
-  // each run's row and column labels, once (a sweep may have thousands of runs)
-  std::vector<std::vector<std::string>> run_rows, run_cols;
-  for (const auto& r : runs) {
-    run_rows.push_back(key_of(r, rq.rows));
-    run_cols.push_back(rq.cols.empty() ? std::vector<std::string>{} : key_of(r, rq.cols));
-  }
-  // the combinations that occur, in lexicographic order of the per-key orders
-  auto combos = [&](const std::vector<KeyOrder>& order, const std::vector<std::vector<std::string>>& labels) {
-    std::set<std::vector<std::string>> present(labels.begin(), labels.end());
-    std::vector<std::vector<std::string>> out;
-    std::vector<std::vector<std::string>> all{{}};
-    for (const auto& o : order) {
-      std::vector<std::vector<std::string>> next;
-      for (const auto& a : all)
-        for (const auto& l : o.labels) {
-          auto b = a;
-          b.push_back(l);
-          next.push_back(b);
-        }
-      all = next;
-    }
+// The label combinations of `keys` that occur among the runs, in lexicographic order of
+// each key's own order (numeric for numbers, else first appearance).
+std::vector<Labels> combinations(const std::vector<std::string>& keys, const std::vector<RunRow>& runs,
+                                 const std::vector<Labels>& run_labels) {
+  std::vector<KeyOrder> order(keys.size());
+  for (const auto& r : runs)
+    for (size_t k = 0; k < keys.size(); ++k)
+      if (auto it = r.params.find(keys[k]); it != r.params.end()) order[k].add(it->second);
+  std::set<Labels> present(run_labels.begin(), run_labels.end());
+  std::vector<Labels> all{{}};
+  for (auto& o : order) {
+    o.sort();
+    std::vector<Labels> next;
     for (const auto& a : all)
-      if (present.count(a)) out.push_back(a);
-    return out;
-  };
-  t.row_values = combos(row_order, run_rows);
-  if (rq.cols.empty()) {
-    for (const auto& m : rq.metrics) {
-      t.col_values.push_back({m});
-      t.col_metrics.push_back(m);
-    }
-    t.best_per_row = false;
-  } else {
-    t.col_values = combos(col_order, run_cols);
-    t.col_metrics.assign(t.col_values.size(), rq.metrics[0]);
+      for (const auto& l : o.labels) {
+        next.push_back(a);
+        next.back().push_back(l);
+      }
+    all = std::move(next);
   }
+  std::vector<Labels> out;
+  for (const auto& a : all)
+    if (present.count(a)) out.push_back(a);
+  return out;
+}
 
-  // group the runs into cells, checking that a cell's runs differ only in the seed
-  std::map<std::pair<std::vector<std::string>, std::vector<std::string>>, std::vector<const RunRow*>> groups;
-  for (size_t i = 0; i < runs.size(); ++i) groups[{run_rows[i], run_cols[i]}].push_back(&runs[i]);
-  for (const auto& [key, members] : groups) check_cell(db, rq, key.first, key.second, members);
+// A cell's statistics of `metric` over its done runs; failed, diverged and unfinished runs
+// are counted (and collected: a run with several metric columns stands in several cells).
+CellStats cell_of(const std::vector<const RunRow*>& members, const std::string& metric,
+                  std::set<std::string>& not_done_runs, std::set<std::string>& pending_runs) {
+  std::vector<double> values;
+  std::vector<std::string> ids;
+  int not_done = 0, pending = 0, missing = 0;
+  for (const RunRow* r : members) {
+    if (r->status == "failed" || r->status == "diverged") {
+      ++not_done;
+      not_done_runs.insert(r->run_id);
+    } else if (r->status != "done") {
+      ++pending;
+      pending_runs.insert(r->run_id);
+    } else if (auto m = r->metrics.find(metric); m == r->metrics.end() || !std::isfinite(m->second)) {
+      ++missing;
+    } else {
+      values.push_back(m->second);
+      ids.push_back(r->run_id);
+    }
+  }
+  CellStats cell = stats_of(values);
+  cell.run_ids = ids;
+  cell.not_done = not_done;
+  cell.pending = pending;
+  cell.missing = missing;
+  return cell;
+}
 
+void fill_cells(Table& t, const Groups& groups, bool metric_columns) {
   t.cells.assign(t.row_values.size(), std::vector<CellStats>(t.col_values.size()));
   int uniform = -2;
-  // Runs, not cells: with several metrics as columns a run stands in several cells.
   std::set<std::string> not_done_runs, pending_runs;
-  for (size_t ri = 0; ri < t.row_values.size(); ++ri) {
+  for (size_t ri = 0; ri < t.row_values.size(); ++ri)
     for (size_t ci = 0; ci < t.col_values.size(); ++ci) {
-      auto it = groups.find(
-          {t.row_values[ri], rq.cols.empty() ? std::vector<std::string>{} : t.col_values[ci]});
-      CellStats cell;
-      if (it != groups.end()) {
-        std::vector<double> values;
-        std::vector<std::string> ids;
-        int not_done = 0, pending = 0, missing = 0;
-        for (const RunRow* r : it->second) {
-          if (r->status == "failed" || r->status == "diverged") {
-            ++not_done;
-            not_done_runs.insert(r->run_id);
-            continue;
-          }
-          if (r->status != "done") {
-            ++pending;
-            pending_runs.insert(r->run_id);
-            continue;
-          }
-          auto m = r->metrics.find(t.col_metrics[ci]);
-          if (m == r->metrics.end() || !std::isfinite(m->second)) {
-            ++missing;
-            continue;
-          }
-          values.push_back(m->second);
-          ids.push_back(r->run_id);
-        }
-        cell = stats_of(values);
-        cell.run_ids = ids;
-        cell.not_done = not_done;
-        cell.pending = pending;
-        cell.missing = missing;
-      }
+      auto it = groups.find({t.row_values[ri], metric_columns ? Labels{} : t.col_values[ci]});
+      if (it == groups.end()) continue;
+      CellStats& cell = t.cells[ri][ci] = cell_of(it->second, t.col_metrics[ci], not_done_runs, pending_runs);
       if (cell.n > 0) uniform = uniform == -2 ? cell.n : (uniform == cell.n ? uniform : -1);
-      t.cells[ri][ci] = cell;
     }
-  }
   t.total_not_done = int(not_done_runs.size());
   t.total_pending = int(pending_runs.size());
   t.uniform_n = uniform < 0 ? -1 : uniform;
+}
 
-  // mark the best
-  auto direction_of = [&](const std::string& metric) {
-    if (rq.best == "max") return +1;
-    if (rq.best == "min") return -1;
-    if (rq.best == "none") return 0;
-    if (rq.best != "auto") throw UsageError("--best '" + rq.best + "': expected auto, max, min or none");
-    return metric_direction(metric);
-  };
-  t.direction = direction_of(rq.metrics[0]);
-  auto mark = [&](const std::vector<CellStats*>& line, int dir) {
-    if (dir == 0) return;
-    double best = NAN;
-    for (auto* c : line) {
-      double v = c->center(rq.agg);
-      if (c->n == 0 || std::isnan(v)) continue;
-      if (std::isnan(best) || (dir > 0 ? v > best : v < best)) best = v;
-    }
-    if (std::isnan(best)) return;
-    int candidates = 0;
-    for (auto* c : line) candidates += c->n > 0;
-    if (candidates < 2) return;  // nothing to compare with
-    for (auto* c : line)
-      if (c->n > 0 && c->center(rq.agg) == best) c->best = true;
-  };
+int direction_of(const TableRequest& rq, const std::string& metric) {
+  if (rq.best == "max") return +1;
+  if (rq.best == "min") return -1;
+  if (rq.best == "none") return 0;
+  if (rq.best != "auto") throw UsageError("--best '" + rq.best + "': expected auto, max, min or none");
+  return metric_direction(metric);
+}
+
+// Marks the best of a row or column (ties all marked); nothing when fewer than two cells
+// have values to compare.
+void mark_best(const std::vector<CellStats*>& line, int dir, Agg agg) {
+  if (dir == 0) return;
+  double best = NAN;
+  int candidates = 0;
+  for (auto* c : line) {
+    double v = c->center(agg);
+    if (c->n == 0 || std::isnan(v)) continue;
+    ++candidates;
+    if (std::isnan(best) || (dir > 0 ? v > best : v < best)) best = v;
+  }
+  if (std::isnan(best) || candidates < 2) return;
+  for (auto* c : line)
+    if (c->n > 0 && c->center(agg) == best) c->best = true;
+}
+
+void mark_table(Table& t, const TableRequest& rq) {
+  t.direction = direction_of(rq, rq.metrics[0]);
   if (t.best_per_row) {
     for (auto& row : t.cells) {
       std::vector<CellStats*> line;
-      line.reserve(row.size());
       for (auto& c : row) line.push_back(&c);
-      mark(line, t.direction);
+      mark_best(line, t.direction, rq.agg);
     }
-  } else {
-    for (size_t ci = 0; ci < t.col_values.size(); ++ci) {
-      std::vector<CellStats*> line;
-      for (auto& row : t.cells) line.push_back(&row[ci]);
-      t.col_directions.push_back(direction_of(t.col_metrics[ci]));
-      mark(line, t.col_directions.back());
-    }
+    return;
   }
+  for (size_t ci = 0; ci < t.col_values.size(); ++ci) {
+    std::vector<CellStats*> line;
+    for (auto& row : t.cells) line.push_back(&row[ci]);
+    t.col_directions.push_back(direction_of(rq, t.col_metrics[ci]));
+    mark_best(line, t.col_directions.back(), rq.agg);
+  }
+}
+
+}  // namespace
+
+Table build_table(store::Db& db, const TableRequest& rq) {
+  check_request(rq);
+  const std::vector<RunRow> runs = load_table_runs(db, rq);
+  Table t;
+  t.sweep = rq.selection.sweep;
+  t.agg = rq.agg;
+  t.row_keys = rq.rows;
+  t.col_keys = rq.cols;
+  std::vector<Labels> run_rows, run_cols;  // each run's labels, once (a sweep may have thousands)
+  for (const auto& r : runs) {
+    run_rows.push_back(labels_of(r, rq.rows));
+    run_cols.push_back(labels_of(r, rq.cols));
+  }
+  t.row_values = combinations(rq.rows, runs, run_rows);
+  const bool metric_columns = rq.cols.empty();
+  if (metric_columns) {
+    for (const auto& m : rq.metrics) t.col_values.push_back({m});
+    t.col_metrics = rq.metrics;
+    t.best_per_row = false;
+  } else {
+    t.col_values = combinations(rq.cols, runs, run_cols);
+    t.col_metrics.assign(t.col_values.size(), rq.metrics[0]);
+  }
+  Groups groups;  // the runs of each cell, which must differ only in the seed
+  for (size_t i = 0; i < runs.size(); ++i) groups[{run_rows[i], run_cols[i]}].push_back(&runs[i]);
+  for (const auto& [key, members] : groups) check_cell(db, rq, key.first, key.second, members);
+  fill_cells(t, groups, metric_columns);
+  mark_table(t, rq);
   return t;
 }
 

@@ -123,7 +123,7 @@ TrainResult train(const Settings& settings, const TrainOptions& options) {
   out.message = r.message;
   out.epochs = r.epochs_done;
   out.metrics = std::move(r.metrics);
-  out.kl_per_dim = std::move(r.kl_per_dim);
+  out.unit_vectors = std::move(r.unit_vectors);
   out.loss_curve = std::move(r.train_loss_curve);
   return out;
 }
@@ -174,7 +174,7 @@ Evaluation Model::evaluate(const Images& images, std::uint64_t seed) {
   return translated([&] {
     std::mt19937_64 rng(seed);
     ElboReport r = impl_->model->evaluate(to_internal(images), rng);
-    return Evaluation{r.elbo, r.rec, r.kl, std::move(r.kl_per_dim), r.active_units, std::move(r.extra)};
+    return Evaluation{r.elbo, r.rec, r.kl, std::move(r.metrics), std::move(r.vectors)};
   });
 }
 

@@ -33,8 +33,8 @@
 //     vae::api::Dataset data;                     // the run's model and data, back from disk
 //     vae::api::Model m = vae::api::Model::load("run1/last.ckpt", &data);
 //     vae::api::Evaluation e = m.evaluate(data.test);
-//     std::printf("ELBO %.3f = -(rec %.3f + KL %.3f), %lld active units\n", e.elbo, e.rec,
-//                 e.kl, (long long)e.active_units);
+//     std::printf("ELBO %.3f = -(rec %.3f + KL %.3f), %g active units\n", e.elbo, e.rec,
+//                 e.kl, e.metrics.at("active_units"));
 //     std::vector<float> z = m.encode(data.test, 5);      // [5, latent]
 //     std::vector<float> x = m.decode(z, 5);              // [5, rows*cols] in [0,1]
 //     std::vector<float> prior = m.sample(16, /*seed=*/7);  // [16, latent]
@@ -120,7 +120,8 @@ struct TrainResult {
   std::int64_t epochs = 0;
   // test_elbo, test_rec, test_kl, test_nll, active_units, samples_per_s, ... as `vae train --json`
   std::map<std::string, double> metrics;
-  std::vector<double> kl_per_dim;
+  // per-unit vectors of the test set by name: kl_per_dim, mu_variance, or a family's own
+  std::map<std::string, std::vector<double>> unit_vectors;
   std::vector<double> loss_curve;  // mean training loss of each epoch
 };
 
@@ -128,10 +129,12 @@ struct TrainResult {
 TrainResult train(const Settings& settings, const TrainOptions& options = {});
 
 struct Evaluation {
-  double elbo = 0, rec = 0, kl = 0;     // means over the images; elbo = -(rec + kl)
-  std::vector<double> kl_per_dim;       // mean KL of each latent unit
-  std::int64_t active_units = 0;        // units with Var_x E_q[z_u|x] > 0.01 (Burda et al.)
-  std::map<std::string, double> extra;  // per-layer figures of hierarchical models
+  double elbo = 0, rec = 0, kl = 0;  // means over the images; elbo = -(rec + kl)
+  // by name: active_units (Var_x E_q[z_u|x] > 0.01, Burda et al.), kl_layer<i> and
+  // active_units_layer<i> of hierarchical models, a family's own (perplexity, ...)
+  std::map<std::string, double> metrics;
+  // per-unit vectors by name: kl_per_dim (mean KL of each latent unit), mu_variance, ...
+  std::map<std::string, std::vector<double>> vectors;
 };
 
 class Model {

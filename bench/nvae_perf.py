@@ -48,10 +48,15 @@ def ours(a, epochs=None):
 
 
 def read_mnist(folder, n):
+    import gzip
     import numpy as np
-    with open(os.path.join(folder, "train-images-idx3-ubyte"), "rb") as f:
-        data = f.read()
-    return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(-1, 784)[:n]
+    for name in ("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte"):
+        path = os.path.join(folder, name)
+        if os.path.exists(path):
+            with (gzip.open if name.endswith(".gz") else open)(path, "rb") as f:
+                data = f.read()
+            return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(-1, 784)[:n]
+    sys.exit(f"bench/nvae_perf.py: no train-images-idx3-ubyte[.gz] in {folder}")
 
 
 def twin(a, torch, nt):

@@ -442,8 +442,9 @@ TEST_CASE("nvae: KL balancing weights each group's KL gradient by the paper's co
   for (double gl : w.gamma) CHECK(gl == 1.0);
 }
 
-TEST_CASE("nvae: spectral regularisation adds lambda u v^T per conv weight; prior temperature scales sigma",
-          "[nvae]") {
+TEST_CASE(
+    "nvae: spectral regularisation adds lambda u v^T per conv weight, and the prior temperature scales sigma",
+    "[nvae]") {
   const std::size_t B = 3;
   auto plain = small_nvae(0.0), reg = small_nvae(0.25);
   Nvae<double>::Work w0, w1;

@@ -508,7 +508,14 @@ TEST_CASE("defaults of settings added after the identity recipe are pinned", "[s
                                                      {"disent-eval", "5000"},
                                                      {"objective", "elbo"},
                                                      {"k", "1"},
-                                                     {"variance", "softplus"}};
+                                                     {"variance", "softplus"},
+                                                     {"nvae-scales", "2"},
+                                                     {"nvae-groups", "2"},
+                                                     {"nvae-latent-channels", "8"},
+                                                     {"nvae-channels", "16"},
+                                                     {"nvae-kl-balance", "true"},
+                                                     {"nvae-spectral", "0.01"},
+                                                     {"nvae-bn-momentum", "0.050000000000000003"}};
   for (const auto& [key, value] : pinned) {
     INFO("setting " << key);
     const OptionSpec* s = find_option(key);

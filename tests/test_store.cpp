@@ -508,7 +508,19 @@ TEST_CASE("defaults of settings added after the identity recipe are pinned", "[s
                                                      {"disent-eval", "5000"},
                                                      {"objective", "elbo"},
                                                      {"k", "1"},
-                                                     {"variance", "softplus"}};
+                                                     {"variance", "softplus"},
+                                                     {"vq-codebook", "64"},
+                                                     {"vq-dim", "16"},
+                                                     {"vq-channels", "64"},
+                                                     {"vq-res-blocks", "2"},
+                                                     {"vq-res-hidden", "32"},
+                                                     {"vq-beta", "0.25"},
+                                                     {"vq-update", "loss"},
+                                                     {"vq-decay", "0.98999999999999999"},
+                                                     {"vq-restart", "0"},
+                                                     {"vq-prior-epochs", "0"},
+                                                     {"vq-prior-layers", "4"},
+                                                     {"vq-prior-features", "32"}};
   for (const auto& [key, value] : pinned) {
     INFO("setting " << key);
     const OptionSpec* s = find_option(key);

@@ -54,6 +54,9 @@ int run_draw(const std::vector<std::string>& args) {
       ("out,o", po::value<std::string>(), "the PNG file to write")
       ("side", po::value<std::size_t>(), "samples, manifold: cells per side (default 12 and 20)")
       ("seed", po::value<uint64_t>()->default_value(0), "samples: seed of the prior draws")
+      ("prior", po::value<std::string>()->default_value("model"),
+       "samples: the model's prior (model), or the uniform prior over the codes (uniform; a VQ-VAE "
+       "with a learned prior, --vq-prior-epochs), to compare the two")
       ("per-row", po::value<std::size_t>()->default_value(12), "reconstructions: images per row")
       ("rows", po::value<std::size_t>()->default_value(6), "reconstructions: rows of test images (each with its row of reconstructions)")
       ("first", po::value<std::size_t>()->default_value(0), "reconstructions: the first test image shown")
@@ -102,6 +105,15 @@ int run_draw(const std::vector<std::string>& args) {
   draw::Figure fig;
   try {
     if (what == "samples") {
+      const std::string prior = vm["prior"].as<std::string>();
+      if (prior != "model" && prior != "uniform")
+        throw report::UsageError("--prior '" + prior + "': expected model or uniform");
+      if (prior == "uniform") {
+        if (m.stage2_epochs() == 0)
+          throw report::UsageError("--prior uniform: the run has no learned prior to compare with (a vqvae run "
+                                   "with vq-prior-epochs > 0)");
+        m.set_stage(1);
+      }
       fig = draw::prior_samples(m, count("side", 12), vm["seed"].as<uint64_t>());
     } else if (what == "reconstructions") {
       fig = draw::reconstructions(m, test, vm["first"].as<std::size_t>(), count("per-row", 12),

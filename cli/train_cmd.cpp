@@ -47,6 +47,9 @@ po::options_description train_options_description() {
 // "latent 20", or the stochastic layers of a hierarchical / ladder model.
 std::string latent_text(const TrainConfig& tc) {
   if (tc.model == "vae") return "latent " + std::to_string(tc.latent);
+  if (tc.model == "vqvae")
+    return "vqvae, " + std::to_string(tc.vq_codebook) + " codes of dimension " + std::to_string(tc.vq_dim) +
+           (tc.vq_prior_epochs > 0 ? ", PixelCNN prior" : ", uniform prior");
   std::string t = tc.model + ", stochastic layers ";
   for (std::size_t i = 0; i < tc.layers.size(); ++i) t += (i ? "," : "") + std::to_string(tc.layers[i]);
   return t;
@@ -74,6 +77,19 @@ void print_summary(std::ostream& out, const RunResult& r, const TrainConfig& tc)
     std::snprintf(line, sizeof line, "  %-22s %12.4f\n", "bits/dim (NLL)", get("test_bpd"));
     out << line;
   }
+  if (r.metrics.count("codebook_perplexity")) {  // a VQ-VAE: its own metrics
+    std::snprintf(line, sizeof line, "  %-22s %12.4f\n", "bound, bits/dim", get("bound_bpd"));
+    out << line;
+    if (r.metrics.count("kl_uniform")) {
+      std::snprintf(line, sizeof line, "  %-22s %12.3f\n", "  KL, uniform prior", get("kl_uniform"));
+      out << line;
+    }
+    std::snprintf(line, sizeof line, "  %-22s %12.5f\n", "reconstruction MSE", get("rec_mse"));
+    out << line;
+    std::snprintf(line, sizeof line, "  %-22s %12.2f   (%.0f of %lld codes used)\n", "codebook perplexity",
+                  get("codebook_perplexity"), get("codes_used"), (long long)tc.vq_codebook);
+    out << line;
+  }
   const auto kl = r.unit_vectors.find("kl_per_dim");
   if (r.metrics.count("active_units")) {
     // Of all latent units: with several stochastic layers kl_per_dim lists every layer's.
@@ -96,7 +112,7 @@ void print_summary(std::ostream& out, const RunResult& r, const TrainConfig& tc)
   }
   std::snprintf(line, sizeof line, "  %-22s %12.0f\n", "train samples/s", get("samples_per_s"));
   out << line;
-  if (kl == r.unit_vectors.end()) return;
+  if (kl == r.unit_vectors.end() || tc.model == "vqvae") return;  // (49 grid positions: in --json)
   out << "  KL per dimension:";
   for (double k : kl->second) {
     std::snprintf(line, sizeof line, " %.2f", k);

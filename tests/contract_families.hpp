@@ -10,6 +10,7 @@
 #include "models/ladder.hpp"
 #include "models/nvae.hpp"
 #include "models/vae.hpp"
+#include "models/vqvae.hpp"
 #include "toy_linear_family.hpp"
 
 namespace vae::test {
@@ -22,6 +23,12 @@ struct FamilyCase {
   bool binary = true;      // Bernoulli likelihood (x in {0,1}), else Gaussian (x in [0,1])
   bool iwae = true;        // the IWAE objective's row-weighted backward is implemented
   bool batchnorm = false;  // has a training and an evaluation mode
+  // Capabilities a deterministic-encoder family (the VQ-VAE) declares:
+  bool stochastic = true;  // false: a point-mass posterior, whose IW estimate equals its ELBO
+  // Parameter groups (name prefixes) whose gradient is a surrogate's, not the loss's (the
+  // straight-through estimator): the contract's finite differences leave them out, and the
+  // family's own test checks them against the surrogate (tests/test_vqvae.cpp).
+  std::vector<std::string> surrogate_groups = {};
 };
 
 inline VaeShape small_vae_shape(std::size_t latent = 3) {
@@ -92,6 +99,21 @@ inline NvaeShape small_nvae_shape() {
   return s;
 }
 
+// A 4x4 image -> 2x2 -> one code position; K = 5 codes of dimension 2.
+inline VqShape small_vq_shape(bool ema) {
+  VqShape s;
+  s.rows = s.cols = 4;
+  s.channels = 3;
+  s.res_blocks = 1;
+  s.res_hidden = 2;
+  s.codebook = 5;
+  s.code_dim = 2;
+  s.update = ema ? VqUpdate::Ema : VqUpdate::Loss;
+  s.decay = 0.9;
+  s.restart = ema ? 0.5 : 0.0;
+  return s;
+}
+
 // Calls f(FamilyCase<M>) for every family; f is a generic lambda.
 template <class F>
 void for_each_family(F&& f) {
@@ -136,6 +158,22 @@ void for_each_family(F&& f) {
   f(FamilyCase<ToyLinearVae<double>>{"toy linear (tests/toy_linear_family.hpp)", [] {
                                        return initialised(std::make_unique<ToyLinearVae<double>>(16, 3, 8), 8);
                                      }});
+  f(FamilyCase<VqVae<double>>{
+      "vqvae",
+      [] { return initialised(std::make_unique<VqVae<double>>(small_vq_shape(false), bernoulli()), 10); },
+      true,
+      false,
+      false,
+      false,
+      {"enc", "codebook"}});
+  f(FamilyCase<VqVae<double>>{
+      "vqvae ema, dead-code restart",
+      [] { return initialised(std::make_unique<VqVae<double>>(small_vq_shape(true), bernoulli()), 11); },
+      true,
+      false,
+      false,
+      false,
+      {"enc"}});
 }
 
 }  // namespace vae::test

@@ -48,8 +48,35 @@ std::vector<OptionSpec> make_options() {
       opt("model", K::String, std::string("vae"),
           "model: vae (one stochastic layer), hierarchical (L stochastic layers, bottom-up "
           "inference), ladder (Ladder VAE, Sonderby et al. 2016), nvae (NVAE-small, Vahdat & Kautz "
-          "2020: a deep hierarchical convolutional VAE with residual cells, --nvae-*)",
-          {"vae", "ladder", "hierarchical", "nvae"}),
+          "2020: a deep hierarchical convolutional VAE with residual cells, --nvae-*), vqvae (VQ-VAE, "
+          "van den Oord et al. 2017: discrete codes on a conv grid, uniform or PixelCNN prior, --vq-*)",
+          {"vae", "ladder", "hierarchical", "nvae", "vqvae"}),
+      opt("vq-codebook", K::Int, I(64), "vqvae: codebook size K", {}, 2.0, 65536.0),
+      opt("vq-dim", K::Int, I(16), "vqvae: dimension D of each code", {}, 1.0, 4096.0),
+      opt("vq-channels", K::Int, I(64), "vqvae: channels of the encoder's and decoder's convolutions", {}, 1.0,
+          4096.0),
+      opt("vq-res-blocks", K::Int, I(2), "vqvae: residual blocks in the encoder and in the decoder", {}, 0.0,
+          64.0),
+      opt("vq-res-hidden", K::Int, I(32), "vqvae: channels inside a residual block (3x3 then 1x1 conv)", {},
+          1.0, 4096.0),
+      opt("vq-beta", K::Float, 0.25, "vqvae: weight beta of the commitment term beta ||z_e - sg(e)||^2", {},
+          0.0),
+      opt("vq-update", K::String, std::string("loss"),
+          "vqvae: codebook update: loss (the codebook term ||sg(z_e) - e||^2) or ema (exponential moving "
+          "averages of the assigned encoder outputs, VQ-VAE-2; --vq-decay)",
+          {"loss", "ema"}),
+      opt("vq-decay", K::Float, 0.99, "vqvae: decay of the EMA update and of the running code usage", {}, 0.0,
+          1.0),
+      opt("vq-restart", K::Float, 0.0,
+          "vqvae: dead-code restart: a code whose running usage (assignments per step, decayed by "
+          "--vq-decay) falls below this takes a random encoder output of the batch (0: off)",
+          {}, 0.0),
+      opt("vq-prior-epochs", K::Int, I(0),
+          "vqvae: epochs of the second stage after --epochs: a gated PixelCNN prior over the code grid, "
+          "trained on the frozen autoencoder's codes (0: the uniform prior)",
+          {}, 0.0, 1e6),
+      opt("vq-prior-layers", K::Int, I(4), "vqvae: residual gated layers of the PixelCNN prior", {}, 0.0, 64.0),
+      opt("vq-prior-features", K::Int, I(32), "vqvae: channels of the PixelCNN prior", {}, 1.0, 4096.0),
       opt("layers", K::IntList, std::vector<I>{64, 32, 16, 8, 4},
           "ladder/hierarchical: stochastic layer sizes, bottom (next to x) first; the defaults "
           "of layers and det-layers are the paper's MNIST model",
@@ -463,6 +490,17 @@ void validate(const ConfigMap& c) {
     if (str("variance") != "softplus")
       throw ConfigError("key 'variance': only model = ladder or hierarchical has variance heads to choose");
   }
+  if (str("model") != "vqvae" && num("vq-prior-epochs") > 0)
+    throw ConfigError("key 'vq-prior-epochs': only model = vqvae has a second (prior) stage");
+  if (str("model") == "vqvae") {
+    if (str("objective") == "iwae")
+      throw ConfigError("key 'objective': model = vqvae has a point-mass posterior: its IWAE bound is "
+                        "its ELBO (use objective = elbo)");
+    if (str("sigma") == "per-pixel")
+      throw ConfigError("key 'sigma': model = vqvae has no per-pixel sigma head");
+    if (str("posterior") != "gaussian" || str("arch") != "mlp")
+      throw ConfigError("key 'posterior'/'arch': model = vqvae has its own conv encoder and discrete codes");
+  }
   if (str("objective") == "iwae") {
     if (std::get<double>(c.at("beta")) != 1.0 || num("warmup") > 0 || std::get<double>(c.at("free-bits")) > 0)
       throw ConfigError("key 'objective': iwae is the bound on log p(x) itself: use beta = 1, warmup = 0, "
@@ -499,6 +537,18 @@ TrainConfig to_train_config(const ConfigMap& c) {
   t.arch = s("arch");
   t.conv_channels = std::get<std::vector<int64_t>>(c.at("conv-channels"));
   t.conv_kernel = i("conv-kernel");
+  t.vq_codebook = i("vq-codebook");
+  t.vq_dim = i("vq-dim");
+  t.vq_channels = i("vq-channels");
+  t.vq_res_blocks = i("vq-res-blocks");
+  t.vq_res_hidden = i("vq-res-hidden");
+  t.vq_beta = f("vq-beta");
+  t.vq_update = s("vq-update");
+  t.vq_decay = f("vq-decay");
+  t.vq_restart = f("vq-restart");
+  t.vq_prior_epochs = i("vq-prior-epochs");
+  t.vq_prior_layers = i("vq-prior-layers");
+  t.vq_prior_features = i("vq-prior-features");
   t.layers = std::get<std::vector<int64_t>>(c.at("layers"));
   t.det_layers = std::get<std::vector<int64_t>>(c.at("det-layers"));
   t.det_depth = i("det-depth");

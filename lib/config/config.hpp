@@ -73,7 +73,14 @@ struct TrainConfig {
   int64_t train_size, valid_size, test_size;
   std::string dsprites_cache;  // dsprites: bit-packed grid file ("" = render on the fly)
   // model
-  std::string model;  // vae | ladder | hierarchical | nvae
+  std::string model;  // vae | ladder | hierarchical | nvae | vqvae
+  // vqvae (models/vqvae.hpp): codebook size and code dimension, conv widths, commitment weight,
+  // codebook update (loss | ema), EMA decay, dead-code restart threshold (0: off)
+  int64_t vq_codebook, vq_dim, vq_channels, vq_res_blocks, vq_res_hidden;
+  double vq_beta;
+  std::string vq_update;
+  double vq_decay, vq_restart;
+  int64_t vq_prior_epochs, vq_prior_layers, vq_prior_features;  // the PixelCNN prior's second stage
   int64_t latent;
   std::vector<int64_t> hidden;
   std::string arch;                    // mlp | conv (model = vae)

@@ -36,6 +36,8 @@ TrainedModel load_trained(const std::string& checkpoint_path, const ConfigMap* c
                              std::to_string(t.model->num_params()));
   t.model->params().assign(c.params.begin(), c.params.end());
   t.model->load_state(c.model_state);
+  // A checkpoint past the configured epochs is in the second stage (the VQ-VAE's trained prior).
+  if (c.epoch > tc.epochs && t.model->stage2_epochs() > 0) t.model->set_stage(2);
   t.model->reserve(1, 500);
   return t;
 }

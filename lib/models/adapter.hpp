@@ -79,6 +79,13 @@ class FamilyModel final : public Model {
           double(softclip(m_.params[m_.lik.shared_offset], m_.lik.min_log_sigma)));
     m_.describe(metrics);
   }
+  int64_t stage2_epochs() const override {
+    if constexpr (has_stages<M>::value) return m_.stage2_epochs();
+    return 0;
+  }
+  void set_stage(int stage) override {
+    if constexpr (has_stages<M>::value) m_.set_stage(stage);
+  }
 
  private:
   M m_;

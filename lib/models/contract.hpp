@@ -48,6 +48,8 @@
 //   static constexpr bool kDiscreteCodes = true;   codes are category indices (a VQ-VAE's
 //                                             codebook entries), not E_q[z|x]: no active units;
 //                                             the posterior is a point mass (IW estimate = ELBO)
+//   int64_t stage2_epochs() const; void set_stage(int);   a second training stage (the
+//                                             VQ-VAE's prior on frozen codes), models/model.hpp
 //   double extra_loss(Work&, rows);           the sum over the rows of training-loss terms that
 //                                             are not part of the bound (a VQ-VAE's codebook and
 //                                             commitment terms); the ELBO objective adds it / rows
@@ -115,6 +117,11 @@ bool streams_grads(const M& model) {
   if constexpr (has_streams_grads<M>::value) return model.streams_grads();
   else return false;
 }
+
+template <class M, class = void>
+struct has_stages : std::false_type {};
+template <class M>
+struct has_stages<M, std::void_t<decltype(&M::set_stage)>> : std::true_type {};
 
 template <class M, class = void>
 struct has_discrete_codes : std::false_type {};

@@ -101,6 +101,11 @@ class Model {
   }
   // Final facts worth recording (e.g. the learned sigma).
   virtual void describe(std::map<std::string, double>& /*metrics*/) {}
+  // A second training stage after the configured epochs (the VQ-VAE's prior, trained on the
+  // frozen autoencoder's codes): its epochs (0: none), and the switch to it (stage 2; the
+  // trainer starts a fresh optimizer), also made when a trained run is loaded for drawing.
+  virtual int64_t stage2_epochs() const { return 0; }
+  virtual void set_stage(int /*stage*/) {}
 };
 
 // The model a configuration asks for, initialised from init_rng.

@@ -112,7 +112,7 @@ struct Trainer {
   std::mt19937_64 train_rng;
   std::vector<uint32_t> order;
   std::size_t N = 0, B = 0, steps_per_epoch = 0;
-  int64_t start_epoch = 0, best_epoch = -1;
+  int64_t start_epoch = 0, best_epoch = -1, total_epochs = 0;  // total: with a second stage
   double best_valid = -1e300, last_loss = 0;
   // Training time and samples, including the earlier attempts of a resumed run
   // (resumed_seconds: theirs alone, for the ETA).
@@ -138,6 +138,7 @@ void set_up(Trainer& t, const ConfigMap& config, RunResult& result) {
     t.model = make_model(tc, t.data.train.rows, t.data.train.cols, init_rng);
   }
   result.metrics["n_params"] = double(t.model->num_params());
+  t.total_epochs = tc.epochs + t.model->stage2_epochs();
   t.N = t.data.train.n;
   t.B = std::size_t(tc.batch);
   if (t.N == 0) throw std::runtime_error("the training set is empty");
@@ -175,6 +176,8 @@ void resume(Trainer& t, RunResult& result) {
   }
   rng_from_string(t.train_rng, c.rng_state);
   t.start_epoch = c.epoch;
+  // a checkpoint inside the second stage holds that stage's optimizer state
+  if (t.start_epoch > t.tc.epochs && t.model->stage2_epochs() > 0) t.model->set_stage(2);
   // epochs done so far, also when none is left to train (stopped after the last one)
   result.epochs_done = t.start_epoch;
   t.best_valid = c.best_valid_elbo;
@@ -257,7 +260,7 @@ EpochSums train_epoch(Trainer& t, int64_t epoch, double lr, RunResult& result) {
       const double frac = double(step + 1) / double(t.steps_per_epoch);
       const double el = seconds_since(t_epoch);
       std::fprintf(stderr, "\repoch %lld/%lld %5.1f%%  loss %.3f  %.0f samples/s  epoch ETA %s   ",
-                   (long long)epoch + 1, (long long)tc.epochs, 100 * frac, s.loss / double(start + rows),
+                   (long long)epoch + 1, (long long)t.total_epochs, 100 * frac, s.loss / double(start + rows),
                    double(start + rows) / el, format_duration(el / frac - el).c_str());
     }
   }
@@ -306,9 +309,9 @@ void end_epoch(Trainer& t, int64_t epoch, double lr, double epoch_s, const Epoch
   result.epochs_done = epoch + 1;
   if (!t.progress) return;
   const double eta = (t.train_seconds - t.resumed_seconds) / double(epoch + 1 - t.start_epoch) *
-                     double(tc.epochs - epoch - 1);
+                     double(t.total_epochs - epoch - 1);
   std::fprintf(stderr, "%sepoch %lld/%lld  loss %.3f  (rec %.3f, kl %.3f)", t.tty ? "\r" : "",
-               (long long)epoch + 1, (long long)tc.epochs, t.last_loss, s.rec / N, s.kl / N);
+               (long long)epoch + 1, (long long)t.total_epochs, t.last_loss, s.rec / N, s.kl / N);
   if (m.count("valid_elbo")) std::fprintf(stderr, "  valid_elbo %.3f", m["valid_elbo"]);
   if (m.count("test_elbo")) std::fprintf(stderr, "  test_elbo %.3f", m["test_elbo"]);
   std::fprintf(stderr, "  %.0f samples/s  ETA %s        \n", N / epoch_s, format_duration(eta).c_str());
@@ -364,8 +367,17 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
   set_up(t, config, result);
   resume(t, result);
   result.status = "done";
-  for (int64_t epoch = t.start_epoch; epoch < tc.epochs; ++epoch) {
-    const double lr = scheduled_lr(tc.lr_schedule, tc.lr, tc.lr_decay, epoch);
+  // A second stage (Model::stage2_epochs, e.g. the VQ-VAE's prior) runs after the configured
+  // epochs with a fresh optimizer and its own learning-rate schedule.
+  const int64_t total_epochs = t.total_epochs;
+  for (int64_t epoch = t.start_epoch; epoch < total_epochs; ++epoch) {
+    if (epoch == tc.epochs && total_epochs > tc.epochs) {
+      t.model->set_stage(2);
+      t.opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps,
+                      t.model->num_params());
+    }
+    const int64_t stage_epoch = epoch < tc.epochs ? epoch : epoch - tc.epochs;
+    const double lr = scheduled_lr(tc.lr_schedule, tc.lr, tc.lr_decay, stage_epoch);
     const auto t_epoch = Clock::now();
     const EpochSums s = train_epoch(t, epoch, lr, result);
     if (s.diverged) return result;

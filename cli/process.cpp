@@ -14,6 +14,7 @@ namespace vae::cli {
 int run_and_wait(const std::vector<std::string>& args, const std::string& who) {
   std::vector<std::string> all = args;
   std::vector<char*> argv;
+  argv.reserve(all.size() + 1);
   for (auto& s : all) argv.push_back(s.data());
   argv.push_back(nullptr);
   std::cout.flush();

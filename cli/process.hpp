@@ -7,8 +7,8 @@
 
 namespace vae::cli {
 
-// Runs argv[0] with argv, waits; its exit code. Throws std::runtime_error naming `who`
+// Runs args[0] with args, waits; its exit code. Throws std::runtime_error naming `who`
 // when it cannot be started (the child prints why and exits 127) or dies of a signal.
-int run_and_wait(const std::vector<std::string>& argv, const std::string& who);
+int run_and_wait(const std::vector<std::string>& args, const std::string& who);
 
 }  // namespace vae::cli

@@ -88,7 +88,7 @@ int run_serve(const std::vector<std::string>& args) {
     if (!r.attachment.empty())
       out.set_header("Content-Disposition", "attachment; filename=\"" + r.attachment + "\"");
     out.set_header("Cache-Control", "no-store");
-    out.set_content(r.body, r.content_type.c_str());
+    out.set_content(r.body, r.content_type);
   };
   server.Get(".*", handler);
   server.Post(".*", handler);
@@ -98,8 +98,8 @@ int run_serve(const std::vector<std::string>& args) {
 
   const std::string host = vm["host"].as<std::string>();
   int bound = port;
-  if (port == 0) bound = server.bind_to_any_port(host.c_str());
-  else if (!server.bind_to_port(host.c_str(), port)) bound = -1;
+  if (port == 0) bound = server.bind_to_any_port(host);
+  else if (!server.bind_to_port(host, port)) bound = -1;
   if (bound <= 0) {
     std::cerr << "vae serve: cannot listen on " << host << ":" << port
               << " (in use, or not an address of this machine)\n";

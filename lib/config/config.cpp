@@ -396,7 +396,7 @@ std::map<std::string, Value> read_settings_toml(const std::string& path) {
   std::map<std::string, Value> out;
   for (const auto& [k, node] : table) {
     std::string key(k.str());
-    auto where = [&]() {
+    auto where = [&, &node = node]() {  // C++17: a structured binding is captured by an init-capture
       std::ostringstream m;
       m << path << ":" << node.source().begin.line << ": ";
       return m.str();
@@ -631,7 +631,7 @@ std::string to_json(const ConfigMap& config, bool identity_only) {
   for (const auto& [key, value] : config) {
     const OptionSpec* s = find_option(key);
     if (identity_only && s && !s->identity) continue;
-    std::visit([&](const auto& x) { j[key] = x; }, value);
+    std::visit([&j, &key = key](const auto& x) { j[key] = x; }, value);  // (C++17: init-capture of a binding)
   }
   return j.dump();
 }

@@ -42,6 +42,9 @@ void gather_batch_binarized(T* x, const data::Images& images, const uint32_t* in
                             std::mt19937_64& rng) {
   const std::size_t D = images.dim();
   uint64_t threshold[256];
+  // Non-negative, so truncating x + 0.5 rounds; llround could differ by one in a rare
+  // half-ulp case, and these thresholds are the ones every stored result was made with.
+  // NOLINTNEXTLINE(bugprone-incorrect-roundings)
   for (int v = 0; v < 256; ++v) threshold[v] = uint64_t(double(v) * images.scale * 4294967296.0 + 0.5);
   constexpr std::size_t kDraws = 256;  // 2 KiB on the stack, 512 pixels
   uint64_t draws[kDraws];

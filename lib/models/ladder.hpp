@@ -332,10 +332,12 @@ class LadderVae {
       likelihood_backward(dout, draw, w.lw, lik, out, raw, x, P, G, rec_scale,
                           w.row_weighted ? w.row_weight.data() : static_cast<const T*>(nullptr));
       auto g = dec.output(w.dec, B), dg = dec.output_grad(w.dec, B);
-      auto dW = dec_out.W(G), db = dec_out.bias(G);
+      auto dW = dec_out.W(G);
+      auto db = dec_out.bias(G);
       linear_backward(&dg, dW, db, dout, g, dec_out.W(P), ones);
       if (lik.per_pixel()) {
-        auto dWs = dec_logsig.W(G), dbs = dec_logsig.bias(G);
+        auto dWs = dec_logsig.W(G);
+        auto dbs = dec_logsig.bias(G);
         linear_backward(&dg, dWs, dbs, draw, g, dec_logsig.W(P), ones, T(1));
       }
       auto dz = w.layer[0].dz.view(B);
@@ -578,7 +580,8 @@ class LadderVae {
     auto dvar = l.dvar_hat.view(B), dmu = l.dmu_hat.view(B);
     variance_backward(shape.variance, dvar, dvar, l.a_hat.view(B), l.var_hat.view(B));
     auto d = up[i].output(l.up, B), dd = up[i].output_grad(l.up, B);
-    auto dWm = up_mu[i].W(G), dbm = up_mu[i].bias(G), dWv = up_var[i].W(G), dbv = up_var[i].bias(G);
+    auto dWm = up_mu[i].W(G), dWv = up_var[i].W(G);
+    auto dbm = up_mu[i].bias(G), dbv = up_var[i].bias(G);
     linear_backward(&dd, dWm, dbm, dmu, d, up_mu[i].W(P), ones, beta);
     linear_backward(&dd, dWv, dbv, dvar, d, up_var[i].W(P), ones, T(1));
   }
@@ -591,7 +594,8 @@ class LadderVae {
     auto dvar = l.dvar_p.view(B), dmu = l.dmu_p.view(B);
     variance_backward(shape.variance, dvar, dvar, l.a_p.view(B), l.var_p.view(B));
     auto g = down[i].output(l.down, B), dg = down[i].output_grad(l.down, B);
-    auto dWm = down_mu[i].W(G), dbm = down_mu[i].bias(G), dWv = down_var[i].W(G), dbv = down_var[i].bias(G);
+    auto dWm = down_mu[i].W(G), dWv = down_var[i].W(G);
+    auto dbm = down_mu[i].bias(G), dbv = down_var[i].bias(G);
     linear_backward(&dg, dWm, dbm, dmu, g, down_mu[i].W(P), ones);
     linear_backward(&dg, dWv, dbv, dvar, g, down_var[i].W(P), ones, T(1));
     down[i].backward(l.down, din, w.layer[i + 1].z.view(B), P, G, B, w.training, ones, din_beta);

@@ -412,8 +412,7 @@ class Nvae {
     forward_up(w, 1, false);
     broadcast_row0(w.x.data, D, m);
     broadcast_row0(w.enc0.ops.back().out, top_map.size(), m);
-    for (std::size_t r = 0; r < record.size(); ++r)
-      broadcast_row0(w.enc[record[r]].out, enc[record[r]].out.size(), m);
+    for (const std::size_t cell : record) broadcast_row0(w.enc[cell].out, enc[cell].out.size(), m);
   }
   void iw_samples(Work& w, std::size_t m) { forward_down(w, m, Mode::Posterior, true); }
   void set_codes(Work& w, std::size_t B, const T* codes) {

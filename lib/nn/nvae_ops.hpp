@@ -323,7 +323,8 @@ void se_backward(OpWork<T>& w, T* din, T* G, const T* dout, const T* in, const O
   auto one = vec(const_cast<T*>(ones), B);
   auto dgate = mat(w.dgate.data(), B, C), h = mat(w.hid.data(), B, H), pool = mat(w.pool.data(), B, C);
   auto dh = mat(scratch + B * C, B, H), dpool = mat(scratch, B, C);
-  auto dW2 = o.se2.W(G), db2 = o.se2.bias(G), dW1 = o.se1.W(G), db1 = o.se1.bias(G);
+  auto dW2 = o.se2.W(G), dW1 = o.se1.W(G);
+  auto db2 = o.se2.bias(G), db1 = o.se1.bias(G);
   linear_backward(&dh, dW2, db2, dgate, h, o.se2.W(P), one);
   for (std::size_t i = 0; i < B * H; ++i)
     if (w.hid_pre[i] <= T(0)) dh.data()[i] = T(0);
@@ -432,7 +433,8 @@ void op_backward(const Op& o, OpWork<T>& w, T* dout, T* din, const OpContext<T>&
     case OpKind::Conv: {
       const std::size_t orows = B * o.out.pixels();
       auto dy = mat(dout, orows, o.conv.cout);
-      auto dW = o.conv.W(G), db = o.conv.bias(G);
+      auto dW = o.conv.W(G);
+      auto db = o.conv.bias(G);
       auto one = vec(const_cast<T*>(ctx.ones), orows);
       if (o.pointwise()) {
         auto x = mat(const_cast<T*>(in), rows, C);

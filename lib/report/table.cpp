@@ -117,6 +117,7 @@ void check_cell(store::Db& db, const TableRequest& rq, const std::vector<std::st
   for (const RunRow* m : members) all_same = all_same && m->identity_rest == members.front()->identity_rest;
   if (all_same) return;
   std::vector<std::string> ids;
+  ids.reserve(members.size());
   for (const RunRow* m : members) ids.push_back(m->run_id);
   const std::vector<RunRow> full = load_runs(db, ids);
   auto grouped = [&](const std::string& key) {
@@ -177,6 +178,7 @@ std::vector<RunRow> load_table_runs(store::Db& db, const TableRequest& rq) {
     if (std::any_of(runs.begin(), runs.end(), [&](const RunRow& r) { return r.metrics.count(m) > 0; }))
       continue;
     std::vector<std::string> ids;
+    ids.reserve(runs.size());
     for (const auto& r : runs) ids.push_back(r.run_id);
     std::string known;
     for (const auto& n : metric_names(db, ids)) known += (known.empty() ? "" : ", ") + n;
@@ -295,6 +297,7 @@ void mark_table(Table& t, const TableRequest& rq) {
   if (t.best_per_row) {
     for (auto& row : t.cells) {
       std::vector<CellStats*> line;
+      line.reserve(row.size());
       for (auto& c : row) line.push_back(&c);
       mark_best(line, t.direction, rq.agg);
     }

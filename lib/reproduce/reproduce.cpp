@@ -309,11 +309,11 @@ Report build_report(store::Db& db, const Spec& spec, const ReproPlan& plan, cons
     else judge_value(c, spec, *rep.budget);
     rep.cells.push_back(std::move(c));
   }
-  for (std::size_t col = 0; col < spec.columns.size(); ++col) {
-    if (!spec.columns[col].order_only) continue;
+  for (const auto& spec_col : spec.columns) {
+    if (!spec_col.order_only) continue;
     std::vector<CellReport*> column;
     for (auto& c : rep.cells)
-      if (c.col == &spec.columns[col] && c.verdict == Verdict::NotComparable) column.push_back(&c);
+      if (c.col == &spec_col && c.verdict == Verdict::NotComparable) column.push_back(&c);
     judge_order(column);
   }
   for (const auto& c : rep.cells) {

@@ -68,10 +68,10 @@ using PlanCache = std::map<std::string, std::shared_ptr<const reproduce::ReproPl
 class Api {
  public:
   Api(store::Db& db, Options options = {});
-  Response handle(const Request& request);
+  Response handle(const Request& rq);
 
  private:
-  Response route(const Request& request);
+  Response route(const Request& rq);
   store::Db& db_;
   Options options_;
   std::set<std::string> incomplete_;  // settings some run of the database lacks
@@ -79,6 +79,6 @@ class Api {
 };
 
 // Splits "a,b" and repeated parameters alike into {"a", "b"}.
-std::vector<std::string> list_param(const Request& request, const std::string& key);
+std::vector<std::string> list_param(const Request& rq, const std::string& key);
 
 }  // namespace vae::serve

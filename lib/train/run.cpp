@@ -44,7 +44,7 @@ void rng_from_string(std::mt19937_64& rng, const std::string& text) {
 
 std::string format_duration(double s) {
   char buf[32];
-  const long t = long(s + 0.5);
+  const long t = std::lround(s);
   std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, (t / 60) % 60, t % 60);
   return buf;
 }

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: the Release build under ctest, then the library and unit
-# tests rebuilt with AddressSanitizer + UndefinedBehaviorSanitizer and run there.
+# The whole test suite: the format check, clang-tidy on what the change touches
+# (VAE_TIDY=all: on lib/ and cli/ whole), the Release build under ctest, then the library
+# and unit tests rebuilt with AddressSanitizer + UndefinedBehaviorSanitizer and run there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc 2>/dev/null || echo 2)
@@ -8,6 +9,19 @@ export OPENBLAS_NUM_THREADS=1
 
 echo "== format (clang-format 14) =="
 scripts/check_format.sh
+
+# Before the build, so that a finding stops the run early: configuring is enough.
+# Over the whole library (lib/ and cli/) it takes ~300 s of CPU, so by default only what
+# the change touches (scripts/tidy.sh --changed: the .cpp files changed since the merge
+# base with main, or since HEAD~1 on main, and those including a changed header).
+echo "== clang-tidy 14 (${VAE_TIDY:-changed}) =="
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVAE_BUILD_BENCH=OFF -DVAE_WERROR=ON > build.log 2>&1 \
+  || { cat build.log; exit 1; }
+case "${VAE_TIDY:-changed}" in
+  changed) scripts/tidy.sh --changed ;;
+  all) scripts/tidy.sh lib cli ;;
+  *) echo "VAE_TIDY is changed or all, not '$VAE_TIDY'"; exit 2 ;;
+esac
 
 # Warnings are errors here (VAE_WERROR): a change that adds one does not pass.
 VAE_WERROR=ON scripts/build.sh

@@ -96,7 +96,7 @@ if [ "$changed" -eq 1 ]; then
   if grep -qx '.clang-tidy' <<< "$all"; then
     targets=("${scope[@]}")  # new checks: every file
   else
-    mapfile -t files < <({ grep -E '\.cpp$' <<< "$in_scope"; grep -E '\.hpp$' <<< "$in_scope" | includers; } \
+    mapfile -t files < <({ grep -E '\.cpp$' <<< "$in_scope" || true; grep -E '\.hpp$' <<< "$in_scope" | includers; } \
                           | in_scope_cpp | sort -u)
     [ ${#files[@]} -gt 0 ] || { echo "tidy: no C++ change in ${scope[*]}: nothing to check"; exit 0; }
   fi

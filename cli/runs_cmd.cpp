@@ -11,6 +11,7 @@
 
 #include "command.hpp"
 #include "config/config.hpp"
+#include "models/settings.hpp"
 #include "report/render.hpp"
 #include "report/run_detail.hpp"
 #include "report/selection.hpp"

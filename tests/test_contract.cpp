@@ -2,6 +2,7 @@
 // tests/contract_families.hpp, in double. A family gets all of them by being listed there.
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
@@ -12,6 +13,8 @@
 #include "contract_families.hpp"
 #include "gradcheck.hpp"
 #include "models/algorithms.hpp"
+#include "models/registry.hpp"
+#include "models/settings.hpp"
 #include "train/checkpoint.hpp"
 
 using namespace vae;
@@ -437,4 +440,40 @@ TEST_CASE("contract: stopping, checkpointing and resuming into a fresh model and
       CHECK(oa.adam.t == oc.adam.t);
     }
   });
+}
+
+TEST_CASE("registry: a family defined in a test joins --model, the settings, their checks and the run "
+          "identity by one registration line",
+          "[contract][registry]") {
+  const ConfigMap before = default_config();
+  const std::string identity_before = identity_settings_json(before);
+  REQUIRE(find_option("toy-latent") == nullptr);
+  {
+    const ScopedFamily registered(vae::test::toy_linear_family());  // the registration line
+    const OptionSpec* model = find_option("model");
+    REQUIRE(model);
+    CHECK(std::count(model->choices.begin(), model->choices.end(), "toy-linear") == 1);
+    REQUIRE(find_option("toy-latent"));
+    // A family's new settings at their defaults leave every identity as it was.
+    CHECK(identity_settings_json(default_config()) == identity_before);
+    ConfigMap c = default_config();
+    apply(c, {{"model", std::string("toy-linear")}, {"toy-latent", int64_t(5)}});
+    CHECK_THROWS_WITH(apply(c, {{"toy-latent", int64_t(0)}}), Catch::Contains("toy-latent"));  // its range
+    CHECK(identity_settings_json(c).find("\"toy-latent\":5") != std::string::npos);
+    const TrainConfig tc = to_train_config(c);
+    std::mt19937_64 init(1);
+    auto m = make_model(tc, 4, 4, init);  // its factory, reading its setting
+    CHECK(m->latent_dim() == 5);
+    const data::Images im = binary_images(8, 16, 81);
+    std::vector<uint32_t> order(im.n);
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = uint32_t(i);
+    m->reserve(8, 8);
+    std::mt19937_64 rng(2);
+    CHECK(std::isfinite(m->train_step(im, order.data(), 8, false, rng, ObjectiveParams{}).loss));
+    // its check runs when it is chosen
+    apply(c, {{"likelihood", std::string("gaussian")}, {"binarize", std::string("none")}});
+    CHECK_THROWS_WITH(validate(c), Catch::Contains("toy-linear has a Bernoulli decoder only"));
+  }
+  CHECK(find_option("toy-latent") == nullptr);
+  CHECK(default_config() == before);
 }

@@ -12,6 +12,7 @@
 #include "data/dataset.hpp"
 #include "eval/disentangle.hpp"
 #include "models/model.hpp"
+#include "models/settings.hpp"
 #include "nn/optimizer.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluators.hpp"

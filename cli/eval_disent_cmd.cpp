@@ -9,6 +9,7 @@
 #include "data/dsprites.hpp"
 #include "eval/disentangle.hpp"
 #include "models/model.hpp"
+#include "models/settings.hpp"
 #include "report/selection.hpp"
 #include "results_common.hpp"
 #include "store/results_store.hpp"

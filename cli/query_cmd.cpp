@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "command.hpp"
+#include "models/settings.hpp"
 #include "report/render.hpp"
 #include "report/selection.hpp"
 #include "results_common.hpp"

@@ -14,6 +14,7 @@
 
 #include "command.hpp"
 #include "data/dataset.hpp"
+#include "models/settings.hpp"
 #include "process.hpp"
 #include "reproduce/reproduce.hpp"
 #include "results_common.hpp"

@@ -9,6 +9,7 @@
 #include "command.hpp"
 #include "config/config.hpp"
 #include "errors.hpp"
+#include "models/settings.hpp"
 #include "report/selection.hpp"
 #include "train/run.hpp"
 
@@ -44,24 +45,13 @@ po::options_description train_options_description() {
   return desc;
 }
 
-// "latent 20", or the stochastic layers of a hierarchical / ladder model.
-std::string latent_text(const TrainConfig& tc) {
-  if (tc.model == "vae") return "latent " + std::to_string(tc.latent);
-  if (tc.model == "vqvae")
-    return "vqvae, " + std::to_string(tc.vq_codebook) + " codes of dimension " + std::to_string(tc.vq_dim) +
-           (tc.vq_prior_epochs > 0 ? ", PixelCNN prior" : ", uniform prior");
-  std::string t = tc.model + ", stochastic layers ";
-  for (std::size_t i = 0; i < tc.layers.size(); ++i) t += (i ? "," : "") + std::to_string(tc.layers[i]);
-  return t;
-}
-
 void print_summary(std::ostream& out, const RunResult& r, const TrainConfig& tc) {
   auto get = [&](const char* k) { return r.metrics.count(k) ? r.metrics.at(k) : NAN; };
   char line[256];
   out << "\n"
       << tc.dataset << " (" << tc.binarize << "), " << tc.likelihood
-      << (tc.likelihood == "gaussian" ? " sigma=" + tc.sigma : "") << ", " << latent_text(tc) << ", beta "
-      << tc.beta << ", " << r.epochs_done << " epochs: test set, nats per example\n";
+      << (tc.likelihood == "gaussian" ? " sigma=" + tc.sigma : "") << ", " << model_summary(tc.settings)
+      << ", beta " << tc.beta << ", " << r.epochs_done << " epochs: test set, nats per example\n";
   std::snprintf(line, sizeof line, "  %-22s %12.3f\n", "ELBO", get("test_elbo"));
   out << line;
   std::snprintf(line, sizeof line, "  %-22s %12.3f\n", "  reconstruction", -get("test_rec"));
@@ -87,13 +77,15 @@ void print_summary(std::ostream& out, const RunResult& r, const TrainConfig& tc)
     std::snprintf(line, sizeof line, "  %-22s %12.5f\n", "reconstruction MSE", get("rec_mse"));
     out << line;
     std::snprintf(line, sizeof line, "  %-22s %12.2f   (%.0f of %lld codes used)\n", "codebook perplexity",
-                  get("codebook_perplexity"), get("codes_used"), (long long)tc.vq_codebook);
+                  get("codebook_perplexity"), get("codes_used"),
+                  (long long)setting<int64_t>(tc.settings, "vq-codebook"));
     out << line;
   }
   const auto kl = r.unit_vectors.find("kl_per_dim");
   if (r.metrics.count("active_units")) {
     // Of all latent units: with several stochastic layers kl_per_dim lists every layer's.
-    const std::size_t units = kl == r.unit_vectors.end() ? std::size_t(tc.latent) : kl->second.size();
+    const std::size_t units = kl == r.unit_vectors.end() ? std::size_t(setting<int64_t>(tc.settings, "latent"))
+                                                         : kl->second.size();
     std::snprintf(line, sizeof line, "  %-22s %12.0f of %zu\n", "active units", get("active_units"), units);
     out << line;
   }

@@ -12,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "models/settings.hpp"
 #include "process_util.hpp"
 #include "store/merge.hpp"
 #include "store/results_store.hpp"

@@ -2,6 +2,7 @@
 // tests/contract_families.hpp, in double. A family gets all of them by being listed there.
 #include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <filesystem>
@@ -12,6 +13,8 @@
 #include "contract_families.hpp"
 #include "gradcheck.hpp"
 #include "models/algorithms.hpp"
+#include "models/registry.hpp"
+#include "models/settings.hpp"
 #include "train/checkpoint.hpp"
 
 using namespace vae;
@@ -359,4 +362,118 @@ TEST_CASE("contract: parameters and state round-trip through a checkpoint file",
       CHECK(eval(*m0) == before);
     }
   });
+}
+
+TEST_CASE("contract: stopping, checkpointing and resuming into a fresh model and optimizer equals the "
+          "uninterrupted run",
+          "[contract][checkpoint][resume]") {
+  namespace fs = std::filesystem;
+  for_each_family([](const auto& fam) {
+    using M = typename std::decay_t<decltype(*fam.make())>;
+    DYNAMIC_SECTION(fam.name) {
+      const data::Images im = binary_images(16, 16, 71);
+      std::vector<uint32_t> order(im.n);
+      for (std::size_t i = 0; i < order.size(); ++i) order[i] = uint32_t(i);
+      const std::size_t steps = 4, B = 8;  // two batches an epoch: stop after the first epoch
+      auto adam_for = [](M& m) {
+        Optimizer<double> opt;
+        opt.configure("adam", 0.9, 0.999, 1e-8, 1e-10, m.params.size());
+        return opt;
+      };
+      auto train = [&](M& m, typename M::Work& w, Optimizer<double>& opt, std::mt19937_64& rng,
+                       std::size_t from, std::size_t to) {
+        for (std::size_t s = from; s < to; ++s)
+          train_step_update(m, w, im, order.data() + (s % 2) * B, B, true, rng, ObjectiveParams{1.0, 0.0}, opt,
+                            1e-2);
+      };
+      // A checkpoint holds floats, the training precision, in which storing is exact: the
+      // double run without a stop rounds to them at the same point.
+      auto round_to_float = [](auto& buffer) {
+        for (auto& v : buffer) v = double(float(v));
+      };
+
+      auto a = fam.make();  // uninterrupted
+      typename M::Work wa;
+      a->reserve(wa, B);
+      Optimizer<double> oa = adam_for(*a);
+      std::mt19937_64 ra(5);
+      train(*a, wa, oa, ra, 0, steps / 2);
+      for (auto* buffer : {&a->params, &a->state, &oa.adam.m, &oa.adam.v}) round_to_float(*buffer);
+      train(*a, wa, oa, ra, steps / 2, steps);
+
+      auto b = fam.make();  // stopped after steps / 2, through the checkpoint file training writes
+      typename M::Work wb;
+      b->reserve(wb, B);
+      Optimizer<double> ob = adam_for(*b);
+      std::mt19937_64 rb(5);
+      train(*b, wb, ob, rb, 0, steps / 2);
+      Checkpoint ck;
+      ck.params.assign(b->params.begin(), b->params.end());
+      ck.model_state.assign(b->state.begin(), b->state.end());
+      save_optimizer(ck, ob);
+      ck.rng_state = rng_to_string(rb);
+      const fs::path file = fs::temp_directory_path() / ("vae_resume_" + std::to_string(::getpid()) + ".ckpt");
+      save_checkpoint(file.string(), ck);
+      const Checkpoint back = load_checkpoint(file.string());
+      fs::remove(file);
+
+      auto c = fam.make();  // resumed: a fresh model, optimizer, work buffers and stream
+      typename M::Work wc;
+      c->reserve(wc, B);
+      Optimizer<double> oc = adam_for(*c);
+      std::mt19937_64 rc(1);
+      REQUIRE(back.params.size() == c->params.size());
+      REQUIRE(back.model_state.size() == c->state.size());
+      std::copy(back.params.begin(), back.params.end(), c->params.begin());
+      std::copy(back.model_state.begin(), back.model_state.end(), c->state.begin());
+      restore_optimizer(back, oc);
+      rng_from_string(rc, back.rng_state);
+      train(*c, wc, oc, rc, steps / 2, steps);
+
+      bool moved = false;
+      for (std::size_t i = 0; i < b->params.size(); ++i) moved |= b->params[i] != a->params[i];
+      CHECK(moved);  // the second half trained
+      CHECK(std::equal(a->params.begin(), a->params.end(), c->params.begin(), c->params.end()));
+      CHECK(std::equal(a->state.begin(), a->state.end(), c->state.begin(), c->state.end()));
+      CHECK(std::equal(oa.adam.m.begin(), oa.adam.m.end(), oc.adam.m.begin(), oc.adam.m.end()));
+      CHECK(std::equal(oa.adam.v.begin(), oa.adam.v.end(), oc.adam.v.begin(), oc.adam.v.end()));
+      CHECK(oa.adam.t == oc.adam.t);
+    }
+  });
+}
+
+TEST_CASE("registry: a family defined in a test joins --model, the settings, their checks and the run "
+          "identity by one registration line",
+          "[contract][registry]") {
+  const ConfigMap before = default_config();
+  const std::string identity_before = identity_settings_json(before);
+  REQUIRE(find_option("toy-latent") == nullptr);
+  {
+    const ScopedFamily registered(vae::test::toy_linear_family());  // the registration line
+    const OptionSpec* model = find_option("model");
+    REQUIRE(model);
+    CHECK(std::count(model->choices.begin(), model->choices.end(), "toy-linear") == 1);
+    REQUIRE(find_option("toy-latent"));
+    // A family's new settings at their defaults leave every identity as it was.
+    CHECK(identity_settings_json(default_config()) == identity_before);
+    ConfigMap c = default_config();
+    apply(c, {{"model", std::string("toy-linear")}, {"toy-latent", int64_t(5)}});
+    CHECK_THROWS_WITH(apply(c, {{"toy-latent", int64_t(0)}}), Catch::Contains("toy-latent"));  // its range
+    CHECK(identity_settings_json(c).find("\"toy-latent\":5") != std::string::npos);
+    const TrainConfig tc = to_train_config(c);
+    std::mt19937_64 init(1);
+    auto m = make_model(tc, 4, 4, init);  // its factory, reading its setting
+    CHECK(m->latent_dim() == 5);
+    const data::Images im = binary_images(8, 16, 81);
+    std::vector<uint32_t> order(im.n);
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = uint32_t(i);
+    m->reserve(8, 8);
+    std::mt19937_64 rng(2);
+    CHECK(std::isfinite(m->train_step(im, order.data(), 8, false, rng, ObjectiveParams{}).loss));
+    // its check runs when it is chosen
+    apply(c, {{"likelihood", std::string("gaussian")}, {"binarize", std::string("none")}});
+    CHECK_THROWS_WITH(validate(c), Catch::Contains("toy-linear has a Bernoulli decoder only"));
+  }
+  CHECK(find_option("toy-latent") == nullptr);
+  CHECK(default_config() == before);
 }

@@ -15,6 +15,7 @@
 #include "gradcheck.hpp"
 #include "models/algorithms.hpp"
 #include "models/model.hpp"
+#include "models/settings.hpp"
 #include "models/vae.hpp"
 #include "nn/conv_net.hpp"
 #include "train/checkpoint.hpp"

@@ -13,6 +13,7 @@
 #include "draw/figures.hpp"
 #include "draw/grid.hpp"
 #include "models/model.hpp"
+#include "models/settings.hpp"
 #include "store/results_store.hpp"
 #include "store_test_util.hpp"
 

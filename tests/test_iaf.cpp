@@ -12,6 +12,7 @@
 #include "gradcheck.hpp"
 #include "models/algorithms.hpp"
 #include "models/model.hpp"
+#include "models/settings.hpp"
 #include "models/vae.hpp"
 #include "train/run.hpp"
 

@@ -13,6 +13,7 @@
 #include "gradcheck.hpp"
 #include "models/algorithms.hpp"
 #include "models/ladder.hpp"
+#include "models/settings.hpp"
 #include "nn/optimizer.hpp"
 #include "train/checkpoint.hpp"
 #include "train/run.hpp"
@@ -398,12 +399,13 @@ TEST_CASE("ladder settings are checked", "[ladder][config]") {
   const TrainConfig tc = to_train_config(toy_config("ladder", false));
   ConfigMap d = default_config();
   apply(d, {{"model", std::string("ladder")}});
-  const TrainConfig td = to_train_config(d);
-  CHECK(td.layers == std::vector<int64_t>{64, 32, 16, 8, 4});
-  CHECK(td.det_layers == std::vector<int64_t>{512, 256, 128, 64, 32});
-  CHECK(td.det_depth == 2);
-  CHECK(tc.layers.size() == 2);
-  CHECK(td.variance == "softplus");
+  const LadderShape td = ladder_shape(to_train_config(d).settings, 784);
+  CHECK(td.latent == std::vector<std::size_t>{64, 32, 16, 8, 4});
+  CHECK(td.hidden == std::vector<std::size_t>{512, 256, 128, 64, 32});
+  CHECK(td.depth == 2);
+  CHECK(td.inference == Inference::Ladder);
+  CHECK(ladder_shape(tc.settings, 784).latent.size() == 2);
+  CHECK(td.variance == VarianceHead::Softplus);
   // --variance exp: ladder/hierarchical only
   ConfigMap e = default_config();
   apply(e, {{"variance", std::string("exp")}});
@@ -414,7 +416,9 @@ TEST_CASE("ladder settings are checked", "[ladder][config]") {
             {"det-layers", std::vector<int64_t>{200, 100}},
             {"activation", std::string("tanh")},
             {"variance", std::string("exp")}});
-  CHECK(to_train_config(h).variance == "exp");
+  const LadderShape th = ladder_shape(to_train_config(h).settings, 784);
+  CHECK(th.variance == VarianceHead::Exp);
+  CHECK(th.inference == Inference::BottomUp);
   // IWAE with k > 1 trains these families too
   apply(h, {{"objective", std::string("iwae")}, {"k", int64_t(5)}});
   CHECK(to_train_config(h).objective == Objective::Iwae);

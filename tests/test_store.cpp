@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "models/settings.hpp"
 #include "store/provenance.hpp"
 #include "store/results_store.hpp"
 #include "store/run_identity.hpp"

@@ -4,6 +4,7 @@
 
 #include <set>
 
+#include "models/settings.hpp"
 #include "store/run_identity.hpp"
 #include "sweep/plan.hpp"
 #include "sweep/sweep_file.hpp"

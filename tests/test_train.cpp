@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "models/settings.hpp"
 #include "nn/optimizer.hpp"
 #include "process_util.hpp"
 #include "train/checkpoint.hpp"

@@ -11,6 +11,7 @@
 #include "contract_families.hpp"
 #include "gradcheck.hpp"
 #include "models/algorithms.hpp"
+#include "models/settings.hpp"
 #include "train/run.hpp"
 
 using namespace vae;

@@ -1,6 +1,8 @@
 // A toy model family, added the way lib/models/README.md says a family is added: this one
-// file implements the contract (models/contract.hpp) and one line in
-// tests/contract_families.hpp registers it, after which every contract test runs on it.
+// file implements the contract (models/contract.hpp) and declares the family to the model
+// registry (toy_linear_family(): its --model name, its settings, their check, its factory);
+// one line in tests/contract_families.hpp puts it under every contract test, and one
+// ScopedFamily line (tests/test_contract.cpp) registers it with the program's settings.
 // The model: q(z|x) = N(mu, diag(exp(logvar))) with mu, logvar linear in x (the learned
 // parameters), p(z) = N(0, I), and a FIXED linear decoder p(x|z) = Bernoulli(sigmoid(A z + c))
 // (A, c are constants of the family, not parameters).
@@ -11,7 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "models/adapter.hpp"
 #include "models/contract.hpp"
+#include "models/registry.hpp"
 #include "nn/params.hpp"
 #include "prob/gaussian.hpp"
 #include "prob/iaf.hpp"
@@ -173,5 +177,34 @@ class ToyLinearVae {
   void prior_codes(Work& w, std::size_t B, T* codes) { std::copy(w.eps.ptr(), w.eps.ptr() + B * L, codes); }
   void describe(std::map<std::string, double>&) const {}
 };
+
+// --model toy-linear: its settings (each one entry here: spec, and where the factory reads
+// it), their check and its factory (in the training precision T), as the library's families
+// declare theirs. A template so that only the test that registers it compiles its factory.
+template <class T = float>
+const ModelFamily& toy_linear_family() {
+  static const ModelFamily family = [] {
+    ModelFamily f;
+    f.names = {{"toy-linear", "a test's toy: linear Gaussian encoder, fixed random linear decoder"}};
+    f.options = {option("toy-latent", ValueKind::Int, int64_t(3), "toy-linear: latent dimension", {}, 1.0,
+                        64.0),
+                 option("toy-decoder-seed", ValueKind::Int, int64_t(8), "toy-linear: seed of the fixed decoder",
+                        {}, 0.0)};
+    f.validate = [](const ConfigMap& c) {
+      if (setting<std::string>(c, "likelihood") != "bernoulli")
+        throw ConfigError("key 'likelihood': model = toy-linear has a Bernoulli decoder only");
+    };
+    f.make = [](const TrainConfig& tc, std::size_t rows, std::size_t cols,
+                std::mt19937_64& init_rng) -> std::unique_ptr<Model> {
+      auto m = std::make_unique<FamilyModel<ToyLinearVae<T>>>(
+          rows * cols, std::size_t(setting<int64_t>(tc.settings, "toy-latent")),
+          uint64_t(setting<int64_t>(tc.settings, "toy-decoder-seed")));
+      m->family().initialize(parse_init(tc.init), tc.init_std, init_rng);
+      return m;
+    };
+    return f;
+  }();
+  return family;
+}
 
 }  // namespace vae::test

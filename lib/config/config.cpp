@@ -1,20 +1,25 @@
 #include "config/config.hpp"
 
-#include <toml++/toml.h>
 #include <algorithm>
 #include <cmath>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 namespace vae {
 
+OptionSpec option(std::string key, ValueKind kind, Value default_value, std::string help,
+                  std::vector<std::string> choices, std::optional<double> min, std::optional<double> max,
+                  bool identity) {
+  return OptionSpec{
+      std::move(key), kind, std::move(default_value), std::move(help), std::move(choices), min, max, identity};
+}
+
 namespace {
 
+// The core table's shorthand.
 OptionSpec opt(std::string key, ValueKind kind, Value def, std::string help,
                std::vector<std::string> choices = {}, std::optional<double> min = {},
                std::optional<double> max = {}, bool identity = true) {
-  return OptionSpec{std::move(key), kind, std::move(def), std::move(help), std::move(choices), min, max,
-                    identity};
+  return option(std::move(key), kind, std::move(def), std::move(help), std::move(choices), min, max, identity);
 }
 
 using K = ValueKind;
@@ -45,110 +50,12 @@ std::vector<OptionSpec> make_options() {
           "missing; its checksum is recorded with the run. \"\": render the split on the fly",
           {}, {}, {}, false),
       // model
-      opt("model", K::String, std::string("vae"),
-          "model: vae (one stochastic layer), hierarchical (L stochastic layers, bottom-up "
-          "inference), ladder (Ladder VAE, Sonderby et al. 2016), nvae (NVAE-small, Vahdat & Kautz "
-          "2020: a deep hierarchical convolutional VAE with residual cells, --nvae-*), vqvae (VQ-VAE, "
-          "van den Oord et al. 2017: discrete codes on a conv grid, uniform or PixelCNN prior, --vq-*)",
-          {"vae", "ladder", "hierarchical", "nvae", "vqvae"}),
-      opt("vq-codebook", K::Int, I(64), "vqvae: codebook size K", {}, 2.0, 65536.0),
-      opt("vq-dim", K::Int, I(16), "vqvae: dimension D of each code", {}, 1.0, 4096.0),
-      opt("vq-channels", K::Int, I(64), "vqvae: channels of the encoder's and decoder's convolutions", {}, 1.0,
-          4096.0),
-      opt("vq-res-blocks", K::Int, I(2), "vqvae: residual blocks in the encoder and in the decoder", {}, 0.0,
-          64.0),
-      opt("vq-res-hidden", K::Int, I(32), "vqvae: channels inside a residual block (3x3 then 1x1 conv)", {},
-          1.0, 4096.0),
-      opt("vq-beta", K::Float, 0.25, "vqvae: weight beta of the commitment term beta ||z_e - sg(e)||^2", {},
-          0.0),
-      opt("vq-update", K::String, std::string("loss"),
-          "vqvae: codebook update: loss (the codebook term ||sg(z_e) - e||^2) or ema (exponential moving "
-          "averages of the assigned encoder outputs, VQ-VAE-2; --vq-decay)",
-          {"loss", "ema"}),
-      opt("vq-decay", K::Float, 0.99, "vqvae: decay of the EMA update and of the running code usage", {}, 0.0,
-          1.0),
-      opt("vq-restart", K::Float, 0.0,
-          "vqvae: dead-code restart: a code whose running usage (assignments per step, decayed by "
-          "--vq-decay) falls below this takes a random encoder output of the batch (0: off)",
-          {}, 0.0),
-      opt("vq-prior-epochs", K::Int, I(0),
-          "vqvae: epochs of the second stage after --epochs: a gated PixelCNN prior over the code grid, "
-          "trained on the frozen autoencoder's codes (0: the uniform prior)",
-          {}, 0.0, 1e6),
-      opt("vq-prior-layers", K::Int, I(4), "vqvae: residual gated layers of the PixelCNN prior", {}, 0.0, 64.0),
-      opt("vq-prior-features", K::Int, I(32), "vqvae: channels of the PixelCNN prior", {}, 1.0, 4096.0),
-      opt("layers", K::IntList, std::vector<I>{64, 32, 16, 8, 4},
-          "ladder/hierarchical: stochastic layer sizes, bottom (next to x) first; the defaults "
-          "of layers and det-layers are the paper's MNIST model",
-          {}, 1.0, 4096.0),
-      opt("det-layers", K::IntList, std::vector<I>{512, 256, 128, 64, 32},
-          "ladder/hierarchical: width of the deterministic block under each stochastic layer "
-          "(and of the generative block above it), one per entry of layers",
-          {}, 1.0, 65536.0),
-      opt("det-depth", K::Int, I(2),
-          "ladder/hierarchical: dense layers per deterministic block (2 in the paper)", {}, 1.0, 16.0),
-      opt("batchnorm", K::Bool, false,
-          "ladder/hierarchical: batch normalization on every deterministic layer (batch statistics "
-          "in training, running averages with momentum 0.1 in evaluation)"),
-      opt("variance", K::String, std::string("softplus"),
-          "ladder/hierarchical: variance of every Gaussian from its linear head a: softplus "
-          "(softplus(a) + 1e-6, the Ladder paper's) or exp (exp(a), the IWAE paper's)",
-          {"softplus", "exp"}),
-      opt("nvae-scales", K::Int, I(2), "nvae: latent scales (each halves the resolution of the one below)", {},
-          1.0, 4.0),
-      opt("nvae-groups", K::Int, I(2), "nvae: latent groups per scale", {}, 1.0, 32.0),
-      opt("nvae-latent-channels", K::Int, I(8), "nvae: channels of each latent group (a spatial latent)", {},
-          1.0, 256.0),
-      opt("nvae-channels", K::Int, I(16),
-          "nvae: channels of the stem; each down-sampling cell doubles them (2 preprocessing cells: "
-          "MNIST padded to 32x32 -> 8x8 at 4x the stem's channels)",
-          {}, 1.0, 1024.0),
-      opt("nvae-kl-balance", K::Bool, true,
-          "nvae: KL balancing across groups during the KL warm-up (the paper's coefficients: "
-          "proportional to each group's KL, divided by its scale's size factor)"),
-      opt("nvae-spectral", K::Float, 1e-2,
-          "nvae: coefficient of the spectral regularisation sum of the conv weights' largest singular "
-          "values (one power iteration per step; the paper's MNIST setting is 1e-2)",
-          {}, 0.0),
-      opt("nvae-bn-momentum", K::Float, 0.05,
-          "nvae: batch-norm momentum of the running statistics (the paper's 0.05; PyTorch's default 0.1)", {},
-          0.0, 1.0),
-      opt("nvae-temperature", K::Float, 1.0,
-          "nvae: temperature of samples from the prior (sigma of every group times t; the paper shows "
-          "t = 0.6-1.0); evaluation is always at t = 1",
-          {}, 0.0, 10.0, false),
-      opt("latent", K::Int, I(20), "latent dimension", {}, 1.0, 4096.0),
-      opt("hidden", K::IntList, std::vector<I>{400},
-          "hidden layer sizes of encoder and decoder (decoder mirrored), e.g. 500,500", {}, 1.0, 65536.0),
-      opt("arch", K::String, std::string("mlp"),
-          "encoder and decoder of model = vae: mlp (--hidden), or conv: --conv-channels stride-2 "
-          "convolutions with batch norm, linear heads, and transposed convolutions back (the "
-          "defaults are the MNIST preset of ../shared/bench/torch_vae_baseline.py --arch conv)",
-          {"mlp", "conv"}),
-      opt("conv-channels", K::IntList, std::vector<I>{32, 64, 128, 256},
-          "arch = conv: encoder channels, each a Conv2d with stride 2 (the decoder mirrors them)", {}, 1.0,
-          4096.0),
-      opt("conv-kernel", K::Int, I(3), "arch = conv: kernel size (padding (k-1)/2)", {}, 1.0, 15.0),
+      // the model families' settings follow (models/registry.hpp); --model's choices and help
+      // are theirs
+      opt("model", K::String, std::string("vae"), "model:"),
       opt("activation", K::String, std::string("relu"),
           "hidden activation (leaky-relu: max(x, 0.01 x), ladder/hierarchical only)",
           {"relu", "tanh", "softplus", "sigmoid", "elu", "leaky-relu"}),
-      opt("posterior", K::String, std::string("gaussian"),
-          "approximate posterior: gaussian (diagonal), or iaf: the diagonal Gaussian followed by "
-          "--iaf-steps inverse autoregressive flow steps (Kingma et al. 2016)",
-          {"gaussian", "iaf"}),
-      opt("iaf-steps", K::Int, I(2), "IAF: flow steps T (0: the diagonal Gaussian, analytic KL)", {}, 0.0,
-          64.0),
-      opt("iaf-hidden", K::Int, I(320), "IAF: hidden width of each step's MADE", {}, 1.0, 65536.0),
-      opt("iaf-made-layers", K::Int, I(2), "IAF: hidden layers of each step's MADE", {}, 1.0, 16.0),
-      opt("iaf-context", K::Int, I(64),
-          "IAF: size of the encoder's extra output h, input to every step's MADE (0: none)", {}, 0.0, 65536.0),
-      opt("iaf-forget-bias", K::Float, 1.0,
-          "IAF: sigma = sigmoid(s + forget-bias); 1 starts each step close to keeping z", {}, -20.0, 20.0),
-      opt("iaf-kl", K::String, std::string("sample"),
-          "IAF: gradient of the single-sample KL log q(z_T|x) - log p(z_T): sample (exact) or stl "
-          "(sticking the landing, Roeder et al. 2017: without the base Gaussian's zero-mean "
-          "score term, less noise; same loss and expected gradient)",
-          {"sample", "stl"}),
       opt("likelihood", K::String, std::string("bernoulli"), "decoder distribution p(x|z)",
           {"bernoulli", "gaussian"}),
       opt("sigma", K::String, std::string("fixed"),
@@ -243,15 +150,9 @@ void check_range(const OptionSpec& s, double x) {
 
 }  // namespace
 
-const std::vector<OptionSpec>& train_options() {
+const std::vector<OptionSpec>& core_options() {
   static const std::vector<OptionSpec> options = make_options();
   return options;
-}
-
-const OptionSpec* find_option(const std::string& key) {
-  for (const auto& o : train_options())
-    if (o.key == key) return &o;
-  return nullptr;
 }
 
 std::string value_to_string(const Value& v) {
@@ -370,64 +271,7 @@ Value parse_value(const OptionSpec& s, const std::string& text) {
   throw bad();
 }
 
-ConfigMap default_config() {
-  ConfigMap c;
-  for (const auto& o : train_options()) c[o.key] = o.default_value;
-  return c;
-}
-
-void apply(ConfigMap& config, const std::map<std::string, Value>& settings) {
-  for (const auto& [key, value] : settings) {
-    const OptionSpec* s = find_option(key);
-    if (!s) throw ConfigError("unknown key '" + key + "'");
-    config[key] = check_value(*s, value);
-  }
-}
-
-std::map<std::string, Value> read_settings_toml(const std::string& path) {
-  toml::table table;
-  try {
-    table = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    std::ostringstream m;
-    m << path << ":" << e.source().begin.line << ": " << e.description();
-    throw ConfigError(m.str());
-  }
-  std::map<std::string, Value> out;
-  for (const auto& [k, node] : table) {
-    std::string key(k.str());
-    auto where = [&, &node = node]() {  // C++17: a structured binding is captured by an init-capture
-      std::ostringstream m;
-      m << path << ":" << node.source().begin.line << ": ";
-      return m.str();
-    };
-    const OptionSpec* s = find_option(key);
-    if (!s) throw ConfigError(where() + "unknown key '" + key + "'");
-    Value v;
-    if (auto x = node.as_integer()) v = int64_t(x->get());
-    else if (auto d = node.as_floating_point()) v = d->get();
-    else if (auto t = node.as_string()) v = t->get();
-    else if (auto b = node.as_boolean()) v = b->get();
-    else if (auto a = node.as_array()) {
-      std::vector<int64_t> list;
-      for (const auto& e : *a) {
-        if (!e.is_integer()) throw ConfigError(where() + "key '" + key + "': expected a list of integers");
-        list.push_back(e.as_integer()->get());
-      }
-      v = list;
-    } else {
-      throw ConfigError(where() + "key '" + key + "': unsupported value type");
-    }
-    try {
-      out[key] = check_value(*s, v);
-    } catch (const ConfigError& e) {
-      throw ConfigError(where() + e.what());
-    }
-  }
-  return out;
-}
-
-void validate(const ConfigMap& c) {
+void validate_core(const ConfigMap& c) {
   auto str = [&](const char* k) { return std::get<std::string>(c.at(k)); };
   auto num = [&](const char* k) { return std::get<int64_t>(c.at(k)); };
   const std::string dataset = str("dataset"), binarize = str("binarize"), likelihood = str("likelihood");
@@ -453,67 +297,14 @@ void validate(const ConfigMap& c) {
   if (num("warmup") > 0 && num("warmup") > num("epochs") && num("epochs") > 0) {
     // allowed: warm-up longer than training is a legitimate (if odd) setting
   }
-  if (std::get<std::vector<int64_t>>(c.at("conv-channels")).empty())
-    throw ConfigError("key 'conv-channels': at least one convolution is needed");
-  if (std::get<std::vector<int64_t>>(c.at("hidden")).empty())
-    throw ConfigError("key 'hidden': at least one hidden layer is needed");
-  const bool stacked = str("model") == "ladder" || str("model") == "hierarchical";
-  if (stacked) {
-    const auto& layers = std::get<std::vector<int64_t>>(c.at("layers"));
-    const auto& det = std::get<std::vector<int64_t>>(c.at("det-layers"));
-    if (layers.empty()) throw ConfigError("key 'layers': at least one stochastic layer is needed");
-    if (det.size() != layers.size())
-      throw ConfigError("key 'det-layers': " + std::to_string(det.size()) + " sizes for " +
-                        std::to_string(layers.size()) + " stochastic layers (need one per layer)");
-    if (str("posterior") != "gaussian")
-      throw ConfigError("key 'posterior': model = " + str("model") + " has Gaussian posteriors only");
-    if (str("arch") != "mlp")
-      throw ConfigError("key 'arch': model = " + str("model") + " is built of dense layers only (arch = mlp)");
-  } else if (str("model") == "nvae") {
-    if (str("posterior") != "gaussian")
-      throw ConfigError("key 'posterior': model = nvae has residual Gaussian posteriors only");
-    if (std::get<double>(c.at("free-bits")) > 0)
-      throw ConfigError("key 'free-bits': model = nvae balances its groups' KL instead (nvae-kl-balance)");
-    if (std::get<bool>(c.at("batchnorm")))
-      throw ConfigError("key 'batchnorm': model = nvae always has batch norm (see nvae-bn-momentum)");
-    if (num("batch") * num("k") > 64)
-      throw ConfigError("key 'batch': model = nvae trains at most 64 rows (batch x k) per step (its feature "
-                        "maps take ~10 MB per row at 8 channels; models/nvae.hpp)");
-    if (str("variance") != "softplus" || str("activation") == "leaky-relu")
-      throw ConfigError(std::string("key '") + (str("variance") != "softplus" ? "variance" : "activation") +
-                        "': model = nvae has its own (exp(soft-clamped log sigma), Swish)");
-  } else {
-    if (std::get<bool>(c.at("batchnorm")))
-      throw ConfigError("key 'batchnorm': only model = ladder or hierarchical has batch normalization");
-    if (str("activation") == "leaky-relu")
-      throw ConfigError("key 'activation': leaky-relu is implemented for model = ladder or hierarchical");
-    if (str("variance") != "softplus")
-      throw ConfigError("key 'variance': only model = ladder or hierarchical has variance heads to choose");
-  }
-  if (str("model") != "vqvae" && num("vq-prior-epochs") > 0)
-    throw ConfigError("key 'vq-prior-epochs': only model = vqvae has a second (prior) stage");
-  if (str("model") == "vqvae") {
-    if (str("objective") == "iwae")
-      throw ConfigError("key 'objective': model = vqvae has a point-mass posterior: its IWAE bound is "
-                        "its ELBO (use objective = elbo)");
-    if (str("sigma") == "per-pixel")
-      throw ConfigError("key 'sigma': model = vqvae has no per-pixel sigma head");
-    if (str("posterior") != "gaussian" || str("arch") != "mlp")
-      throw ConfigError("key 'posterior'/'arch': model = vqvae has its own conv encoder and discrete codes");
-  }
   if (str("objective") == "iwae") {
     if (std::get<double>(c.at("beta")) != 1.0 || num("warmup") > 0 || std::get<double>(c.at("free-bits")) > 0)
       throw ConfigError("key 'objective': iwae is the bound on log p(x) itself: use beta = 1, warmup = 0, "
                         "free-bits = 0");
   }
-  if (str("posterior") == "iaf" && num("iaf-steps") > 0 && std::get<double>(c.at("free-bits")) > 0)
-    throw ConfigError("key 'free-bits': not defined for posterior = iaf (with iaf-steps > 0): the "
-                      "flow mixes latent dimensions, so its single-sample KL has no per-dimension "
-                      "parts to clamp; use free-bits = 0");
 }
 
-TrainConfig to_train_config(const ConfigMap& c) {
-  validate(c);
+TrainConfig core_train_config(const ConfigMap& c) {
   auto s = [&](const char* k) { return std::get<std::string>(c.at(k)); };
   auto i = [&](const char* k) { return std::get<int64_t>(c.at(k)); };
   auto f = [&](const char* k) { return std::get<double>(c.at(k)); };
@@ -532,36 +323,7 @@ TrainConfig to_train_config(const ConfigMap& c) {
   t.test_size = i("test-size");
   t.dsprites_cache = s("dsprites-cache");
   t.model = s("model");
-  t.latent = i("latent");
-  t.hidden = std::get<std::vector<int64_t>>(c.at("hidden"));
-  t.arch = s("arch");
-  t.conv_channels = std::get<std::vector<int64_t>>(c.at("conv-channels"));
-  t.conv_kernel = i("conv-kernel");
-  t.vq_codebook = i("vq-codebook");
-  t.vq_dim = i("vq-dim");
-  t.vq_channels = i("vq-channels");
-  t.vq_res_blocks = i("vq-res-blocks");
-  t.vq_res_hidden = i("vq-res-hidden");
-  t.vq_beta = f("vq-beta");
-  t.vq_update = s("vq-update");
-  t.vq_decay = f("vq-decay");
-  t.vq_restart = f("vq-restart");
-  t.vq_prior_epochs = i("vq-prior-epochs");
-  t.vq_prior_layers = i("vq-prior-layers");
-  t.vq_prior_features = i("vq-prior-features");
-  t.layers = std::get<std::vector<int64_t>>(c.at("layers"));
-  t.det_layers = std::get<std::vector<int64_t>>(c.at("det-layers"));
-  t.det_depth = i("det-depth");
-  t.batchnorm = std::get<bool>(c.at("batchnorm"));
-  t.variance = s("variance");
   t.activation = s("activation");
-  t.posterior = s("posterior");
-  t.iaf_steps = i("iaf-steps");
-  t.iaf_hidden = i("iaf-hidden");
-  t.iaf_made_layers = i("iaf-made-layers");
-  t.iaf_context = i("iaf-context");
-  t.iaf_forget_bias = f("iaf-forget-bias");
-  t.iaf_kl = s("iaf-kl");
   t.sigma = s("sigma");
   t.sigma_value = f("sigma-value");
   t.min_log_sigma = f("min-log-sigma");
@@ -592,14 +354,7 @@ TrainConfig to_train_config(const ConfigMap& c) {
   t.disent_batch = i("disent-batch");
   t.disent_train = i("disent-train");
   t.disent_eval = i("disent-eval");
-  t.nvae_scales = i("nvae-scales");
-  t.nvae_groups = i("nvae-groups");
-  t.nvae_latent_channels = i("nvae-latent-channels");
-  t.nvae_channels = i("nvae-channels");
-  t.nvae_kl_balance = std::get<bool>(c.at("nvae-kl-balance"));
-  t.nvae_spectral = f("nvae-spectral");
-  t.nvae_bn_momentum = f("nvae-bn-momentum");
-  t.nvae_temperature = f("nvae-temperature");
+  t.settings = c;
   return t;
 }
 
@@ -612,28 +367,6 @@ const std::vector<std::string>& baseline_identity_keys() {
       "adam-beta1",  "adam-beta2",    "adam-eps",      "adagrad-eps", "batch",       "epochs",
       "seed",        "iw-samples",    "iw-examples",   "eval-every"};
   return keys;
-}
-
-std::string identity_settings_json(const ConfigMap& config) {
-  nlohmann::json j = nlohmann::json::parse(to_json(config, /*identity_only=*/true));
-  const nlohmann::json defaults = nlohmann::json::parse(to_json(default_config(), true));
-  const auto& base = baseline_identity_keys();
-  for (auto it = j.begin(); it != j.end();) {
-    const bool baseline = std::find(base.begin(), base.end(), it.key()) != base.end();
-    if (!baseline && defaults.contains(it.key()) && defaults[it.key()] == it.value()) it = j.erase(it);
-    else ++it;
-  }
-  return j.dump();
-}
-
-std::string to_json(const ConfigMap& config, bool identity_only) {
-  nlohmann::json j = nlohmann::json::object();  // std::map keeps keys sorted
-  for (const auto& [key, value] : config) {
-    const OptionSpec* s = find_option(key);
-    if (identity_only && s && !s->identity) continue;
-    std::visit([&j, &key = key](const auto& x) { j[key] = x; }, value);  // (C++17: init-capture of a binding)
-  }
-  return j.dump();
 }
 
 }  // namespace vae

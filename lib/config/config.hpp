@@ -1,12 +1,17 @@
-// The settings of one training run: one schema read by the command line, by
-// TOML run files and by sweep files, so the three can never disagree.
+// The settings of one training run, the vocabulary: a setting's spec (name, type, default,
+// range, help, identity), its checked value, and the core settings that are no model
+// family's own. The whole schema -- these and each registered family's settings -- is
+// models/settings.hpp, read by the command line, TOML run files, sweep files and the run
+// identity alike, so they can never disagree.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -33,9 +38,15 @@ struct OptionSpec {
   bool identity = true;              // part of a run's identity hash (false: output paths, verbosity)
 };
 
-// Every `vae train` setting, in the order `--help` lists them.
-const std::vector<OptionSpec>& train_options();
-const OptionSpec* find_option(const std::string& key);
+// A spec, with the defaults most settings take (no choices, no range, part of the identity).
+OptionSpec option(std::string key, ValueKind kind, Value default_value, std::string help,
+                  std::vector<std::string> choices = {}, std::optional<double> min = {},
+                  std::optional<double> max = {}, bool identity = true);
+
+// The settings that are not a model family's own (data, the model-independent parts of the
+// model, objective, optimisation, evaluation), in the order `--help` lists them. The whole
+// list, with each family's settings, is models/settings.hpp's train_options().
+const std::vector<OptionSpec>& core_options();
 
 // Checks a value against its spec (type, range, choice) and converts where it is
 // lossless (an integer written for a float). Throws ConfigError naming the key.
@@ -49,16 +60,42 @@ std::string value_to_string(const Value& v);
 // A resolved configuration: every key present, every value checked.
 using ConfigMap = std::map<std::string, Value>;
 
-ConfigMap default_config();
+// A setting's value as its type (the config holds every key, checked): throws ConfigError
+// naming the key when it is missing.
+template <class V>
+const V& setting(const ConfigMap& config, const std::string& key) {
+  const auto it = config.find(key);
+  if (it == config.end()) throw ConfigError("key '" + key + "': missing from the configuration");
+  return std::get<V>(it->second);
+}
 
-// Applies settings onto a config; unknown keys and bad values throw ConfigError.
-void apply(ConfigMap& config, const std::map<std::string, Value>& settings);
+// A string setting's allowed values and the enum each one means, in one table: the option's
+// choices (OptionSpec::choices) and its typed reading come from it, so a choice is compared
+// as a string once, where the configuration is read.
+template <class E>
+struct Choices {
+  std::vector<std::pair<std::string, E>> table;
+  std::vector<std::string> names() const {
+    std::vector<std::string> n;
+    for (const auto& [name, value] : table) n.push_back(name);
+    return n;
+  }
+  E of(const ConfigMap& config, const std::string& key) const {
+    const std::string& v = setting<std::string>(config, key);
+    for (const auto& [name, value] : table)
+      if (name == v) return value;
+    throw ConfigError("key '" + key + "': '" + v + "' is not a known value");
+  }
+};
 
-// Reads a run TOML file (flat table of settings). Errors name file, line and key.
-std::map<std::string, Value> read_settings_toml(const std::string& path);
+// A list-of-sizes setting (checked: every element >= its minimum) as sizes.
+inline std::vector<std::size_t> size_list(const ConfigMap& config, const std::string& key) {
+  const auto& list = setting<std::vector<int64_t>>(config, key);
+  return std::vector<std::size_t>(list.begin(), list.end());
+}
 
-// Checks relations between settings (e.g. sigma only with a Gaussian likelihood).
-void validate(const ConfigMap& config);
+// Checks the relations between the core settings (e.g. sigma only with a Gaussian likelihood).
+void validate_core(const ConfigMap& config);
 
 // --objective: the ELBO (averaged over k samples per example) or the IWAE bound
 // log (1/k) sum_j w_j (Burda et al. 2016); models/algorithms.hpp.
@@ -73,29 +110,8 @@ struct TrainConfig {
   int64_t train_size, valid_size, test_size;
   std::string dsprites_cache;  // dsprites: bit-packed grid file ("" = render on the fly)
   // model
-  std::string model;  // vae | ladder | hierarchical | nvae | vqvae
-  // vqvae (models/vqvae.hpp): codebook size and code dimension, conv widths, commitment weight,
-  // codebook update (loss | ema), EMA decay, dead-code restart threshold (0: off)
-  int64_t vq_codebook, vq_dim, vq_channels, vq_res_blocks, vq_res_hidden;
-  double vq_beta;
-  std::string vq_update;
-  double vq_decay, vq_restart;
-  int64_t vq_prior_epochs, vq_prior_layers, vq_prior_features;  // the PixelCNN prior's second stage
-  int64_t latent;
-  std::vector<int64_t> hidden;
-  std::string arch;                    // mlp | conv (model = vae)
-  std::vector<int64_t> conv_channels;  // conv: encoder channels (stride 2 each)
-  int64_t conv_kernel;
-  std::vector<int64_t> layers,
-      det_layers;     // ladder/hierarchical: stochastic and deterministic sizes, bottom first
-  int64_t det_depth;  // dense layers per deterministic block
-  bool batchnorm;
-  std::string variance;    // softplus | exp: the variance heads of ladder/hierarchical
-  std::string activation;  // relu | tanh | softplus | sigmoid | elu | leaky-relu (ladder/hierarchical)
-  std::string posterior;   // gaussian | iaf
-  int64_t iaf_steps, iaf_hidden, iaf_made_layers, iaf_context;  // IAF flow (prob/iaf.hpp)
-  double iaf_forget_bias;
-  std::string iaf_kl;         // sample | stl
+  std::string model;          // --model: a registered family's name (models/registry.hpp)
+  std::string activation;     // relu | tanh | softplus | sigmoid | elu | leaky-relu (ladder/hierarchical)
   std::string likelihood;     // bernoulli | gaussian
   std::string sigma;          // fixed | learned | optimal | per-pixel
   double sigma_value;         // sigma for --sigma fixed
@@ -120,24 +136,15 @@ struct TrainConfig {
   int64_t iw_samples, iw_examples, iw_chunk, eval_every;
   // disentanglement metrics (dsprites): points per batch, classifier train/eval points
   int64_t disent_batch, disent_train, disent_eval;
-  // model = nvae (models/nvae.hpp)
-  int64_t nvae_scales, nvae_groups, nvae_latent_channels, nvae_channels;
-  bool nvae_kl_balance;
-  double nvae_spectral, nvae_bn_momentum, nvae_temperature;
+  // Every setting, checked: what a model family reads its own settings from (models/registry.hpp).
+  ConfigMap settings;
 };
 
-TrainConfig to_train_config(const ConfigMap& config);
-
-// The configuration as canonical JSON (sorted keys), identity keys only or all.
-std::string to_json(const ConfigMap& config, bool identity_only);
+// The typed view of the core settings of a checked configuration (binarize = auto resolved);
+// models/settings.hpp's to_train_config validates first, including the family's settings.
+TrainConfig core_train_config(const ConfigMap& config);
 
 // The identity settings of the first recipe: always part of an identity, whatever their value.
 const std::vector<std::string>& baseline_identity_keys();
-
-// What identifies a configuration (a run's id, a checkpoint's), as canonical JSON: the
-// baseline settings always, a setting added later only when it differs from its default,
-// so that adding a setting whose default keeps the old behaviour changes no identity, and
-// a changed default of a baseline setting can never make two different runs one.
-std::string identity_settings_json(const ConfigMap& config);
 
 }  // namespace vae

@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "models/settings.hpp"
 #include "store/run_identity.hpp"
 #include "train/checkpoint.hpp"
 

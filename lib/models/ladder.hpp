@@ -608,7 +608,8 @@ class LadderVae {
   }
 };
 
-// The Model for --model ladder | hierarchical (models/ladder.cpp).
-std::unique_ptr<Model> make_ladder_vae(const TrainConfig& tc, std::size_t data_dim, std::mt19937_64& init_rng);
+// The shape --model ladder | hierarchical asks for (checked settings; models/ladder.cpp,
+// where the family is registered with its settings and factory).
+LadderShape ladder_shape(const ConfigMap& config, std::size_t data_dim);
 
 }  // namespace vae

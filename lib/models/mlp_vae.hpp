@@ -1,12 +1,19 @@
-// Factory of the VAE (Kingma & Welling 2013), MLP or convolutional (--arch), with any
-// likelihood / sigma mode.
+// The VAE family (Kingma & Welling 2013), MLP or convolutional (--arch), Gaussian or IAF
+// posterior, with any likelihood / sigma mode: its settings and factory (vae_family(),
+// registered in models/registry.cpp).
 #pragma once
 
 #include "models/model.hpp"
 #include "prob/likelihood.hpp"
 
 namespace vae {
+
+struct VaeShape;
+
+// The decoder's likelihood from the core settings (every family's).
 Likelihood<float> likelihood_from(const TrainConfig& tc);
-std::unique_ptr<Model> make_mlp_vae(const TrainConfig& tc, std::size_t rows, std::size_t cols,
-                                    std::mt19937_64& init_rng);
+
+// The shape --model vae asks for, for images of rows x cols (checked settings).
+VaeShape vae_shape(const ConfigMap& config, std::size_t rows, std::size_t cols);
+
 }  // namespace vae

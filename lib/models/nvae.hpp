@@ -618,8 +618,8 @@ class Nvae {
   }
 };
 
-// The Model for --model nvae (models/nvae.cpp).
-std::unique_ptr<Model> make_nvae(const TrainConfig& tc, std::size_t rows, std::size_t cols,
-                                 std::mt19937_64& init_rng);
+// The shape --model nvae asks for, for images of rows x cols (checked settings;
+// models/nvae.cpp, where the family is registered with its settings and factory).
+NvaeShape nvae_shape(const ConfigMap& config, std::size_t rows, std::size_t cols);
 
 }  // namespace vae

@@ -1,38 +1,125 @@
+// The VQ-VAE (models/vqvae.hpp): its settings, their checks, and its factory, a VqVae<float>
+// behind the Model adapter.
+#include "models/vqvae.hpp"
+
 #include <stdexcept>
 #include <string>
 
 #include "models/adapter.hpp"
 #include "models/mlp_vae.hpp"
-#include "models/vqvae.hpp"
-#include "models/vqvae_factory.hpp"
+#include "models/registry.hpp"
 
 namespace vae {
 
-std::unique_ptr<Model> make_vqvae(const TrainConfig& tc, std::size_t rows, std::size_t cols,
-                                  std::mt19937_64& init_rng) {
-  VqShape s;
-  s.rows = rows;
-  s.cols = cols;
-  s.codebook = std::size_t(tc.vq_codebook);
-  s.code_dim = std::size_t(tc.vq_dim);
-  s.channels = std::size_t(tc.vq_channels);
-  s.res_blocks = std::size_t(tc.vq_res_blocks);
-  s.res_hidden = std::size_t(tc.vq_res_hidden);
-  s.beta = tc.vq_beta;
-  s.update = tc.vq_update == "ema" ? VqUpdate::Ema : VqUpdate::Loss;
-  s.decay = tc.vq_decay;
-  s.restart = tc.vq_restart;
-  s.prior_epochs = std::size_t(tc.vq_prior_epochs);
-  s.prior_layers = std::size_t(tc.vq_prior_layers);
-  s.prior_features = std::size_t(tc.vq_prior_features);
+namespace {
+
+const Choices<VqUpdate> kUpdate{{{"loss", VqUpdate::Loss}, {"ema", VqUpdate::Ema}}};
+
+using K = ValueKind;
+using I = int64_t;
+
+std::vector<OptionSpec> vq_options() {
+  return {
+      option("vq-codebook", K::Int, I(64), "vqvae: codebook size K", {}, 2.0, 65536.0),
+      option("vq-dim", K::Int, I(16), "vqvae: dimension D of each code", {}, 1.0, 4096.0),
+      option("vq-channels", K::Int, I(64), "vqvae: channels of the encoder's and decoder's convolutions", {},
+             1.0, 4096.0),
+      option("vq-res-blocks", K::Int, I(2), "vqvae: residual blocks in the encoder and in the decoder", {}, 0.0,
+             64.0),
+      option("vq-res-hidden", K::Int, I(32), "vqvae: channels inside a residual block (3x3 then 1x1 conv)", {},
+             1.0, 4096.0),
+      option("vq-beta", K::Float, 0.25, "vqvae: weight beta of the commitment term beta ||z_e - sg(e)||^2", {},
+             0.0),
+      option("vq-update", K::String, std::string("loss"),
+             "vqvae: codebook update: loss (the codebook term ||sg(z_e) - e||^2) or ema (exponential moving "
+             "averages of the assigned encoder outputs, VQ-VAE-2; --vq-decay)",
+             kUpdate.names()),
+      option("vq-decay", K::Float, 0.99, "vqvae: decay of the EMA update and of the running code usage", {},
+             0.0, 1.0),
+      option("vq-restart", K::Float, 0.0,
+             "vqvae: dead-code restart: a code whose running usage (assignments per step, decayed by "
+             "--vq-decay) falls below this takes a random encoder output of the batch (0: off)",
+             {}, 0.0),
+      option("vq-prior-epochs", K::Int, I(0),
+             "vqvae: epochs of the second stage after --epochs: a gated PixelCNN prior over the code grid, "
+             "trained on the frozen autoencoder's codes (0: the uniform prior)",
+             {}, 0.0, 1e6),
+      option("vq-prior-layers", K::Int, I(4), "vqvae: residual gated layers of the PixelCNN prior", {}, 0.0,
+             64.0),
+      option("vq-prior-features", K::Int, I(32), "vqvae: channels of the PixelCNN prior", {}, 1.0, 4096.0),
+  };
+}
+
+void validate_vq(const ConfigMap& c) {
+  if (setting<std::string>(c, "objective") == "iwae")
+    throw ConfigError("key 'objective': model = vqvae has a point-mass posterior: its IWAE bound is "
+                      "its ELBO (use objective = elbo)");
+  if (setting<std::string>(c, "sigma") == "per-pixel")
+    throw ConfigError("key 'sigma': model = vqvae has no per-pixel sigma head");
+  if (setting<std::string>(c, "posterior") != "gaussian" || setting<std::string>(c, "arch") != "mlp")
+    throw ConfigError("key 'posterior'/'arch': model = vqvae has its own conv encoder and discrete codes");
+}
+
+void validate_not_vq(const ConfigMap& c) {
+  if (setting<int64_t>(c, "vq-prior-epochs") > 0)
+    throw ConfigError("key 'vq-prior-epochs': only model = vqvae has a second (prior) stage");
+}
+
+// "vqvae, 64 codes of dimension 16, uniform prior"
+std::string summary_vq(const ConfigMap& c) {
+  return "vqvae, " + std::to_string(setting<int64_t>(c, "vq-codebook")) + " codes of dimension " +
+         std::to_string(setting<int64_t>(c, "vq-dim")) +
+         (setting<int64_t>(c, "vq-prior-epochs") > 0 ? ", PixelCNN prior" : ", uniform prior");
+}
+
+std::unique_ptr<Model> make_vq(const TrainConfig& tc, std::size_t rows, std::size_t cols,
+                               std::mt19937_64& init_rng) {
   std::unique_ptr<FamilyModel<VqVae<float>>> m;
   try {
-    m = std::make_unique<FamilyModel<VqVae<float>>>(s, likelihood_from(tc));
+    m = std::make_unique<FamilyModel<VqVae<float>>>(vq_shape(tc.settings, rows, cols), likelihood_from(tc));
   } catch (const std::invalid_argument& e) {  // an image size the strided convolutions do not allow
     throw ConfigError(std::string("key 'model' (vqvae): ") + e.what());
   }
   m->family().initialize(parse_init(tc.init), tc.init_std, init_rng);
   return m;
+}
+
+}  // namespace
+
+VqShape vq_shape(const ConfigMap& c, std::size_t rows, std::size_t cols) {
+  auto size = [&](const char* key) { return std::size_t(setting<int64_t>(c, key)); };
+  VqShape s;
+  s.rows = rows;
+  s.cols = cols;
+  s.codebook = size("vq-codebook");
+  s.code_dim = size("vq-dim");
+  s.channels = size("vq-channels");
+  s.res_blocks = size("vq-res-blocks");
+  s.res_hidden = size("vq-res-hidden");
+  s.beta = setting<double>(c, "vq-beta");
+  s.update = kUpdate.of(c, "vq-update");
+  s.decay = setting<double>(c, "vq-decay");
+  s.restart = setting<double>(c, "vq-restart");
+  s.prior_epochs = size("vq-prior-epochs");
+  s.prior_layers = size("vq-prior-layers");
+  s.prior_features = size("vq-prior-features");
+  return s;
+}
+
+const ModelFamily& vqvae_family() {
+  static const ModelFamily family = [] {
+    ModelFamily f;
+    f.names = {{"vqvae",
+                "VQ-VAE, van den Oord et al. 2017: discrete codes on a conv grid, uniform or PixelCNN prior, "
+                "--vq-*"}};
+    f.options = vq_options();
+    f.validate = &validate_vq;
+    f.validate_other = &validate_not_vq;
+    f.summary = &summary_vq;
+    f.make = &make_vq;
+    return f;
+  }();
+  return family;
 }
 
 }  // namespace vae

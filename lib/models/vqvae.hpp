@@ -451,4 +451,8 @@ class VqVae {
   }
 };
 
+// The shape --model vqvae asks for, for images of rows x cols (checked settings;
+// models/vqvae.cpp, where the family is registered with its settings and factory).
+VqShape vq_shape(const ConfigMap& config, std::size_t rows, std::size_t cols);
+
 }  // namespace vae

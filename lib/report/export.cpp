@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "config/config.hpp"
+#include "models/settings.hpp"
 #include "store/unit_vectors.hpp"
 
 namespace vae::report {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "config/config.hpp"
+#include "models/settings.hpp"
 #include "store/run_identity.hpp"
 #include "store/unit_vectors.hpp"
 

@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "config/config.hpp"
+#include "models/settings.hpp"
 #include "store/provenance.hpp"
 #include "store/run_identity.hpp"
 

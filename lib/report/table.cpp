@@ -6,6 +6,7 @@
 #include <set>
 
 #include "config/config.hpp"
+#include "models/settings.hpp"
 
 namespace vae::report {
 

@@ -10,6 +10,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "models/settings.hpp"
 #include "report/render.hpp"
 #include "store/run_identity.hpp"
 #include "sweep/sweep_file.hpp"

@@ -11,6 +11,7 @@
 #include <unordered_set>
 
 #include "config/config.hpp"
+#include "models/settings.hpp"
 #include "report/render.hpp"
 #include "report/run_detail.hpp"
 #include "report/selection.hpp"

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "models/settings.hpp"
 #include "store/provenance.hpp"
 #include "store/run_identity.hpp"
 #include "store/schema.hpp"

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
+#include "models/settings.hpp"
 #include "util/hash.hpp"
 
 namespace vae::store {
@@ -11,8 +12,9 @@ ConfigMap canonical_config(const ConfigMap& config) {
   ConfigMap c = config;
   TrainConfig t = to_train_config(c);  // validates, and resolves binarize = auto
   c["binarize"] = t.binarize;
-  // The KL gradient estimator of the flow means nothing without flow steps.
-  if (t.posterior != "iaf" || t.iaf_steps == 0) c["iaf-kl"] = default_config().at("iaf-kl");
+  // Settings of a family that mean nothing in this configuration (the flow's KL estimator
+  // without flow steps) take their defaults (ModelFamily::canonicalize).
+  canonicalize_family_settings(c);
   // With one sample per example the IWAE bound is the ELBO, and the objective takes the
   // ELBO's path (models/algorithms.hpp): the same run.
   if (t.objective == Objective::Iwae && t.k == 1) c["objective"] = default_config().at("objective");

@@ -3,7 +3,7 @@
 // that ask for the same run share it; running a sweep again skips what is done.
 //
 // Stable across new settings: the settings that existed when this recipe was
-// frozen (baseline_identity_keys, config.hpp) are always hashed, whatever their value, so a
+// frozen (baseline_identity_keys, config/config.hpp) are always hashed, whatever their value, so a
 // changed default can never make two different runs one; a setting added later
 // is hashed only when it differs from its default, so adding a setting (whose
 // default keeps the old behaviour) leaves every recorded run's id as it was. The

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
+#include "models/settings.hpp"
 #include "store/run_identity.hpp"
 
 namespace vae::sweep {

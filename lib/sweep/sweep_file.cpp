@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "models/settings.hpp"
 #include "store/run_identity.hpp"
 #include "sweep/toml_settings.hpp"
 

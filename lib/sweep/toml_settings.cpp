@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "models/settings.hpp"
 #include "util/nearest.hpp"
 
 namespace vae::sweep {

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <stdexcept>
 
 namespace vae {
@@ -114,6 +115,17 @@ Checkpoint load_checkpoint(const std::string& path) {
     if (!in.read(reinterpret_cast<char*>(v->data()), std::streamsize(v->size() * sizeof(float))))
       throw std::runtime_error(path + ": truncated checkpoint (parameters missing)");
   return c;
+}
+
+std::string rng_to_string(const std::mt19937_64& rng) {
+  std::ostringstream s;
+  s << rng;
+  return s.str();
+}
+
+void rng_from_string(std::mt19937_64& rng, const std::string& text) {
+  std::istringstream s(text);
+  s >> rng;
 }
 
 }  // namespace vae

@@ -12,6 +12,7 @@
 #include "data/dataset.hpp"
 #include "eval/disentangle.hpp"
 #include "models/model.hpp"
+#include "models/settings.hpp"
 #include "nn/optimizer.hpp"
 #include "train/checkpoint.hpp"
 #include "train/evaluators.hpp"
@@ -31,16 +32,6 @@ std::mt19937_64 stream(int64_t seed, uint64_t purpose) {
   return std::mt19937_64(seq);
 }
 enum : uint64_t { kInitStream = 1, kTrainStream = 2, kEvalStream = 3, kIwStream = 4, kSigmaStream = 5 };
-
-std::string rng_to_string(const std::mt19937_64& rng) {
-  std::ostringstream s;
-  s << rng;
-  return s.str();
-}
-void rng_from_string(std::mt19937_64& rng, const std::string& text) {
-  std::istringstream s(text);
-  s >> rng;
-}
 
 std::string format_duration(double s) {
   char buf[32];
@@ -167,13 +158,7 @@ void resume(Trainer& t, RunResult& result) {
     throw std::runtime_error(t.last_path + ": parameter count does not match the model");
   t.model->params().assign(c.params.begin(), c.params.end());
   t.model->load_state(c.model_state);
-  if (t.opt.kind == "adam") {
-    t.opt.adam.m.assign(c.opt_a.begin(), c.opt_a.end());
-    t.opt.adam.v.assign(c.opt_b.begin(), c.opt_b.end());
-    t.opt.adam.t = c.opt_t;
-  } else {
-    t.opt.adagrad.sum_sq.assign(c.opt_a.begin(), c.opt_a.end());
-  }
+  restore_optimizer(c, t.opt);
   rng_from_string(t.train_rng, c.rng_state);
   t.start_epoch = c.epoch;
   // a checkpoint inside the second stage holds that stage's optimizer state
@@ -198,13 +183,7 @@ Checkpoint make_checkpoint(const Trainer& t, int64_t epochs_done) {
   c.epoch = epochs_done;
   c.params.assign(t.model->params().begin(), t.model->params().end());
   c.model_state = t.model->state();
-  if (t.opt.kind == "adam") {
-    c.opt_a.assign(t.opt.adam.m.begin(), t.opt.adam.m.end());
-    c.opt_b.assign(t.opt.adam.v.begin(), t.opt.adam.v.end());
-    c.opt_t = t.opt.adam.t;
-  } else {
-    c.opt_a.assign(t.opt.adagrad.sum_sq.begin(), t.opt.adagrad.sum_sq.end());
-  }
+  save_optimizer(c, t.opt);
   c.rng_state = rng_to_string(t.train_rng);
   c.best_valid_elbo = t.best_valid;
   c.best_epoch = t.best_epoch;

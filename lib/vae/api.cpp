@@ -10,6 +10,7 @@
 #include "data/dataset.hpp"
 #include "draw/trained.hpp"
 #include "models/model.hpp"
+#include "models/settings.hpp"
 #include "report/render.hpp"
 #include "report/selection.hpp"
 #include "report/table.hpp"

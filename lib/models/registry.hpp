@@ -1,0 +1,63 @@
+// The model registry: every model family declares, in its own files, its --model name(s),
+// the settings it owns (their specs: key, type, default, range, help, identity), the
+// relations it checks between settings, and its factory. The command line, TOML run files,
+// sweep files and the run identity read the settings through models/settings.hpp, which
+// puts the core settings and every registered family's together; make_model builds the
+// family --model names. A family is registered by one line in models/registry.cpp (a
+// family defined in a test, by a ScopedFamily).
+#pragma once
+
+#include <memory>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "config/config.hpp"
+#include "models/model.hpp"
+
+namespace vae {
+
+struct ModelFamily {
+  // The values of --model it answers, each with its part of --model's help.
+  std::vector<std::pair<std::string, std::string>> names;
+  // The settings it owns; `vae train --help` lists them after --model, in this order.
+  std::vector<OptionSpec> options;
+  // Relations between settings when --model is one of names; throws ConfigError naming the key.
+  void (*validate)(const ConfigMap& config) = nullptr;
+  // When another family's model is chosen: its settings that must then keep their defaults
+  // (rather than be ignored without a word); throws ConfigError naming the key.
+  void (*validate_other)(const ConfigMap& config) = nullptr;
+  // Resets its settings that mean nothing in this configuration to their defaults, so that
+  // two spellings of one run get one run id (store/run_identity.hpp); called whatever the model.
+  void (*canonicalize)(ConfigMap& config, const ConfigMap& defaults) = nullptr;
+  // The model's part of `vae train`'s summary line ("latent 20").
+  std::string (*summary)(const ConfigMap& config) = nullptr;
+  // The model for images of rows x cols, initialised from init_rng (validated settings).
+  std::unique_ptr<Model> (*make)(const TrainConfig& tc, std::size_t rows, std::size_t cols,
+                                 std::mt19937_64& init_rng) = nullptr;
+};
+
+// The registered families: the library's, in registration order, then any a test added.
+const std::vector<const ModelFamily*>& model_families();
+
+// The family --model `name` selects; nullptr when none does.
+const ModelFamily* find_family(const std::string& name);
+
+// Registers a family (defined in a test) for the object's lifetime; its settings join the
+// schema (models/settings.hpp) while it is registered.
+class ScopedFamily {
+ public:
+  explicit ScopedFamily(const ModelFamily& family);
+  ~ScopedFamily();
+  ScopedFamily(const ScopedFamily&) = delete;
+  ScopedFamily& operator=(const ScopedFamily&) = delete;
+
+ private:
+  const ModelFamily* family_;
+};
+
+// Changes each time the registered families change (models/settings.cpp rebuilds its schema).
+int registry_version();
+
+}  // namespace vae

@@ -113,10 +113,12 @@ TEST_CASE("BatchNorm2d over channels-last images equals PyTorch's", "[conv][batc
       auto x = to_vec(g["x"]), r = to_vec(g["r"]);
       std::copy(x.begin(), x.end(), w.pre.ptr());
       std::vector<double> ones(rows, 1.0);
-      norm_act_forward(w, n, Activation::Identity, P.data(), S.data(), rows, C, training, ones.data());
+      norm_act_forward(w.post.ptr(), w, n, Activation::Identity, P.data(), S.data(), rows, C, training,
+                       ones.data());
       expect_near(w.post.ptr(), g["y"], 1e-12, "y");
       std::copy(r.begin(), r.end(), w.grad.ptr());
-      norm_act_backward(w, n, Activation::Identity, P.data(), G.data(), rows, C, training, ones.data());
+      norm_act_backward(w.grad.ptr(), w, w.post.ptr(), n, Activation::Identity, P.data(), G.data(), rows, C,
+                        training, ones.data());
       expect_near(w.grad.ptr(), g["dx"], 1e-10, "dx");
       expect_near(G.data() + n.gamma, g["dgamma"], 1e-12, "dgamma");
       expect_near(G.data() + n.beta, g["dbeta"], 1e-12, "dbeta");
@@ -215,8 +217,9 @@ TEST_CASE("small conv VAE gradient matches finite differences for every likeliho
         shape.iaf.context = 2;
       }
       Vae<double> model(shape, lik_of(c.kind, c.sigma));
-      REQUIRE(model.conv_decoder.deconvs.back().g.hb == 8);
-      REQUIRE(model.conv_decoder.deconvs.back().g.wb == 6);
+      const ConvDecoder<double>& decoder = dynamic_cast<const ConvVaeDecoder<double>&>(model.decoder()).body();
+      REQUIRE(decoder.deconvs.back().g.hb == 8);
+      REQUIRE(decoder.deconvs.back().g.wb == 6);
       std::mt19937_64 rng(42);
       model.initialize(Init::Uniform, 0, rng);
       if (model.lik.has_shared_param()) model.params[model.lik.shared_offset] = -0.4;
@@ -248,7 +251,7 @@ TEST_CASE("small conv VAE gradient matches finite differences for every likeliho
       // the batch mean: its gradient is exactly zero, so finite differences of it are pure
       // rounding noise and a relative error means nothing. It is checked to be zero instead
       // (the evaluation-mode case checks those biases against finite differences).
-      const std::size_t n_deconv = model.conv_decoder.deconvs.size();
+      const std::size_t n_deconv = decoder.deconvs.size();
       auto before_batch_norm = [&](const std::string& name) {
         if (name.size() < 2 || name.compare(name.size() - 2, 2, ".b") != 0) return false;
         const std::string layer = name.substr(0, name.size() - 2);
@@ -298,19 +301,21 @@ TEST_CASE("the conv preset has the PyTorch peer's shapes and parameter count", "
   shape.data_dim = 784;
   shape.latent = 8;
   Vae<float> m(shape, Likelihood<float>{});
+  const ConvEncoder<float>& encoder = dynamic_cast<const ConvVaeEncoder<float>&>(m.encoder()).body();
+  const ConvDecoder<float>& decoder = dynamic_cast<const ConvVaeDecoder<float>&>(m.decoder()).body();
   std::vector<std::size_t> enc_sizes, dec_sizes, out_pads;
-  for (const Conv2d& c : m.conv_encoder.convs) enc_sizes.push_back(c.g.hs);
-  for (const ConvTranspose2d& c : m.conv_decoder.deconvs) {
+  for (const Conv2d& c : encoder.convs) enc_sizes.push_back(c.g.hs);
+  for (const ConvTranspose2d& c : decoder.deconvs) {
     dec_sizes.push_back(c.g.hb);
     out_pads.push_back(c.out_pad_h);
     CHECK(c.out_pad_w == c.out_pad_h);
   }
   CHECK(enc_sizes == std::vector<std::size_t>{14, 7, 4, 2});
-  CHECK(m.conv_encoder.out_size() == 1024);
-  CHECK(m.conv_decoder.fc.out == 1024);
+  CHECK(encoder.out_size() == 1024);
+  CHECK(decoder.fc.out == 1024);
   CHECK(dec_sizes == std::vector<std::size_t>{4, 7, 14, 28});
   CHECK(out_pads == std::vector<std::size_t>{1, 0, 1, 1});  // the peer's output_padding
-  CHECK(m.conv_decoder.norms.size() == 3);                  // none after the last
+  CHECK(decoder.norms.size() == 3);                         // none after the last
 }
 
 TEST_CASE("conv VAE trains, evaluates with running statistics and restores them", "[conv][model]") {

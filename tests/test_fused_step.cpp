@@ -3,7 +3,7 @@
 //    layer inside backward) against train_step followed by opt.step: the same parameters
 //    and optimizer state, bit for bit, step after step. A range backward() forgot to report
 //    would keep its old values; one reported twice would move twice.
-//  - with k samples per example, the MLP encoder run once per example (Vae::encodes_once)
+//  - with k samples per example, the MLP encoder run once per example (MlpEncoder::rows_per_code)
 //    against the encoder run on all k copies: the same loss and gradient up to rounding.
 #include <catch2/catch.hpp>
 
@@ -125,7 +125,8 @@ TEST_CASE("a fused step with a non-finite loss leaves the parameters as they wer
   Vae<float> model(shape, lik);
   std::mt19937_64 init(1);
   model.initialize(Init::Uniform, 0, init);
-  model.params[model.dec_out.b] = std::nanf("");  // every row's likelihood becomes NaN
+  for (const ParamRange& g : model.param_groups())
+    if (g.name == "dec_out.b") model.params[g.offset] = std::nanf("");  // every row's likelihood becomes NaN
   const Buffer<float> before = model.params;
   typename Vae<float>::Work w;
   model.reserve(w, 4);

@@ -31,28 +31,18 @@ TEST_CASE("VAE forward, loss and gradients equal PyTorch's", "[golden][vae]") {
       lik.min_log_sigma = c["min_log_sigma"];
       Vae<double> model(shape, lik);
 
-      // Our flat layout, named as the script names its tensors.
-      std::vector<std::pair<std::string, const Linear*>> named;
-      for (std::size_t i = 0; i < model.encoder.layers.size(); ++i)
-        named.push_back({"enc" + std::to_string(i), &model.encoder.layers[i]});
-      named.push_back({"enc_mu", &model.enc_mu});
-      named.push_back({"enc_logvar", &model.enc_logvar});
-      for (std::size_t i = 0; i < model.decoder.layers.size(); ++i)
-        named.push_back({"dec" + std::to_string(i), &model.decoder.layers[i]});
-      named.push_back({"dec_out", &model.dec_out});
-      if (model.lik.per_pixel()) named.push_back({"dec_logsig", &model.dec_logsig});
+      // Our flat layout by its group names (enc<i>, enc_mu, ..., dec_out, [dec_logsig],
+      // [log_sigma], .W and .b), named as the script names its tensors.
       std::size_t filled = 0;
-      for (const auto& [name, lin] : named) {
-        put(model.params, lin->w, c["params"][name + ".W"]);
-        put(model.params, lin->b, c["params"][name + ".b"]);
-        filled += lin->in * lin->out + lin->out;
-      }
-      if (model.lik.has_shared_param()) {
-        put(model.params, model.lik.shared_offset, c["params"]["log_sigma"]);
-        ++filled;
+      const auto groups = model.param_groups();
+      for (const auto& g : groups) {
+        REQUIRE(c["params"].contains(g.name));
+        REQUIRE(c["params"][g.name].size() == g.size);
+        put(model.params, g.offset, c["params"][g.name]);
+        filled += g.size;
       }
       REQUIRE(filled == model.num_params());
-      REQUIRE(c["params"].size() == named.size() * 2 + (model.lik.has_shared_param() ? 1 : 0));
+      REQUIRE(c["params"].size() == groups.size());
 
       const std::size_t B = c["batch"];
       typename Vae<double>::Work w;
@@ -73,13 +63,8 @@ TEST_CASE("VAE forward, loss and gradients equal PyTorch's", "[golden][vae]") {
         for (std::size_t j = 0; j < shape.latent; ++j) kl_rows[b] += w.kl.data[b * shape.latent + j];
       expect_near(kl_rows.data(), c["kl"], tol, "KL per example");
       CHECK(l.loss == Approx(c["loss"].get<double>()).epsilon(tol));
-      for (const auto& [name, lin] : named) {
-        expect_near(model.grads.data() + lin->w, c["grads"][name + ".W"], tol, "grad " + name + ".W");
-        expect_near(model.grads.data() + lin->b, c["grads"][name + ".b"], tol, "grad " + name + ".b");
-      }
-      if (model.lik.has_shared_param())
-        expect_near(model.grads.data() + model.lik.shared_offset, c["grads"]["log_sigma"], tol,
-                    "grad log_sigma");
+      for (const auto& g : groups)
+        expect_near(model.grads.data() + g.offset, c["grads"][g.name], tol, "grad " + g.name);
     }
   }
 }

@@ -77,12 +77,12 @@ TEST_CASE("whole VAE gradient matches finite differences for every activation an
           return elbo_objective(model, w, B, p).loss;
         };
         std::vector<vae::test::Group> groups;
-        int k = 0;
-        for (const Linear* lin : model.linears()) {
-          groups.push_back({"layer" + std::to_string(k) + ".W", lin->w, lin->in * lin->out});
-          groups.push_back({"layer" + std::to_string(k++) + ".b", lin->b, lin->out});
+        std::size_t covered = 0;
+        for (const auto& g : model.param_groups()) {
+          groups.push_back({g.name, g.offset, g.size});
+          covered += g.size;
         }
-        if (model.lik.has_shared_param()) groups.push_back({"log_sigma", model.lik.shared_offset, 1});
+        REQUIRE(covered == model.num_params());  // every parameter is checked
         REQUIRE(groups.size() >= 10);
         double err = max_rel_error(model.params, analytic, f, groups);
         INFO("max relative error " << err);

@@ -152,7 +152,7 @@ std::string to_json(const ConfigMap& config, bool identity_only) {
   for (const auto& [key, value] : config) {
     const OptionSpec* s = find_option(key);
     if (identity_only && s && !s->identity) continue;
-    std::visit([&](const auto& x) { j[key] = x; }, value);
+    std::visit([&j, &key = key](const auto& x) { j[key] = x; }, value);  // (C++17: init-capture of a binding)
   }
   return j.dump();
 }

@@ -53,12 +53,13 @@ struct ConvBlockWork {
   }
 };
 
-// pre [rows, C] -> post: batch norm (training: batch statistics, running ones updated) and act.
+// w.pre [rows, C] -> post [rows, C] (w.post, or the caller's buffer for a block's last layer):
+// batch norm (training: batch statistics, running ones updated) and act.
 template <class T>
-void norm_act_forward(ConvBlockWork<T>& w, const BatchNorm& n, Activation act, T* P, T* S, std::size_t rows,
-                      std::size_t C, bool training, const T* ones) {
+void norm_act_forward(T* post_out, ConvBlockWork<T>& w, const BatchNorm& n, Activation act, T* P, T* S,
+                      std::size_t rows, std::size_t C, bool training, const T* ones) {
   auto pre = mat(w.pre.ptr(), rows, C), y = mat(w.bn.ptr(), rows, C), xhat = mat(w.xhat.ptr(), rows, C);
-  auto post = mat(w.post.ptr(), rows, C);
+  auto post = mat(post_out, rows, C);
   auto inv_std = vec(w.inv_std.data(), C);
   auto gamma = vec(P + n.gamma, C), beta = vec(P + n.beta, C);
   auto rm = vec(S + n.mean, C), rv = vec(S + n.var, C);
@@ -72,13 +73,13 @@ void norm_act_forward(ConvBlockWork<T>& w, const BatchNorm& n, Activation act, T
   activation_forward(post, y, act);
 }
 
-// dL/d(post) in w.grad -> dL/d(pre) in w.grad (in place); gamma and beta gradients.
-// scratch: [rows, C] (the layer's bn buffer is no longer needed once act is differentiated).
+// grad = dL/d(post) [rows, C] -> dL/d(pre) (in place); gamma and beta gradients. post: the
+// forward's output. The layer's bn buffer serves as scratch once act is differentiated.
 template <class T>
-void norm_act_backward(ConvBlockWork<T>& w, const BatchNorm& n, Activation act, T* P, T* G, std::size_t rows,
-                       std::size_t C, bool training, const T* ones) {
-  auto g = mat(w.grad.ptr(), rows, C), y = mat(w.bn.ptr(), rows, C), xhat = mat(w.xhat.ptr(), rows, C);
-  activation_backward(g, g, y, mat(w.post.ptr(), rows, C), act);
+void norm_act_backward(T* grad, ConvBlockWork<T>& w, const T* post, const BatchNorm& n, Activation act, T* P,
+                       T* G, std::size_t rows, std::size_t C, bool training, const T* ones) {
+  auto g = mat(grad, rows, C), y = mat(w.bn.ptr(), rows, C), xhat = mat(w.xhat.ptr(), rows, C);
+  activation_backward(g, g, y, mat(const_cast<T*>(post), rows, C), act);
   auto dgamma = vec(G + n.gamma, C), dbeta = vec(G + n.beta, C);
   auto inv_std = vec(w.inv_std.data(), C);
   auto gamma = vec(P + n.gamma, C);
@@ -143,29 +144,32 @@ struct ConvEncoder {
     w.dcol.assign(B * dcol, T(0));
     w.ones.assign(B * max_rows_per_image(), T(1));
   }
-  MatView<T> output(Work& w, std::size_t B) const { return w.layers.back().post.view(B); }
-  MatView<T> output_grad(Work& w, std::size_t B) const { return w.layers.back().grad.view(B); }
-
-  // x [B, H*W] -> output [B, out_size]
-  void forward(Work& w, const T* x, T* P, T* S, std::size_t B, bool training) const {
-    for (std::size_t i = 0; i < convs.size(); ++i) {
+  // x [B, H*W] -> out [B, out_size()] (backward reads it again). training: batch statistics
+  // (running ones updated), else the running ones.
+  void forward(MatView<T>& out, Work& w, const MatView<T>& x, T* P, T* S, std::size_t B, bool training) const {
+    const std::size_t n = convs.size();
+    for (std::size_t i = 0; i < n; ++i) {
       ConvBlockWork<T>& L = w.layers[i];
-      const T* in = i == 0 ? x : w.layers[i - 1].post.ptr();
+      const T* in = i == 0 ? x.data() : w.layers[i - 1].post.ptr();
       conv2d_forward(L.pre.ptr(), L.col.ptr(), in, convs[i], P, B);
-      norm_act_forward(L, norms[i], act, P, S, B * convs[i].out_pixels(), convs[i].cout, training,
-                       w.ones.data());
+      norm_act_forward(i + 1 < n ? L.post.ptr() : out.data(), L, norms[i], act, P, S, B * convs[i].out_pixels(),
+                       convs[i].cout, training, w.ones.data());
     }
   }
 
-  // Expects dL/d(output) in output_grad(); accumulates the parameter gradients (the input
-  // is data: no gradient). The mode must be the forward's.
-  void backward(Work& w, T* P, T* G, std::size_t B, bool training) const {
-    for (std::size_t i = convs.size(); i-- > 0;) {
+  // dout = dL/d(out) (overwritten) -> the parameter gradients (the input is data: no
+  // gradient). The mode must be the forward's.
+  void backward(Work& w, MatView<T>& dout, const MatView<T>& out, T* P, T* G, std::size_t B,
+                bool training) const {
+    const std::size_t n = convs.size();
+    for (std::size_t i = n; i-- > 0;) {
       ConvBlockWork<T>& L = w.layers[i];
-      norm_act_backward(L, norms[i], act, P, G, B * convs[i].out_pixels(), convs[i].cout, training,
+      T* g = i + 1 < n ? L.grad.ptr() : dout.data();
+      const T* post = i + 1 < n ? L.post.ptr() : out.data();
+      norm_act_backward(g, L, post, norms[i], act, P, G, B * convs[i].out_pixels(), convs[i].cout, training,
                         w.ones.data());
       T* din = i > 0 ? w.layers[i - 1].grad.ptr() : nullptr;
-      conv2d_backward(din, w.dcol.data(), G, L.grad.ptr(), L.col.ptr(), convs[i], P, B, w.ones.data());
+      conv2d_backward(din, w.dcol.data(), G, g, L.col.ptr(), convs[i], P, B, w.ones.data());
     }
   }
 };
@@ -239,24 +243,29 @@ struct ConvDecoder {
   }
 
   // z [B, latent] -> out [B, H*W] (the mean head) and, with a per-pixel sigma, raw [B, H*W].
-  void forward(Work& w, const MatView<T>& z, T* out, T* raw, T* P, T* S, std::size_t B, bool training) const {
+  void forward(MatView<T>& out_v, MatView<T>& raw_v, Work& w, const MatView<T>& z, T* P, T* S, std::size_t B,
+               bool training) const {
+    T* out = out_v.data();
+    T* raw = raw_v.data();
     auto h0 = w.h0.view(B);
     linear_forward(h0, z, fc.W(P), fc.bias(P));
     const T* in = w.h0.ptr();
     for (std::size_t i = 0; i + 1 < deconvs.size(); ++i) {
       ConvBlockWork<T>& L = w.layers[i];
       conv_transpose2d_forward(L.pre.ptr(), L.col.ptr(), in, deconvs[i], P, B);
-      norm_act_forward(L, norms[i], act, P, S, B * deconvs[i].out_pixels(), deconvs[i].cout, training,
-                       w.ones.data());
+      norm_act_forward(L.post.ptr(), L, norms[i], act, P, S, B * deconvs[i].out_pixels(), deconvs[i].cout,
+                       training, w.ones.data());
       in = L.post.ptr();
     }
     conv_transpose2d_forward(out, w.col_out.ptr(), in, last(), P, B);
     if (has_logsig) conv_transpose2d_forward(raw, w.col_logsig.ptr(), in, logsig, P, B);
   }
 
-  // dout (and draw with a per-pixel sigma) [B, H*W] -> parameter gradients and dz [B, latent].
-  void backward(Work& w, MatView<T>& dz, const T* dout, const T* draw, const MatView<T>& z, T* P, T* G,
-                std::size_t B, bool training) const {
+  // dout (and draw with a per-pixel sigma) [B, H*W] -> dz [B, latent] and the parameter gradients.
+  void backward(MatView<T>& dz, Work& w, const MatView<T>& dout_v, const MatView<T>& draw_v,
+                const MatView<T>& z, T* P, T* G, std::size_t B, bool training) const {
+    const T* dout = dout_v.data();
+    const T* draw = draw_v.data();
     const std::size_t n = deconvs.size();
     auto in_of = [&](std::size_t i) { return i == 0 ? w.h0.ptr() : w.layers[i - 1].post.ptr(); };
     auto din_of = [&](std::size_t i) { return i == 0 ? w.dh0.ptr() : w.layers[i - 1].grad.ptr(); };
@@ -266,8 +275,8 @@ struct ConvDecoder {
                                 w.ones.data(), T(1));
     for (std::size_t i = n - 1; i-- > 0;) {
       ConvBlockWork<T>& L = w.layers[i];
-      norm_act_backward(L, norms[i], act, P, G, B * deconvs[i].out_pixels(), deconvs[i].cout, training,
-                        w.ones.data());
+      norm_act_backward(L.grad.ptr(), L, L.post.ptr(), norms[i], act, P, G, B * deconvs[i].out_pixels(),
+                        deconvs[i].cout, training, w.ones.data());
       conv_transpose2d_backward(din_of(i), w.dcol.data(), G, L.grad.ptr(), in_of(i), deconvs[i], P, B,
                                 w.ones.data());
     }

@@ -129,6 +129,7 @@ struct Made {
     std::vector<Activation2<T>> pre, post, grad;  // [B, width] per hidden layer
     std::vector<Buffer<T>> wm;                    // W o M of each masked layer (masked() order)
     Buffer<T> scratch;                            // masked weight gradient before masking
+    Buffer<T> ones;                               // [B]: bias gradients as a gemv
   };
   void reserve(Work& w, std::size_t max_batch) const {
     const std::size_t K = hidden.size();
@@ -147,6 +148,7 @@ struct Made {
       biggest = std::max(biggest, m->mask.size());
     }
     w.scratch.assign(biggest, T(0));
+    w.ones.assign(max_batch, T(1));
   }
 
   // z [B,nin], h [B,nctx] -> m, s [B,nin]
@@ -174,9 +176,9 @@ struct Made {
   // Given dL/dm and dL/ds: accumulates parameter gradients, dz += dL/dz and dh += dL/dh
   // (either may be null). Needs the Work of the forward pass on the same parameters.
   void backward(MatView<T>* dz, MatView<T>* dh, Work& w, const MatView<T>& dm, const MatView<T>& ds,
-                const MatView<T>& z, const MatView<T>& h, T* params, T* grads, std::size_t B,
-                const VecView<T>& ones) const {
+                const MatView<T>& z, const MatView<T>& h, T* params, T* grads, std::size_t B) const {
     const std::size_t K = hidden.size();
+    auto ones = vec(w.ones.data(), B);
     auto a = w.post[K - 1].view(B);
     auto g = w.grad[K - 1].view(B);
     auto Wmm = mat(w.wm[K].data(), nin, width), Wms = mat(w.wm[K + 1].data(), nin, width);

@@ -1,4 +1,7 @@
 // A stack of Linear layers, each followed by the same activation.
+// Call convention of the nn blocks (nn/conv_net.hpp, nn/made.hpp alike): outputs first,
+// then the block's work, the inputs, the parameters (and gradients), the state, the batch
+// size and the mode; an optional GradSink last.
 #pragma once
 
 #include <vector>
@@ -23,49 +26,58 @@ struct Mlp {
   }
   std::size_t out_size() const { return layers.back().out; }
 
-  // Activations of one batch: pre- and post-activation of each layer, and the
-  // gradient w.r.t. each post-activation (reused for the pre-activation).
+  // Activations of one batch: the pre-activation of each layer; the post-activation of
+  // each layer but the last (that one is the caller's `out`) and the gradient w.r.t. it
+  // (reused for the pre-activation).
   struct Work {
     std::vector<Activation2<T>> pre, post, grad;
+    Buffer<T> ones;  // [B]: bias gradients as a gemv
   };
   void reserve(Work& w, std::size_t max_batch) const {
-    w.pre.resize(layers.size());
-    w.post.resize(layers.size());
-    w.grad.resize(layers.size());
-    for (std::size_t i = 0; i < layers.size(); ++i) {
-      w.pre[i].reserve(max_batch, layers[i].out);
+    const std::size_t n = layers.size();
+    w.pre.resize(n);
+    w.post.resize(n - 1);
+    w.grad.resize(n - 1);
+    for (std::size_t i = 0; i < n; ++i) w.pre[i].reserve(max_batch, layers[i].out);
+    for (std::size_t i = 0; i + 1 < n; ++i) {
       w.post[i].reserve(max_batch, layers[i].out);
       w.grad[i].reserve(max_batch, layers[i].out);
     }
+    w.ones.assign(max_batch, T(1));
   }
 
-  // in [B, in] -> w.post.back() [B, out]
-  void forward(Work& w, const MatView<T>& in, T* params, std::size_t B) const {
-    for (std::size_t i = 0; i < layers.size(); ++i) {
+  // in [B, in] -> out [B, out_size()] (backward reads both again)
+  void forward(MatView<T>& out, Work& w, const MatView<T>& in, T* P, std::size_t B) const {
+    const std::size_t n = layers.size();
+    for (std::size_t i = 0; i < n; ++i) {
       auto pre = w.pre[i].view(B);
-      auto post = w.post[i].view(B);
-      auto W = layers[i].W(params);
-      auto b = layers[i].bias(params);
+      auto post = i + 1 < n ? w.post[i].view(B) : out;
+      auto W = layers[i].W(P);
+      auto b = layers[i].bias(P);
       if (i == 0) linear_forward(pre, in, W, b);
       else linear_forward(pre, w.post[i - 1].view(B), W, b);
       activation_forward(post, pre, act);
     }
   }
 
-  // Expects dL/d(post.back()) in w.grad.back(); accumulates parameter gradients and
-  // writes dL/d(in) into din when given; tells sink (when given) of each layer once done.
-  void backward(Work& w, MatView<T>* din, const MatView<T>& in, T* params, T* grads, std::size_t B,
-                const VecView<T>& ones, GradSink<T>* sink = nullptr) const {
-    for (std::size_t i = layers.size(); i-- > 0;) {
-      auto g = w.grad[i].view(B);
-      activation_backward(g, g, w.pre[i].view(B), w.post[i].view(B), act);
-      auto dW = layers[i].W(grads);
-      auto db = layers[i].bias(grads);
+  // dout = dL/d(out) [B, out_size()] (overwritten: it becomes dL/d(pre) of the last layer)
+  // -> din = dL/d(in) when given; accumulates the parameter gradients into G; tells sink
+  // (when given) of each layer once its gradient is final.
+  void backward(MatView<T>* din, Work& w, MatView<T>& dout, const MatView<T>& out, const MatView<T>& in, T* P,
+                T* G, std::size_t B, GradSink<T>* sink = nullptr) const {
+    const std::size_t n = layers.size();
+    auto ones = vec(w.ones.data(), B);
+    for (std::size_t i = n; i-- > 0;) {
+      auto g = i + 1 < n ? w.grad[i].view(B) : dout;
+      auto post = i + 1 < n ? w.post[i].view(B) : out;
+      activation_backward(g, g, w.pre[i].view(B), post, act);
+      auto dW = layers[i].W(G);
+      auto db = layers[i].bias(G);
       if (i > 0) {
         auto dprev = w.grad[i - 1].view(B);
-        linear_backward(&dprev, dW, db, g, w.post[i - 1].view(B), layers[i].W(params), ones);
+        linear_backward(&dprev, dW, db, g, w.post[i - 1].view(B), layers[i].W(P), ones);
       } else {
-        linear_backward(din, dW, db, g, in, layers[i].W(params), ones);
+        linear_backward(din, dW, db, g, in, layers[i].W(P), ones);
       }
       if (sink) sink->ready(layers[i].w, layers[i].size());
     }

@@ -81,12 +81,12 @@ void iaf_step_forward(MatView<T>& z_out, IafStepWork<T>& w, const Made<T>& made,
 template <class T, class KW>
 void iaf_step_backward(MatView<T>& dz_in, MatView<T>* dh, IafStepWork<T>& w, const Made<T>& made,
                        const MatView<T>& dz_out, const KW& kw, const MatView<T>& z_in, const MatView<T>& h,
-                       T* params, T* grads, std::size_t B, const VecView<T>& ones) {
+                       T* params, T* grads, std::size_t B) {
   auto m = w.m.view(B), sig = w.sig.view(B), dm = w.dm.view(B), ds = w.ds.view(B);
   xt::noalias(dm) = dz_out * (T(1) - sig);
   xt::noalias(ds) = (dz_out * (z_in - m) * sig - kw) * (T(1) - sig);
   xt::noalias(dz_in) = dz_out * sig;
-  made.backward(&dz_in, dh, w.made, dm, ds, z_in, h, params, grads, B, ones);
+  made.backward(&dz_in, dh, w.made, dm, ds, z_in, h, params, grads, B);
 }
 
 // The single-sample KL of the flow posterior, per latent coordinate (the log(2 pi) terms

@@ -14,6 +14,9 @@
 #include "models/algorithms.hpp"
 #include "train/checkpoint.hpp"
 
+// This file's names stay its own: the model tests compile in unity groups (CMakeLists.txt).
+namespace test_contract {
+
 using namespace vae;
 using vae::test::FamilyCase;
 using vae::test::for_each_family;
@@ -360,3 +363,5 @@ TEST_CASE("contract: parameters and state round-trip through a checkpoint file",
     }
   });
 }
+
+}  // namespace test_contract

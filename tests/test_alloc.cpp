@@ -28,6 +28,9 @@
 #include "tensor/blas.hpp"
 #include "tensor/view.hpp"
 
+// This file's names stay its own: the model tests compile in unity groups (CMakeLists.txt).
+namespace test_alloc {
+
 // OpenBLAS's name for the kernel it picked (cblas.h clashes with xtensor-blas's copy).
 extern "C" char* openblas_get_corename(void);
 
@@ -231,3 +234,5 @@ TEST_CASE("the allocation test catches our allocation in a training step", "[all
     }
   }
 }
+
+}  // namespace test_alloc

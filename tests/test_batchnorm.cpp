@@ -9,6 +9,9 @@
 #include "gradcheck.hpp"
 #include "nn/bn_mlp.hpp"
 
+// This file's names stay its own: the model tests compile in unity groups (CMakeLists.txt).
+namespace test_batchnorm {
+
 using namespace vae;
 using json = nlohmann::json;
 using vae::testing::expect_near;
@@ -116,3 +119,5 @@ TEST_CASE("batch-normalized MLP block gradients match finite differences in both
     }
   }
 }
+
+}  // namespace test_batchnorm

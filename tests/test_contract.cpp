@@ -17,6 +17,9 @@
 #include "models/settings.hpp"
 #include "train/checkpoint.hpp"
 
+// This file's names stay its own: the model tests compile in unity groups (CMakeLists.txt).
+namespace test_contract {
+
 using namespace vae;
 using vae::test::FamilyCase;
 using vae::test::for_each_family;
@@ -477,3 +480,4 @@ TEST_CASE("registry: a family defined in a test joins --model, the settings, the
   CHECK(find_option("toy-latent") == nullptr);
   CHECK(default_config() == before);
 }
+}  // namespace test_contract

@@ -21,6 +21,9 @@
 #include "train/checkpoint.hpp"
 #include "train/run.hpp"
 
+// This file's names stay its own: the model tests compile in unity groups (CMakeLists.txt).
+namespace test_conv {
+
 using namespace vae;
 using json = nlohmann::json;
 using vae::test::max_rel_error;
@@ -414,3 +417,5 @@ TEST_CASE("a stopped and resumed conv run ends with the numbers and running stat
   CHECK(rest.metrics.at("test_nll") == full.metrics.at("test_nll"));
   fs::remove_all(base);
 }
+
+}  // namespace test_conv

@@ -17,6 +17,9 @@
 #include "models/vae.hpp"
 #include "nn/optimizer.hpp"
 
+// This file's names stay its own: the model tests compile in unity groups (CMakeLists.txt).
+namespace test_fused_step {
+
 using namespace vae;
 
 namespace {
@@ -190,3 +193,5 @@ TEST_CASE("encoding once per example gives the loss and gradient of encoding all
     }
   }
 }
+
+}  // namespace test_fused_step

@@ -7,6 +7,9 @@
 #include "models/algorithms.hpp"
 #include "models/vae.hpp"
 
+// This file's names stay its own: the model tests compile in unity groups (CMakeLists.txt).
+namespace test_golden {
+
 using namespace vae;
 using json = nlohmann::json;
 
@@ -68,3 +71,5 @@ TEST_CASE("VAE forward, loss and gradients equal PyTorch's", "[golden][vae]") {
     }
   }
 }
+
+}  // namespace test_golden

@@ -6,6 +6,9 @@
 #include "tensor/activation.hpp"
 #include "tensor/linear.hpp"
 
+// This file's names stay its own: the model tests compile in unity groups (CMakeLists.txt).
+namespace test_gradcheck_layers {
+
 using namespace vae;
 using vae::test::max_rel_error;
 
@@ -141,3 +144,5 @@ TEST_CASE("likelihoods: gradients w.r.t. decoder outputs and the shared log sigm
     }
   }
 }
+
+}  // namespace test_gradcheck_layers

@@ -5,6 +5,9 @@
 #include "models/algorithms.hpp"
 #include "models/vae.hpp"
 
+// This file's names stay its own: the model tests compile in unity groups (CMakeLists.txt).
+namespace test_gradcheck_vae {
+
 using namespace vae;
 using vae::test::max_rel_error;
 
@@ -102,3 +105,5 @@ TEST_CASE("gradient check catches a wrong gradient", "[gradcheck]") {
   std::vector<double> bad{2 * x[0], std::cos(x[1]) * 1.00001};
   CHECK(max_rel_error(x, bad, f, groups) > 1e-6);
 }
+
+}  // namespace test_gradcheck_vae

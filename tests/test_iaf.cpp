@@ -16,6 +16,9 @@
 #include "models/vae.hpp"
 #include "train/run.hpp"
 
+// This file's names stay its own: the model tests compile in unity groups (CMakeLists.txt).
+namespace test_iaf {
+
 using namespace vae;
 using vae::test::Group;
 using vae::test::max_rel_error;
@@ -700,3 +703,5 @@ TEST_CASE("a small IAF run trains, evaluates, and its IW log-likelihood is tight
   CHECK(r.metrics.count("active_units_base") == 1);
   CHECK(r.unit_vectors.at("kl_per_dim").size() == 8);
 }
+
+}  // namespace test_iaf

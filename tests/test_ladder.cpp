@@ -18,6 +18,9 @@
 #include "train/checkpoint.hpp"
 #include "train/run.hpp"
 
+// This file's names stay its own: the model tests compile in unity groups (CMakeLists.txt).
+namespace test_ladder {
+
 using namespace vae;
 namespace fs = std::filesystem;
 
@@ -426,3 +429,5 @@ TEST_CASE("ladder settings are checked", "[ladder][config]") {
   apply(l, {{"model", std::string("ladder")}, {"objective", std::string("iwae")}, {"k", int64_t(5)}});
   CHECK(to_train_config(l).k == 5);
 }
+
+}  // namespace test_ladder

@@ -19,6 +19,9 @@
 #include "store_test_util.hpp"
 #include "toy_linear_family.hpp"
 
+// This file's names stay its own: the model tests compile in unity groups (CMakeLists.txt).
+namespace test_named_metrics {
+
 using namespace vae;
 
 namespace {
@@ -207,3 +210,5 @@ TEST_CASE("named metrics: a run's vectors come back by name from run_detail and 
     }
   }
 }
+
+}  // namespace test_named_metrics

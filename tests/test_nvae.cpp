@@ -16,6 +16,9 @@
 #include "models/algorithms.hpp"
 #include "models/nvae.hpp"
 
+// This file's names stay its own: the model tests compile in unity groups (CMakeLists.txt).
+namespace test_nvae {
+
 using namespace vae;
 using vae::test::max_rel_error;
 using vae::testing::expect_near;
@@ -558,3 +561,5 @@ TEST_CASE("nvae: a per-pixel Gaussian decoder (two output channels) matches fini
     }
   }
 }
+
+}  // namespace test_nvae

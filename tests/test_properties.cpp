@@ -6,6 +6,9 @@
 #include "models/algorithms.hpp"
 #include "models/vae.hpp"
 
+// This file's names stay its own: the model tests compile in unity groups (CMakeLists.txt).
+namespace test_properties {
+
 using namespace vae;
 
 TEST_CASE("analytic KL to N(0, I) agrees with a Monte-Carlo estimate", "[prob][kl]") {
@@ -164,3 +167,5 @@ TEST_CASE("log-sum-exp is stable for large and -inf inputs", "[eval]") {
   const double w[2] = {-1e4, -1e4 - std::log(3.0)};
   CHECK(log_sum_exp(w, 2) == Approx(-1e4 + std::log(4.0 / 3.0)));
 }
+
+}  // namespace test_properties

@@ -14,6 +14,9 @@
 #include "models/settings.hpp"
 #include "train/run.hpp"
 
+// This file's names stay its own: the model tests compile in unity groups (CMakeLists.txt).
+namespace test_vqvae {
+
 using namespace vae;
 
 namespace {
@@ -211,3 +214,5 @@ TEST_CASE("vqvae: vae train --model vqvae trains end to end and reports its metr
   // the importance-weighted estimate of a point-mass posterior is its bound, on the same images
   CHECK(std::isfinite(r.metrics.at("test_nll")));
 }
+
+}  // namespace test_vqvae

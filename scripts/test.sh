@@ -25,14 +25,23 @@ esac
 
 # Warnings are errors here (VAE_WERROR): a change that adds one does not pass.
 VAE_WERROR=ON scripts/build.sh
+
+# The sanitizer build (below) starts now, at the lowest priority, while ctest runs: it gets
+# only the CPU the tests leave idle (waiting on processes, one-core tests), then all of it.
+# -O1 for the library: sanitizers need no speed, and it halves the compile time of the second
+# build; the test program and the commands' own code at -O0 (CMakeLists.txt says why).
+asan_build="cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O1 -DVAE_SANITIZE=ON \
+  -DVAE_BUILD_BENCH=OFF -DVAE_WERROR=ON && nice -n 19 cmake --build build-asan -j$jobs --target vae_tests"
+setsid bash -c "$asan_build" > build-asan.log 2>&1 &
+asan_pid=$!  # its own process group: a failing ctest stops the whole build with it
+trap 'kill -- -$asan_pid 2>/dev/null || true' EXIT
+
 echo "== tests (Release) =="
 ctest --test-dir build --output-on-failure -j"$jobs"
 
 echo "== tests (AddressSanitizer + UndefinedBehaviorSanitizer) =="
-# -O1: sanitizers need no speed, and it halves the compile time of the second build.
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS=-O1 -DVAE_SANITIZE=ON -DVAE_BUILD_BENCH=OFF -DVAE_WERROR=ON > build-asan.log 2>&1 \
-  || { cat build-asan.log; exit 1; }
-cmake --build build-asan -j"$jobs" --target vae_tests >> build-asan.log 2>&1 || { tail -50 build-asan.log; exit 1; }
+wait $asan_pid || { tail -50 build-asan.log; exit 1; }
+trap - EXIT
 # The sanitized tests in $jobs processes at once (Catch2 runs one test at a time): each
 # takes every $jobs-th test name, escaped for Catch's test specs. OpenBLAS's own threads
 # and assembly are outside our code: no leak check of its pool.

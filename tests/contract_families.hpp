@@ -29,6 +29,10 @@ struct FamilyCase {
   // straight-through estimator): the contract's finite differences leave them out, and the
   // family's own test checks them against the surrogate (tests/test_vqvae.cpp).
   std::vector<std::string> surrogate_groups = {};
+  // The finite differences' step (tests/gradcheck.hpp). Their error is rounding noise of the
+  // loss over h for small h and the kinks of ReLU-like units crossed for large h; a family
+  // whose smallest parameter groups sit at that noise takes the step between the two.
+  double fd_step = 1e-4;
 };
 
 inline VaeShape small_vae_shape(std::size_t latent = 3) {
@@ -152,9 +156,20 @@ void for_each_family(F&& f) {
                       s.variance = VarianceHead::Exp;
                       return initialised(std::make_unique<Lad>(s, bernoulli()), 9);
                     }});
+  // NVAE's smallest groups (enc2.main.2.W, |grad| ~3.5e-5, under gradcheck.hpp's 1e-4 floor)
+  // are at the loss's rounding noise: the worst error of its six contract cases falls as 1/h,
+  // 7.5e-6 at h = 1e-5, 9.8e-7 at 1e-4 (2% under the 1e-6 tolerance), 2.7e-7 at 3e-4, while at
+  // 1e-3 the training-mode case crosses the kink of an SE block's ReLU (enc2.main.6.b1: 9e-4).
+  // 3e-4 sits between the two (measured with the scalar and the xsimd Swish alike).
   f(FamilyCase<Nvae<double>>{
-      "nvae", [] { return initialised(std::make_unique<Nvae<double>>(small_nvae_shape(), bernoulli()), 10); },
-      true, true, true});
+      "nvae",
+      [] { return initialised(std::make_unique<Nvae<double>>(small_nvae_shape(), bernoulli()), 10); },
+      true,
+      true,
+      true,
+      true,
+      {},
+      3e-4});
   f(FamilyCase<ToyLinearVae<double>>{"toy linear (tests/toy_linear_family.hpp)", [] {
                                        return initialised(std::make_unique<ToyLinearVae<double>>(16, 3, 8), 8);
                                      }});

@@ -64,9 +64,9 @@ inline double max_group_error(const std::vector<double>& analytic, const std::ve
 
 template <class Vec>
 double max_rel_error(Vec& x, const std::vector<double>& analytic, const std::function<double()>& f,
-                     std::vector<Group> groups = {}) {
+                     std::vector<Group> groups = {}, double h = 1e-4) {
   if (groups.empty()) groups.push_back({"all", 0, x.size()});
-  return max_group_error(analytic, numeric_gradient(x, f), groups);
+  return max_group_error(analytic, numeric_gradient(x, f, h), groups);
 }
 
 }  // namespace vae::test

@@ -67,7 +67,7 @@ data::Images binary_images(std::size_t n, std::size_t D, uint64_t seed) {
 // The objective's gradient against finite differences of its loss, at fixed x and noise.
 template <class M>
 double objective_gradient_error(M& m, typename M::Work& w, std::size_t B, const ObjectiveParams& p,
-                                const std::vector<std::string>& surrogate) {
+                                const std::vector<std::string>& surrogate, double h) {
   std::fill(m.grads.begin(), m.grads.end(), 0.0);
   const BatchLoss l = loss_and_grad(m, w, B, p);
   REQUIRE(std::isfinite(l.loss));
@@ -78,7 +78,7 @@ double objective_gradient_error(M& m, typename M::Work& w, std::size_t B, const 
     m.forward(w, B * p.k);
     return iwae ? iwae_objective(m, w, B, p.k).loss : elbo_objective(m, w, B * p.k, p).loss;
   };
-  return vae::test::max_rel_error(m.params, analytic, f, groups_of(m, surrogate));
+  return vae::test::max_rel_error(m.params, analytic, f, groups_of(m, surrogate), h);
 }
 
 }  // namespace
@@ -96,7 +96,8 @@ TEST_CASE("contract: the ELBO objective's gradient matches finite differences (b
         w.training = training;
         std::mt19937_64 rng(11);
         fill_rows(*m, w, 5, 1, fam.binary, rng);
-        const double err = objective_gradient_error(*m, w, 5, ObjectiveParams{1.5, 0.0}, fam.surrogate_groups);
+        const double err = objective_gradient_error(*m, w, 5, ObjectiveParams{1.5, 0.0}, fam.surrogate_groups,
+                                                    fam.fd_step);
         INFO("max relative error " << err);
         CHECK(err <= 1e-6);
       }
@@ -125,7 +126,7 @@ TEST_CASE("contract: the k-sample ELBO and the IWAE objective's gradients match 
           // ill-conditioned enough for finite differences to reach ~1e-6 on their own.
           fill_rows(*m, w, 4, 3, fam.binary, rng);
           const double err = objective_gradient_error(*m, w, 4, ObjectiveParams{1.0, 0.0, o, 3},
-                                                      fam.surrogate_groups);
+                                                      fam.surrogate_groups, fam.fd_step);
           INFO("max relative error " << err);
           CHECK(err <= 1e-6);
         }

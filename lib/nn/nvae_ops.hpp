@@ -26,6 +26,7 @@
 #include <random>
 #include <string>
 #include <vector>
+#include <xsimd/xsimd.hpp>
 
 #include "nn/batchnorm.hpp"
 #include "nn/conv.hpp"
@@ -200,14 +201,33 @@ inline T sigmoid_scalar(T x) {
   return T(1) / (T(1) + std::exp(-x));
 }
 
+// Swish runs on the largest maps of the model (the decoder cells' x6 expansion at 32x32),
+// so it is written on xsimd batches: xsimd's exp (FreeBSD's algorithm, within an ulp of
+// std::exp) on 4 doubles at a time with AVX2, the same formulas as sigmoid_scalar on the
+// tail. A scalar std::exp per element was the largest single cost of an NVAE step.
 template <class T>
 void swish_forward(T* out, const T* in, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) out[i] = in[i] * sigmoid_scalar(in[i]);
+  using V = xsimd::batch<T>;
+  std::size_t i = 0;
+  for (; i + V::size <= n; i += V::size) {
+    const V x = V::load_unaligned(in + i);
+    (x * (V(T(1)) / (V(T(1)) + xsimd::exp(-x)))).store_unaligned(out + i);
+  }
+  for (; i < n; ++i) out[i] = in[i] * sigmoid_scalar(in[i]);
 }
 // din += dout * (s + x s (1 - s)), s = sigmoid(x)
 template <class T>
 void swish_backward(T* din, const T* dout, const T* in, std::size_t n) {
-  for (std::size_t i = 0; i < n; ++i) {
+  using V = xsimd::batch<T>;
+  const V one(T(1));
+  std::size_t i = 0;
+  for (; i + V::size <= n; i += V::size) {
+    const V x = V::load_unaligned(in + i);
+    const V s = one / (one + xsimd::exp(-x));
+    const V d = V::load_unaligned(din + i) + V::load_unaligned(dout + i) * s * (one + x * (one - s));
+    d.store_unaligned(din + i);
+  }
+  for (; i < n; ++i) {
     const T s = sigmoid_scalar(in[i]);
     din[i] += dout[i] * s * (T(1) + in[i] * (T(1) - s));
   }

@@ -172,6 +172,39 @@ TEST_CASE("vqvae: the bound with the uniform prior is the reconstruction term pl
   CHECK(r.metrics.count("active_units") == 0);
 }
 
+// The conv stacks take a batch in chunks of images (lib/nn/conv_stack.hpp): the weights'
+// gradients add up over the chunks, so a chunked step may differ from the whole batch's only
+// at rounding level, and its forward pass (per image) not at all.
+TEST_CASE("vqvae: the conv stacks' chunks give the whole batch's loss and gradients (to rounding)", "[vqvae]") {
+  VqVae<double> m(grid_shape(false), test::bernoulli());
+  std::mt19937_64 init(61);
+  m.initialize(Init::Uniform, 0, init);
+  const std::size_t B = 7;
+  auto run = [&](std::size_t chunk) {
+    typename VqVae<double>::Work w;
+    m.reserve(w, B);
+    for (ConvStackWork<double>* c : {&w.enc, &w.dec}) c->chunk = chunk;
+    fill(m, w, B, 62);
+    std::fill(m.grads.begin(), m.grads.end(), 0.0);
+    m.forward(w, B);
+    const double loss = elbo_objective(m, w, B, ObjectiveParams{1.0, 0.0}).loss;
+    m.backward(w, B, 1.0 / double(B));
+    std::vector<double> out(m.grads.begin(), m.grads.end());
+    out.push_back(loss);
+    return out;
+  };
+  const std::vector<double> whole = run(B), chunked = run(3);  // chunks of 3, 3 and 1 images
+  REQUIRE(whole.size() == chunked.size());
+  double diff = 0, norm = 0;
+  for (std::size_t i = 0; i < whole.size(); ++i) {
+    diff = std::max(diff, std::abs(whole[i] - chunked[i]));
+    norm = std::max(norm, std::abs(whole[i]));
+  }
+  CHECK(norm > 0.0);
+  CHECK(diff <= 1e-13 * norm);
+  CHECK(whole.back() == Approx(chunked.back()).epsilon(1e-14));  // forward is per image
+}
+
 TEST_CASE("vqvae: vae train --model vqvae trains end to end and reports its metrics", "[vqvae][train]") {
   ConfigMap c = default_config();
   apply(c, {{"model", std::string("vqvae")},

@@ -65,9 +65,11 @@ struct ConvGeom {
   }
 };
 
-// col [B*hs*ws, k*k*C] = the patches of big [B, hb*wb*C] (zeros in the padding).
+// col [B*hs*ws, k*k*C] = the patches of big [B, hb*wb*C] (zeros in the padding); with relu,
+// of max(big, 0) (a ReLU before the convolution, applied while copying instead of in a pass
+// of its own).
 template <class T>
-void im2col(T* col, const T* big, const ConvGeom& g, std::size_t B, std::size_t C) {
+void im2col(T* col, const T* big, const ConvGeom& g, std::size_t B, std::size_t C, bool relu = false) {
   const std::size_t S = g.small_pixels(), KK = g.taps(), HB = g.big_pixels();
   for (std::size_t b = 0; b < B; ++b) {
     const T* img = big + b * HB * C;
@@ -75,8 +77,17 @@ void im2col(T* col, const T* big, const ConvGeom& g, std::size_t B, std::size_t 
       T* row = col + (b * S + s) * KK * C;
       const int32_t* m = g.map.data() + s * KK;
       for (std::size_t t = 0; t < KK; ++t, row += C) {
-        if (m[t] < 0) std::fill(row, row + C, T(0));
-        else std::copy(img + std::size_t(m[t]) * C, img + std::size_t(m[t]) * C + C, row);
+        if (m[t] < 0) {
+          std::fill(row, row + C, T(0));
+          continue;
+        }
+        const T* src = img + std::size_t(m[t]) * C;
+        if (!relu) {
+          std::copy(src, src + C, row);
+          continue;
+        }
+#pragma omp simd
+        for (std::size_t c = 0; c < C; ++c) row[c] = src[c] > T(0) ? src[c] : T(0);
       }
     }
   }
@@ -123,6 +134,8 @@ struct Conv2d {
     return c;
   }
   std::size_t patch() const { return g.taps() * cin; }
+  // A 1x1 convolution of stride 1 without padding: its patches are its input (no im2col).
+  bool pointwise() const { return g.k == 1 && g.stride == 1 && g.pad == 0; }
   std::size_t in_size() const { return g.big_pixels() * cin; }      // per image
   std::size_t out_size() const { return g.small_pixels() * cout; }  // per image
   std::size_t col_size() const { return g.small_pixels() * patch(); }
@@ -189,14 +202,21 @@ struct ConvTranspose2d {
   }
 };
 
-// out [B*Ho*Wo, cout] = im2col(in) . W^T + b; col [B*Ho*Wo, k*k*cin] is kept for backward.
+// out [B*Ho*Wo, cout] = col . W^T + b for patches col [B*Ho*Wo, k*k*cin].
 template <class T>
-void conv2d_forward(T* out, T* col, const T* in, const Conv2d& l, T* P, std::size_t B) {
+void conv2d_forward_patches(T* out, const T* col, const Conv2d& l, T* P, std::size_t B) {
   const std::size_t rows = B * l.out_pixels();
-  im2col(col, in, l.g, B, l.cin);
   auto o = mat(out, rows, l.cout);
-  auto c = mat(col, rows, l.patch());
+  auto c = mat(const_cast<T*>(col), rows, l.patch());
   linear_forward(o, c, l.W(P), l.bias(P));
+}
+
+// out [B*Ho*Wo, cout] = im2col(in) . W^T + b; col [B*Ho*Wo, k*k*cin] is kept for backward
+// (relu: of max(in, 0)).
+template <class T>
+void conv2d_forward(T* out, T* col, const T* in, const Conv2d& l, T* P, std::size_t B, bool relu = false) {
+  im2col(col, in, l.g, B, l.cin, relu);
+  conv2d_forward_patches(out, col, l, P, B);
 }
 
 // dW += dout^T . col ; db += column sums of dout ; din = col2im(dout . W) when din is given
@@ -212,6 +232,11 @@ void conv2d_backward(T* din, T* dcol, T* G, const T* dout, const T* col, const C
   auto one = vec(const_cast<T*>(ones), rows);
   if (!din) {
     linear_backward<T>(nullptr, dW, db, d, c, l.W(P), one);
+    return;
+  }
+  if (l.pointwise()) {  // col2im would copy dcol: the product goes straight to din
+    auto dx = mat(din, rows, l.cin);
+    linear_backward(&dx, dW, db, d, c, l.W(P), one);
     return;
   }
   auto dc = mat(dcol, rows, l.patch());

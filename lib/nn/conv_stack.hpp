@@ -95,36 +95,70 @@ struct ConvStack {
   }
 };
 
-// The buffers of a stack for up to B images.
+// Images per chunk of a stack's forward and backward passes (ConvStackWork).
+constexpr std::size_t kConvStackChunk = 8;
+
+// The buffers of a stack for up to B images. Forward and backward go through the batch in
+// chunks of `chunk` images, each chunk through every layer while its activations are in
+// cache; a layer's patches (im2col) and ReLU'd input are made again in backward instead of
+// being kept: at B = 128 they would be megabytes per layer, written once and read back from
+// memory. Only the layers' outputs and their gradients are batch-sized.
 template <class T>
 struct ConvStackWork {
-  std::vector<Activation2<T>> out, grad, rin, col;  // per layer: output, its gradient, ReLU'd input, patches
-  Activation2<T> dtmp, dcol;
+  std::vector<Activation2<T>> out, grad;  // per layer: output [B, out_size] and its gradient
+  Activation2<T> col, rin, dtmp, dcol;    // a chunk's patches, ReLU'd input, input gradient, patch gradient
   Buffer<T> ones;
-  void reserve(const ConvStack& s, std::size_t B) {
+  std::size_t chunk = 1;
+  void reserve(const ConvStack& s, std::size_t B, std::size_t chunk_images = kConvStackChunk) {
     const std::size_t n = s.layers.size();
+    chunk = std::max<std::size_t>(1, std::min(B, chunk_images));
     out.resize(n);
     grad.resize(n);
-    rin.resize(n);
-    col.resize(n);
     std::size_t max_in = 0, max_col = 0, max_pix = 0;
     for (std::size_t i = 0; i < n; ++i) {
       const ConvLayer& l = s.layers[i];
       out[i].reserve(B, l.out_size());
       grad[i].reserve(B, l.out_size());
-      rin[i].reserve(l.relu_in ? B : 0, l.in_size());
-      col[i].reserve(l.transposed ? 0 : B, l.transposed ? 0 : l.col_size());
       max_in = std::max(max_in, l.in_size());
       max_col = std::max(max_col, l.col_size());
       max_pix = std::max({max_pix, l.out_pixels(), l.in_pixels()});
     }
-    dtmp.reserve(B, max_in);
-    dcol.reserve(B, max_col);
-    ones.assign(B * max_pix, T(1));
+    col.reserve(chunk, max_col);
+    rin.reserve(chunk, max_in);
+    dtmp.reserve(chunk, max_in);
+    dcol.reserve(chunk, max_col);
+    ones.assign(chunk * max_pix, T(1));
   }
   T* output() { return out.back().ptr(); }
   T* output_grad() { return grad.back().ptr(); }
 };
+
+// out [N] = max(in, 0).
+template <class T>
+void relu(T* out, const T* in, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out[i] = in[i] > T(0) ? in[i] : T(0);
+}
+// x [n] += y [n].
+template <class T>
+void add_to(T* x, const T* y, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) x[i] += y[i];
+}
+// Two channels-last maps side by side: out [N, Ca + Cb] = [a [N, Ca], b [N, Cb]] per pixel
+// (PyTorch's torch.cat along the channels), and its adjoint, which splits d [N, Ca + Cb].
+template <class T>
+void concat_channels(T* out, const T* a, std::size_t Ca, const T* b, std::size_t Cb, std::size_t N) {
+  for (std::size_t n = 0; n < N; ++n) {
+    std::copy(a + n * Ca, a + (n + 1) * Ca, out + n * (Ca + Cb));
+    std::copy(b + n * Cb, b + (n + 1) * Cb, out + n * (Ca + Cb) + Ca);
+  }
+}
+template <class T>
+void split_channels(T* da, std::size_t Ca, T* db, std::size_t Cb, const T* d, std::size_t N) {
+  for (std::size_t n = 0; n < N; ++n) {
+    std::copy(d + n * (Ca + Cb), d + n * (Ca + Cb) + Ca, da + n * Ca);
+    std::copy(d + n * (Ca + Cb) + Ca, d + (n + 1) * (Ca + Cb), db + n * Cb);
+  }
+}
 
 // Layer i's input a(i).
 template <class T>
@@ -132,28 +166,69 @@ const T* stack_input(ConvStackWork<T>& w, const T* in, std::size_t i) {
   return i == 0 ? in : w.out[i - 1].ptr();
 }
 
-// in [B, in_size] -> w.output() [B, out_size].
+// The patches conv layer l reads from the n images at a: im2col into w.col (the ReLU applied
+// while copying), or for a 1x1 layer its input itself (ReLU'd into w.col when relu_in).
 template <class T>
-void conv_stack_forward(ConvStackWork<T>& w, const ConvStack& s, const T* in, T* P, std::size_t B) {
-  for (std::size_t i = 0; i < s.layers.size(); ++i) {
-    const ConvLayer& l = s.layers[i];
-    const T* a = stack_input(w, in, i);
-    if (l.relu_in) {
-      T* r = w.rin[i].ptr();
-      for (std::size_t j = 0; j < B * l.in_size(); ++j) r[j] = a[j] > T(0) ? a[j] : T(0);
-      a = r;
-    }
-    T* o = w.out[i].ptr();
-    if (l.transposed) conv_transpose2d_forward(o, w.dcol.ptr(), a, l.convt, P, B);
-    else conv2d_forward(o, w.col[i].ptr(), a, l.conv, P, B);
-    if (l.res_from >= 0) {
-      const T* r = stack_input(w, in, std::size_t(l.res_from));
-      for (std::size_t j = 0; j < B * l.out_size(); ++j) o[j] += r[j];
-    }
-  }
+const T* layer_patches(ConvStackWork<T>& w, const ConvLayer& l, const T* a, std::size_t n) {
+  if (!l.conv.pointwise()) im2col(w.col.ptr(), a, l.conv.g, n, l.conv.cin, l.relu_in);
+  else if (l.relu_in) relu(w.col.ptr(), a, n * l.in_size());
+  else return a;
+  return w.col.ptr();
+}
+// A transposed layer's input for the n images at a: a, or its ReLU in w.rin.
+template <class T>
+const T* transposed_input(ConvStackWork<T>& w, const ConvLayer& l, const T* a, std::size_t n) {
+  if (!l.relu_in) return a;
+  relu(w.rin.ptr(), a, n * l.in_size());
+  return w.rin.ptr();
 }
 
-// Given w.output_grad(): grads G += d/dparams, and din (when not null) = d/d(in).
+// Layer i's forward pass over images b0 .. b0 + n - 1.
+template <class T>
+void layer_forward(ConvStackWork<T>& w, const ConvStack& s, const T* in, T* P, std::size_t i, std::size_t b0,
+                   std::size_t n) {
+  const ConvLayer& l = s.layers[i];
+  const T* a = stack_input(w, in, i) + b0 * l.in_size();
+  T* o = w.out[i].ptr() + b0 * l.out_size();
+  if (l.transposed) conv_transpose2d_forward(o, w.dcol.ptr(), transposed_input(w, l, a, n), l.convt, P, n);
+  else conv2d_forward_patches(o, layer_patches(w, l, a, n), l.conv, P, n);
+  if (l.res_from >= 0)
+    add_to(o, stack_input(w, in, std::size_t(l.res_from)) + b0 * l.out_size(), n * l.out_size());
+}
+
+// Layer i's backward pass over images b0 .. b0 + n - 1: G += its parameters' gradient; the
+// gradient of its input (and of a residual's source) += what reaches it.
+template <class T>
+void layer_backward(ConvStackWork<T>& w, const ConvStack& s, const T* in, T* din, T* P, T* G, std::size_t i,
+                    std::size_t b0, std::size_t n) {
+  const ConvLayer& l = s.layers[i];
+  const T* g = w.grad[i].ptr() + b0 * l.out_size();
+  T* g_in = i == 0 ? din : w.grad[i - 1].ptr();  // d a(i)
+  if (g_in) g_in += b0 * l.in_size();
+  if (l.res_from >= 0) {
+    T* g_res = l.res_from == 0 ? din : w.grad[std::size_t(l.res_from) - 1].ptr();
+    if (g_res) add_to(g_res + b0 * l.out_size(), g, n * l.out_size());
+  }
+  const T* a = stack_input(w, in, i) + b0 * l.in_size();
+  T* dt = g_in ? w.dtmp.ptr() : nullptr;
+  if (l.transposed)
+    conv_transpose2d_backward(dt, w.dcol.ptr(), G, g, transposed_input(w, l, a, n), l.convt, P, n,
+                              w.ones.data());
+  else conv2d_backward(dt, w.dcol.ptr(), G, g, layer_patches(w, l, a, n), l.conv, P, n, w.ones.data());
+  if (!g_in) return;
+  for (std::size_t j = 0; j < n * l.in_size(); ++j) g_in[j] += l.relu_in && !(a[j] > T(0)) ? T(0) : dt[j];
+}
+
+// in [B, in_size] -> w.output() [B, out_size], chunk by chunk.
+template <class T>
+void conv_stack_forward(ConvStackWork<T>& w, const ConvStack& s, const T* in, T* P, std::size_t B) {
+  for (std::size_t b0 = 0; b0 < B; b0 += w.chunk)
+    for (std::size_t i = 0; i < s.layers.size(); ++i)
+      layer_forward(w, s, in, P, i, b0, std::min(w.chunk, B - b0));
+}
+
+// Given w.output_grad(): grads G += d/dparams, and din (when not null) = d/d(in), chunk by
+// chunk (the parameters' gradients add up over the chunks).
 // The inner gradients are accumulated (a layer's input feeds it and maybe a residual).
 template <class T>
 void conv_stack_backward(ConvStackWork<T>& w, const ConvStack& s, const T* in, T* din, T* P, T* G,
@@ -161,23 +236,8 @@ void conv_stack_backward(ConvStackWork<T>& w, const ConvStack& s, const T* in, T
   const std::size_t n = s.layers.size();
   for (std::size_t i = 0; i + 1 < n; ++i) std::fill(w.grad[i].data.begin(), w.grad[i].data.end(), T(0));
   if (din) std::fill(din, din + B * s.in_size(), T(0));
-  for (std::size_t i = n; i-- > 0;) {
-    const ConvLayer& l = s.layers[i];
-    const T* g = w.grad[i].ptr();
-    T* g_in = i == 0 ? din : w.grad[i - 1].ptr();  // d a(i)
-    if (l.res_from >= 0) {
-      T* g_res = l.res_from == 0 ? din : w.grad[std::size_t(l.res_from) - 1].ptr();
-      if (g_res)
-        for (std::size_t j = 0; j < B * l.out_size(); ++j) g_res[j] += g[j];
-    }
-    const T* a = stack_input(w, in, i);
-    const T* used = l.relu_in ? w.rin[i].ptr() : a;
-    T* dt = g_in ? w.dtmp.ptr() : nullptr;
-    if (l.transposed) conv_transpose2d_backward(dt, w.dcol.ptr(), G, g, used, l.convt, P, B, w.ones.data());
-    else conv2d_backward(dt, w.dcol.ptr(), G, g, w.col[i].ptr(), l.conv, P, B, w.ones.data());
-    if (!g_in) continue;
-    for (std::size_t j = 0; j < B * l.in_size(); ++j) g_in[j] += l.relu_in && !(a[j] > T(0)) ? T(0) : dt[j];
-  }
+  for (std::size_t b0 = 0; b0 < B; b0 += w.chunk)
+    for (std::size_t i = n; i-- > 0;) layer_backward(w, s, in, din, P, G, i, b0, std::min(w.chunk, B - b0));
 }
 
 }  // namespace vae

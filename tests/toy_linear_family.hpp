@@ -183,27 +183,20 @@ class ToyLinearVae {
 // declare theirs. A template so that only the test that registers it compiles its factory.
 template <class T = float>
 const ModelFamily& toy_linear_family() {
-  static const ModelFamily family = [] {
-    ModelFamily f;
-    f.names = {{"toy-linear", "a test's toy: linear Gaussian encoder, fixed random linear decoder"}};
-    f.options = {option("toy-latent", ValueKind::Int, int64_t(3), "toy-linear: latent dimension", {}, 1.0,
-                        64.0),
-                 option("toy-decoder-seed", ValueKind::Int, int64_t(8), "toy-linear: seed of the fixed decoder",
-                        {}, 0.0)};
-    f.validate = [](const ConfigMap& c) {
-      if (setting<std::string>(c, "likelihood") != "bernoulli")
-        throw ConfigError("key 'likelihood': model = toy-linear has a Bernoulli decoder only");
-    };
-    f.make = [](const TrainConfig& tc, std::size_t rows, std::size_t cols,
-                std::mt19937_64& init_rng) -> std::unique_ptr<Model> {
-      auto m = std::make_unique<FamilyModel<ToyLinearVae<T>>>(
-          rows * cols, std::size_t(setting<int64_t>(tc.settings, "toy-latent")),
-          uint64_t(setting<int64_t>(tc.settings, "toy-decoder-seed")));
-      m->family().initialize(parse_init(tc.init), tc.init_std, init_rng);
-      return m;
-    };
-    return f;
-  }();
+  static const ModelFamily family(
+      {{"toy-linear", "a test's toy: linear Gaussian encoder, fixed random linear decoder"}},
+      {option("toy-latent", ValueKind::Int, int64_t(3), "toy-linear: latent dimension", {}, 1.0, 64.0),
+       option("toy-decoder-seed", ValueKind::Int, int64_t(8), "toy-linear: seed of the fixed decoder", {},
+              0.0)},
+      [](const TrainConfig& tc, std::size_t rows, std::size_t cols, std::mt19937_64& init_rng) {
+        return make_family_model<ToyLinearVae<T>>(tc, init_rng, rows * cols,
+                                                  std::size_t(setting<int64_t>(tc.settings, "toy-latent")),
+                                                  uint64_t(setting<int64_t>(tc.settings, "toy-decoder-seed")));
+      },
+      [](const ConfigMap& c) {
+        if (setting<std::string>(c, "likelihood") != "bernoulli")
+          throw ConfigError("key 'likelihood': model = toy-linear has a Bernoulli decoder only");
+      });
   return family;
 }
 

@@ -88,6 +88,11 @@ struct Choices {
   }
 };
 
+// An integer setting that is a size (checked: >= its minimum, at least 0) as a size.
+inline std::size_t size_setting(const ConfigMap& config, const std::string& key) {
+  return std::size_t(setting<int64_t>(config, key));
+}
+
 // A list-of-sizes setting (checked: every element >= its minimum) as sizes.
 inline std::vector<std::size_t> size_list(const ConfigMap& config, const std::string& key) {
   const auto& list = setting<std::vector<int64_t>>(config, key);

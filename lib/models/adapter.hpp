@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <map>
+#include <memory>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -91,5 +93,14 @@ class FamilyModel final : public Model {
   M m_;
   typename M::Work train_, eval_;
 };
+
+// What every family's factory ends with: the family M (in float) built from args, behind
+// the adapter, its parameters drawn from init_rng as tc says (--init, --init-std).
+template <class M, class... Args>
+std::unique_ptr<Model> make_family_model(const TrainConfig& tc, std::mt19937_64& init_rng, Args&&... args) {
+  auto m = std::make_unique<FamilyModel<M>>(std::forward<Args>(args)...);
+  m->family().initialize(parse_init(tc.init), tc.init_std, init_rng);
+  return m;
+}
 
 }  // namespace vae

@@ -229,6 +229,27 @@ BatchLoss train_step_update(M& model, typename M::Work& w, const data::Images& i
   return l;
 }
 
+// Chunks of up to `chunk` rows of n, in order: f(start, rows).
+template <class F>
+void for_each_chunk(std::size_t n, std::size_t chunk, F f) {
+  for (std::size_t start = 0; start < n; start += chunk) f(start, std::min(chunk, n - start));
+}
+
+// A split in order, batch by batch (w.max_batch rows): x gathered, the noise drawn, the
+// single-sample forward pass (analytic KL where it exists), then seen(rows).
+template <class M, class Seen>
+void forward_batches(M& model, typename M::Work& w, const data::Images& images, std::mt19937_64& rng,
+                     Seen seen) {
+  const auto idx = first_indices(images, 0);
+  w.sampled_kl = false;
+  for_each_chunk(images.n, w.max_batch, [&](std::size_t start, std::size_t rows) {
+    gather_batch(w.x.ptr(), images, idx.data() + start, rows);
+    model.draw_noise(w, rows, rng);
+    model.forward(w, rows);
+    seen(rows);
+  });
+}
+
 // The single-sample ELBO over a split (stored as it is: test sets are binarized once), its
 // KL per unit and per layer, the active units of the codes mean_codes reports (unless the
 // codes are discrete), and the family's own named metrics and vectors (eval_report).
@@ -237,27 +258,21 @@ ElboReport evaluate_elbo(M& model, typename M::Work& w, const data::Images& imag
   using T = typename std::remove_reference_t<decltype(model.params)>::value_type;
   constexpr bool continuous = !has_discrete_codes<M>::value;
   const std::size_t U = model.units(), N = images.n, B = w.max_batch;
-  const auto idx = first_indices(images, 0);
   ElboReport r;
   std::vector<double>& kl_per_dim = r.vectors["kl_per_dim"];
   kl_per_dim.assign(U, 0.0);
   UnitStats codes(continuous ? U : 0), base(U);
   std::vector<T> code(continuous ? B * U : 0), base_code(model.has_base_codes() ? B * U : 0);
   EvalSums sums;
-  w.sampled_kl = false;
-  for (std::size_t start = 0; start < N; start += B) {
-    const std::size_t rows = std::min(B, N - start);
-    gather_batch(w.x.ptr(), images, idx.data() + start, rows);
-    model.draw_noise(w, rows, rng);
-    model.forward(w, rows);
+  forward_batches(model, w, images, rng, [&](std::size_t rows) {
     for (std::size_t b = 0; b < rows; ++b) r.rec += double(w.rec[b]);
     model.add_kl_columns(w, rows, kl_per_dim.data());
     if constexpr (has_eval_metrics<M>::value) model.eval_sums(w, rows, sums);
-    if (!continuous) continue;
+    if (!continuous) return;
     model.mean_codes(w, rows, code.data(), base_code.empty() ? nullptr : base_code.data());
     codes.add(code.data(), rows);
     if (!base_code.empty()) base.add(base_code.data(), rows);
-  }
+  });
   r.rec /= double(N);
   for (double& k : kl_per_dim) k /= double(N);
   std::vector<double> variance;
@@ -323,19 +338,13 @@ double iw_nll(M& model, typename M::Work& w, const data::Images& images, std::si
 template <class M>
 double optimal_log_sigma(M& model, typename M::Work& w, const data::Images& images, std::mt19937_64& rng) {
   using T = typename std::remove_reference_t<decltype(model.params)>::value_type;
-  const std::size_t D = model.data_dim(), N = images.n, B = w.max_batch;
-  const auto idx = first_indices(images, 0);
+  const std::size_t D = model.data_dim(), N = images.n;
   double sse = 0;
-  w.sampled_kl = false;
-  for (std::size_t start = 0; start < N; start += B) {
-    const std::size_t rows = std::min(B, N - start);
-    gather_batch(w.x.ptr(), images, idx.data() + start, rows);
-    model.draw_noise(w, rows, rng);
-    model.forward(w, rows);
+  forward_batches(model, w, images, rng, [&](std::size_t rows) {
     const T* mean = w.lw.mean.ptr();
     const T* x = w.x.ptr();
     for (std::size_t i = 0; i < rows * D; ++i) sse += double(x[i] - mean[i]) * double(x[i] - mean[i]);
-  }
+  });
   return double(softclip(T(0.5 * std::log(sse / double(N * D))), model.lik.min_log_sigma));
 }
 
@@ -347,12 +356,11 @@ std::vector<float> encode_mean(M& model, typename M::Work& w, const data::Images
   const auto idx = first_indices(images, N);
   std::vector<float> mu(N * U);
   std::vector<T> code(w.max_batch * U);
-  for (std::size_t start = 0; start < N; start += w.max_batch) {
-    const std::size_t rows = std::min(w.max_batch, N - start);
+  for_each_chunk(N, w.max_batch, [&](std::size_t start, std::size_t rows) {
     gather_batch(w.x.ptr(), images, idx.data() + start, rows);
     model.mean_codes(w, rows, code.data(), nullptr);
     std::copy(code.begin(), code.begin() + std::ptrdiff_t(rows * U), mu.begin() + std::ptrdiff_t(start * U));
-  }
+  });
   return mu;
 }
 
@@ -364,17 +372,16 @@ std::vector<float> decode_mean(M& model, typename M::Work& w, const std::vector<
   const std::size_t U = model.units(), D = model.data_dim();
   std::vector<float> out(n * D);
   std::vector<T> code(w.max_batch * U);
-  for (std::size_t start = 0; start < n; start += w.max_batch) {
-    const std::size_t rows = std::min(w.max_batch, n - start);
+  const bool sigmoid = model.lik.kind == LikelihoodKind::Bernoulli || model.lik.sigmoid_mean;
+  for_each_chunk(n, w.max_batch, [&](std::size_t start, std::size_t rows) {
     std::copy(z.begin() + std::ptrdiff_t(start * U), z.begin() + std::ptrdiff_t((start + rows) * U),
               code.begin());
     model.set_codes(w, rows, code.data());
     model.decode(w, rows);
     const T* o = w.out.ptr();
-    const bool sigmoid = model.lik.kind == LikelihoodKind::Bernoulli || model.lik.sigmoid_mean;
     for (std::size_t i = 0; i < rows * D; ++i)
       out[start * D + i] = sigmoid ? 1.0f / (1.0f + std::exp(-float(o[i]))) : float(o[i]);
-  }
+  });
   return out;
 }
 
@@ -385,12 +392,11 @@ std::vector<float> sample_prior_codes(M& model, typename M::Work& w, std::size_t
   const std::size_t U = model.units();
   std::vector<float> out(n * U);
   std::vector<T> code(w.max_batch * U);
-  for (std::size_t start = 0; start < n; start += w.max_batch) {
-    const std::size_t rows = std::min(w.max_batch, n - start);
+  for_each_chunk(n, w.max_batch, [&](std::size_t start, std::size_t rows) {
     model.draw_noise(w, rows, rng);
     model.prior_codes(w, rows, code.data());
     std::copy(code.begin(), code.begin() + std::ptrdiff_t(rows * U), out.begin() + std::ptrdiff_t(start * U));
-  }
+  });
   return out;
 }
 

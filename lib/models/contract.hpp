@@ -10,7 +10,8 @@
 //   Buffer<T> params, grads, state;      flat parameters, gradients, model state (batch norm)
 //   Likelihood<T> lik;                   p(x|z) (prob/likelihood.hpp)
 //   struct Work : LossWeights<T>         its buffers for up to max_batch rows, with
-//     { max_batch, training, x [B,D], out [B,D], rec [B], lw, ... };   (training: batch-norm mode)
+//     { max_batch, training, x [B,D], out [B,D], rec [B], lw, ... };   (training: batch-norm mode;
+//                                        x .. lw: e.g. by deriving from LikelihoodBuffers<T>)
 //   size_t data_dim() const, units() const;
 //   std::vector<std::size_t> unit_layers() const;   stochastic layers' sizes to report one by one
 //                                                   (empty: one layer, no per-layer metrics)
@@ -63,6 +64,7 @@
 #include <vector>
 
 #include "nn/params.hpp"
+#include "prob/likelihood.hpp"
 #include "tensor/view.hpp"
 
 namespace vae {
@@ -91,6 +93,25 @@ struct LossWeights {
     row_weight.assign(rows, T(0));
     log_w.assign(rows, 0.0);
     kl_sums.assign(units, 0.0);
+  }
+};
+
+// The likelihood's side of a family's Work: x [B,D], the decoder's output out [B,D] (the
+// likelihood's parameters) and, for a per-pixel sigma, raw_logsig [B,D] ([B,0] otherwise),
+// their gradients dout and draw_logsig, rec [B] (-log p(x_b|z_b)) and the likelihood's own
+// buffers lw.
+template <class T>
+struct LikelihoodBuffers {
+  Activation2<T> x, out, raw_logsig, dout, draw_logsig;
+  LikelihoodWork<T> lw;
+  Buffer<T> rec;
+  void reserve_likelihood(const Likelihood<T>& lik, std::size_t rows, std::size_t D) {
+    for (Activation2<T>* a : {&x, &out, &dout}) a->reserve(rows, D);
+    const std::size_t DS = lik.per_pixel() ? D : 0;
+    raw_logsig.reserve(rows, DS);
+    draw_logsig.reserve(rows, DS);
+    lw.reserve(rows, D);
+    rec.assign(rows, T(0));
   }
 };
 

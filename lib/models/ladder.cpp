@@ -72,10 +72,8 @@ std::string summary_ladder(const ConfigMap& c) {
 
 std::unique_ptr<Model> make_ladder(const TrainConfig& tc, std::size_t rows, std::size_t cols,
                                    std::mt19937_64& init_rng) {
-  auto m = std::make_unique<FamilyModel<LadderVae<float>>>(ladder_shape(tc.settings, rows * cols),
-                                                           likelihood_from(tc));
-  m->family().initialize(parse_init(tc.init), tc.init_std, init_rng);
-  return m;
+  return make_family_model<LadderVae<float>>(tc, init_rng, ladder_shape(tc.settings, rows * cols),
+                                             likelihood_from(tc));
 }
 
 }  // namespace
@@ -85,7 +83,7 @@ LadderShape ladder_shape(const ConfigMap& c, std::size_t data_dim) {
   shape.data_dim = data_dim;
   shape.latent = size_list(c, "layers");
   shape.hidden = size_list(c, "det-layers");
-  shape.depth = std::size_t(setting<int64_t>(c, "det-depth"));
+  shape.depth = size_setting(c, "det-depth");
   shape.act = parse_nonlinearity(setting<std::string>(c, "activation"));
   shape.batchnorm = setting<bool>(c, "batchnorm");
   shape.inference = kInference.of(c, "model");
@@ -94,17 +92,10 @@ LadderShape ladder_shape(const ConfigMap& c, std::size_t data_dim) {
 }
 
 const ModelFamily& ladder_family() {
-  static const ModelFamily family = [] {
-    ModelFamily f;
-    f.names = {{"ladder", "Ladder VAE, Sonderby et al. 2016"},
-               {"hierarchical", "L stochastic layers, bottom-up inference"}};
-    f.options = ladder_options();
-    f.validate = &validate_ladder;
-    f.validate_other = &validate_not_ladder;
-    f.summary = &summary_ladder;
-    f.make = &make_ladder;
-    return f;
-  }();
+  static const ModelFamily family({{"ladder", "Ladder VAE, Sonderby et al. 2016"},
+                                   {"hierarchical", "L stochastic layers, bottom-up inference"}},
+                                  ladder_options(), &make_ladder, &validate_ladder, &summary_ladder,
+                                  &validate_not_ladder);
   return family;
 }
 

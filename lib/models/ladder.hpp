@@ -101,7 +101,7 @@ class LadderVae {
     dec.build(P, S, block(s.latent[0], s.hidden[0]), s.act, s.batchnorm);
     dec_out = Linear::make(P, s.hidden[0], s.data_dim);
     if (lik.per_pixel()) dec_logsig = Linear::make(P, s.hidden[0], s.data_dim);
-    if (lik.has_shared_param()) lik.shared_offset = P.take(1);
+    lik.take_param(P);
     params.assign(P.size, T(0));
     grads.assign(P.size, T(0));
     state.assign(S.size, T(0));
@@ -151,9 +151,8 @@ class LadderVae {
     mlp("dec", dec);
     lin("dec.out", dec_out);
     if (lik.per_pixel()) lin("dec.logsig", dec_logsig);
-    if (lik.has_shared_param()) g.push_back({"log_sigma", lik.shared_offset, 1});
-    std::sort(g.begin(), g.end(), [](const ParamRange& a, const ParamRange& b) { return a.offset < b.offset; });
-    return g;
+    lik.add_group(g);
+    return sorted_by_offset(std::move(g));
   }
 
   void initialize(Init init, double std_dev, std::mt19937_64& rng) {
@@ -172,27 +171,28 @@ class LadderVae {
     dec.initialize(P, S, init, std_dev, rng);
     init_linear(P, dec_out, init, std_dev, rng);
     if (lik.per_pixel()) init_linear(P, dec_logsig, init, std_dev, rng);
-    if (lik.has_shared_param()) params[lik.shared_offset] = T(0);  // sigma = 1
+    lik.initialize(P);
   }
 
   // Buffers of stochastic layer i, all [B, S_i]. The *_hat heads are the bottom-up estimate
   // (ladder) or q's own parameters (bottom-up); *_p the top-down prior (i < L-1 only);
-  // *_q the posterior actually sampled; a_* the pre-softplus variance heads.
+  // *_q the posterior actually sampled; a_* the pre-softplus variance heads; h_up, h_down
+  // the outputs of the blocks below the heads ([B, hidden[i]], [B, hidden[i+1]]).
   struct Layer {
     Activation2<T> eps, mu_hat, a_hat, var_hat, mu_p, a_p, var_p, mu_q, var_q, z, kl;
     Activation2<T> dz, dmu_q, dvar_q, dmu_hat, dvar_hat, dmu_p, dvar_p;
+    Activation2<T> h_up, dh_up, h_down, dh_down;
     Activation2<T> kw_rows;  // row-weighted backward: row_weight[b] * unit_weight[u0 + j]
     typename BnMlp<T>::Work up, down;
   };
-  struct Work : LossWeights<T> {
+  struct Work : LossWeights<T>, LikelihoodBuffers<T> {
     std::size_t max_batch = 0;
     bool training = true;  // the mode of the last forward; backward uses the same
-    Activation2<T> x, out, raw_logsig, dout, draw_logsig;
     std::vector<Layer> layer;
     typename BnMlp<T>::Work dec;
-    LikelihoodWork<T> lw;
-    Buffer<T> rec, ones_b;      // [B]
-    std::vector<double> log_q;  // [B], log_weights' scratch
+    Activation2<T> h_dec, dh_dec;  // the decoder block's output [B, hidden[0]] and its gradient
+    Buffer<T> ones_b;              // [B]
+    std::vector<double> log_q;     // [B], log_weights' scratch
   };
 
   void reserve(Work& w, std::size_t max_batch) const {
@@ -207,15 +207,18 @@ class LadderVae {
         a->reserve(B, S);
       for (Activation2<T>* a : {&l.mu_p, &l.a_p, &l.var_p, &l.dmu_p, &l.dvar_p}) a->reserve(B, SP);
       up[i].reserve(l.up, B);
-      if (i + 1 < L) down[i].reserve(l.down, B);
+      l.h_up.reserve(B, up[i].out_size());
+      l.dh_up.reserve(B, up[i].out_size());
+      if (i + 1 < L) {
+        down[i].reserve(l.down, B);
+        l.h_down.reserve(B, down[i].out_size());
+        l.dh_down.reserve(B, down[i].out_size());
+      }
     }
     dec.reserve(w.dec, B);
-    for (Activation2<T>* a : {&w.x, &w.out, &w.dout}) a->reserve(B, D);
-    const std::size_t DS = lik.per_pixel() ? D : 0;
-    w.raw_logsig.reserve(B, DS);
-    w.draw_logsig.reserve(B, DS);
-    w.lw.reserve(B, D);
-    w.rec.assign(B, T(0));
+    w.h_dec.reserve(B, dec.out_size());
+    w.dh_dec.reserve(B, dec.out_size());
+    w.reserve_likelihood(lik, B, D);
     w.ones_b.assign(B, T(1));
     w.reserve_weights(B, units());
     w.log_q.assign(B, 0.0);
@@ -226,8 +229,7 @@ class LadderVae {
   void forward_up(Work& w, std::size_t B, bool training) {
     w.training = training;
     const std::size_t n = ladder() ? layers() : 1;
-    for (std::size_t i = 0; i < n; ++i)
-      up_block(w, i, i == 0 ? w.x.view(B) : up[i - 1].output(w.layer[i - 1].up, B), B);
+    for (std::size_t i = 0; i < n; ++i) up_block(w, i, i == 0 ? w.x.view(B) : w.layer[i - 1].h_up.view(B), B);
   }
 
   // eps -> z of every layer, the top-down priors, the KL per element and, when decode,
@@ -296,13 +298,12 @@ class LadderVae {
   // z_1 [B,S_1] and x [B,D] -> rec[b] = -log p(x_b | z_1,b)
   void decode_z1(Work& w, std::size_t B) {
     T* P = params.data();
-    auto ones = vec(w.ones_b.data(), B);
-    dec.forward(w.dec, w.layer[0].z.view(B), P, state.data(), B, w.training, ones);
-    auto g = dec.output(w.dec, B);
+    auto g = w.h_dec.view(B);
+    dec.forward(g, w.dec, w.layer[0].z.view(B), P, state.data(), B, w.training);
     auto out = w.out.view(B);
-    linear_forward(out, g, dec_out.W(P), dec_out.bias(P));
+    linear_layer_forward(out, g, dec_out, P);
     auto raw = raw_logsig_view(w, B);
-    if (lik.per_pixel()) linear_forward(raw, g, dec_logsig.W(P), dec_logsig.bias(P));
+    if (lik.per_pixel()) linear_layer_forward(raw, g, dec_logsig, P);
     auto rec = vec(w.rec.data(), B);
     likelihood_forward(rec, w.lw, lik, out, raw, w.x.view(B), P);
   }
@@ -331,17 +332,11 @@ class LadderVae {
       auto raw = raw_logsig_view(w, B), draw = draw_logsig_view(w, B);
       likelihood_backward(dout, draw, w.lw, lik, out, raw, x, P, G, rec_scale,
                           w.row_weighted ? w.row_weight.data() : static_cast<const T*>(nullptr));
-      auto g = dec.output(w.dec, B), dg = dec.output_grad(w.dec, B);
-      auto dW = dec_out.W(G);
-      auto db = dec_out.bias(G);
-      linear_backward(&dg, dW, db, dout, g, dec_out.W(P), ones);
-      if (lik.per_pixel()) {
-        auto dWs = dec_logsig.W(G);
-        auto dbs = dec_logsig.bias(G);
-        linear_backward(&dg, dWs, dbs, draw, g, dec_logsig.W(P), ones, T(1));
-      }
+      auto g = w.h_dec.view(B), dg = w.dh_dec.view(B);
+      linear_layer_backward(&dg, dout, g, dec_out, P, G, ones);
+      if (lik.per_pixel()) linear_layer_backward(&dg, draw, g, dec_logsig, P, G, ones, T(1));
       auto dz = w.layer[0].dz.view(B);
-      dec.backward(w.dec, &dz, w.layer[0].z.view(B), P, G, B, w.training, ones);
+      dec.backward(&dz, w.dec, dg, g, w.layer[0].z.view(B), P, G, B, w.training);
     }
     if (!w.row_weighted) {
       latent_backward(w, B, [&](std::size_t i) {
@@ -366,7 +361,6 @@ class LadderVae {
     T* G = grads.data();
     const std::size_t L = layers();
     const bool tr = w.training;
-    auto ones = vec(w.ones_b.data(), B);
     if (ladder()) {
       // Top-down pass in reverse: layer i's merge, then its prior's MLP into dz_{i+1}.
       for (std::size_t i = 0; i + 1 < L; ++i) {
@@ -391,12 +385,14 @@ class LadderVae {
       top_backward(w, B, kw_of(L - 1));
       // The deterministic bottom-up pass, top to bottom: d_i feeds its heads and block i+1.
       for (std::size_t i = L; i-- > 0;) {
-        heads_backward(w, i, B, i + 1 == L ? T(0) : T(1));
+        Layer& l = w.layer[i];
+        up_heads_backward(w, i, B, i + 1 == L ? T(0) : T(1));
+        auto dh = l.dh_up.view(B), h = l.h_up.view(B);
         if (i > 0) {
-          auto dd = up[i - 1].output_grad(w.layer[i - 1].up, B);
-          up[i].backward(w.layer[i].up, &dd, up[i - 1].output(w.layer[i - 1].up, B), P, G, B, tr, ones);
+          auto dd = w.layer[i - 1].dh_up.view(B);
+          up[i].backward(&dd, l.up, dh, h, w.layer[i - 1].h_up.view(B), P, G, B, tr);
         } else {
-          up[0].backward(w.layer[0].up, nullptr, w.x.view(B), P, G, B, tr, ones);
+          up[0].backward(nullptr, l.up, dh, h, w.x.view(B), P, G, B, tr);
         }
       }
     } else {
@@ -416,12 +412,13 @@ class LadderVae {
           auto dmu = l.dmu_hat.view(B), dvar = l.dvar_hat.view(B);
           kl_sampled_backward_q(dmu, dvar, l.dz.view(B), l.eps.view(B), l.var_q.view(B), kw_of(i));
         }
-        heads_backward(w, i, B, T(0));
+        up_heads_backward(w, i, B, T(0));
+        auto dh = l.dh_up.view(B), h = l.h_up.view(B);
         if (i > 0) {
           auto dz_below = w.layer[i - 1].dz.view(B);
-          up[i].backward(l.up, &dz_below, w.layer[i - 1].z.view(B), P, G, B, tr, ones, T(1));
+          up[i].backward(&dz_below, l.up, dh, h, w.layer[i - 1].z.view(B), P, G, B, tr, T(1));
         } else {
-          up[0].backward(l.up, nullptr, w.x.view(B), P, G, B, tr, ones);
+          up[0].backward(nullptr, l.up, dh, h, w.x.view(B), P, G, B, tr);
         }
       }
     }
@@ -526,27 +523,38 @@ class LadderVae {
   }
   // Block i on its input, then the heads: (mu_hat_i, var_hat_i).
   void up_block(Work& w, std::size_t i, const MatView<T>& in, std::size_t B) {
-    T* P = params.data();
     Layer& l = w.layer[i];
-    auto ones = vec(w.ones_b.data(), B);
-    up[i].forward(l.up, in, P, state.data(), B, w.training, ones);
-    auto d = up[i].output(l.up, B);
-    auto mu = l.mu_hat.view(B), a = l.a_hat.view(B), var = l.var_hat.view(B);
-    linear_forward(mu, d, up_mu[i].W(P), up_mu[i].bias(P));
-    linear_forward(a, d, up_var[i].W(P), up_var[i].bias(P));
-    variance_forward(shape.variance, var, a);
+    auto h = l.h_up.view(B);
+    up[i].forward(h, l.up, in, params.data(), state.data(), B, w.training);
+    heads_forward(l.mu_hat, l.a_hat, l.var_hat, h, up_mu[i], up_var[i], B);
   }
   // p(z_{i+1} | z_{i+2}) in 1-based terms: down block i on z of the layer above.
   void prior(Work& w, std::size_t i, std::size_t B) {
-    T* P = params.data();
     Layer& l = w.layer[i];
-    auto ones = vec(w.ones_b.data(), B);
-    down[i].forward(l.down, w.layer[i + 1].z.view(B), P, state.data(), B, w.training, ones);
-    auto g = down[i].output(l.down, B);
-    auto mu = l.mu_p.view(B), a = l.a_p.view(B), var = l.var_p.view(B);
-    linear_forward(mu, g, down_mu[i].W(P), down_mu[i].bias(P));
-    linear_forward(a, g, down_var[i].W(P), down_var[i].bias(P));
-    variance_forward(shape.variance, var, a);
+    auto h = l.h_down.view(B);
+    down[i].forward(h, l.down, w.layer[i + 1].z.view(B), params.data(), state.data(), B, w.training);
+    heads_forward(l.mu_p, l.a_p, l.var_p, h, down_mu[i], down_var[i], B);
+  }
+  // A block's output h [B, *] -> a Gaussian's (mu, var) [B, S] by two Linear heads; a: the
+  // variance head before its positive map.
+  void heads_forward(Activation2<T>& mu, Activation2<T>& a, Activation2<T>& var, const MatView<T>& h,
+                     const Linear& mu_head, const Linear& var_head, std::size_t B) {
+    T* P = params.data();
+    auto mu_v = mu.view(B), a_v = a.view(B), var_v = var.view(B);
+    linear_layer_forward(mu_v, h, mu_head, P);
+    linear_layer_forward(a_v, h, var_head, P);
+    variance_forward(shape.variance, var_v, a_v);
+  }
+  // dmu, dvar [B, S] (dvar overwritten) -> the heads' gradients and dh = d/dh (+ beta * dh).
+  void heads_backward(MatView<T>& dh, Activation2<T>& dmu, Activation2<T>& dvar, Activation2<T>& a,
+                      Activation2<T>& var, const MatView<T>& h, const Linear& mu_head, const Linear& var_head,
+                      const VecView<T>& ones, std::size_t B, T beta) {
+    T* P = params.data();
+    T* G = grads.data();
+    auto dvar_v = dvar.view(B);
+    variance_backward(shape.variance, dvar_v, dvar_v, a.view(B), var.view(B));
+    linear_layer_backward(&dh, dmu.view(B), h, mu_head, P, G, ones, beta);
+    linear_layer_backward(&dh, dvar_v, h, var_head, P, G, ones, T(1));
   }
   // Top layer of the ladder and every layer of bottom-up inference: q = the up heads.
   void posterior_is_up(Layer& l, std::size_t B) {
@@ -571,34 +579,21 @@ class LadderVae {
       kl_standard_sampled_backward(dmu, dvar, t.dz.view(B), t.z.view(B), t.eps.view(B), t.var_q.view(B), kw);
     else kl_standard_backward(dmu, dvar, t.dz.view(B), t.eps.view(B), t.mu_q.view(B), t.var_q.view(B), kw);
   }
-  // dmu_hat, dvar_hat of layer i -> its heads -> d(block output) (+ beta * what is there).
-  void heads_backward(Work& w, std::size_t i, std::size_t B, T beta) {
-    T* P = params.data();
-    T* G = grads.data();
+  // dmu_hat, dvar_hat of layer i -> its heads -> dh_up (+ beta * what is there).
+  void up_heads_backward(Work& w, std::size_t i, std::size_t B, T beta) {
     Layer& l = w.layer[i];
-    auto ones = vec(w.ones_b.data(), B);
-    auto dvar = l.dvar_hat.view(B), dmu = l.dmu_hat.view(B);
-    variance_backward(shape.variance, dvar, dvar, l.a_hat.view(B), l.var_hat.view(B));
-    auto d = up[i].output(l.up, B), dd = up[i].output_grad(l.up, B);
-    auto dWm = up_mu[i].W(G), dWv = up_var[i].W(G);
-    auto dbm = up_mu[i].bias(G), dbv = up_var[i].bias(G);
-    linear_backward(&dd, dWm, dbm, dmu, d, up_mu[i].W(P), ones, beta);
-    linear_backward(&dd, dWv, dbv, dvar, d, up_var[i].W(P), ones, T(1));
+    auto dh = l.dh_up.view(B);
+    heads_backward(dh, l.dmu_hat, l.dvar_hat, l.a_hat, l.var_hat, l.h_up.view(B), up_mu[i], up_var[i],
+                   vec(w.ones_b.data(), B), B, beta);
   }
   // dmu_p, dvar_p of layer i -> the prior's heads and block -> din (z of the layer above).
   void prior_backward(Work& w, std::size_t i, MatView<T>* din, std::size_t B, T din_beta) {
-    T* P = params.data();
-    T* G = grads.data();
     Layer& l = w.layer[i];
-    auto ones = vec(w.ones_b.data(), B);
-    auto dvar = l.dvar_p.view(B), dmu = l.dmu_p.view(B);
-    variance_backward(shape.variance, dvar, dvar, l.a_p.view(B), l.var_p.view(B));
-    auto g = down[i].output(l.down, B), dg = down[i].output_grad(l.down, B);
-    auto dWm = down_mu[i].W(G), dWv = down_var[i].W(G);
-    auto dbm = down_mu[i].bias(G), dbv = down_var[i].bias(G);
-    linear_backward(&dg, dWm, dbm, dmu, g, down_mu[i].W(P), ones);
-    linear_backward(&dg, dWv, dbv, dvar, g, down_var[i].W(P), ones, T(1));
-    down[i].backward(l.down, din, w.layer[i + 1].z.view(B), P, G, B, w.training, ones, din_beta);
+    auto dh = l.dh_down.view(B), h = l.h_down.view(B);
+    heads_backward(dh, l.dmu_p, l.dvar_p, l.a_p, l.var_p, h, down_mu[i], down_var[i], vec(w.ones_b.data(), B),
+                   B, T(0));
+    down[i].backward(din, l.down, dh, h, w.layer[i + 1].z.view(B), params.data(), grads.data(), B, w.training,
+                     din_beta);
   }
   MatView<T> raw_logsig_view(Work& w, std::size_t B) {
     return lik.per_pixel() ? w.raw_logsig.view(B) : mat(w.raw_logsig.ptr(), 0, 0);

@@ -80,14 +80,11 @@ std::string summary_vae(const ConfigMap& c) {
 
 std::unique_ptr<Model> make_vae(const TrainConfig& tc, std::size_t rows, std::size_t cols,
                                 std::mt19937_64& init_rng) {
-  std::unique_ptr<FamilyModel<Vae<float>>> m;
   try {
-    m = std::make_unique<FamilyModel<Vae<float>>>(vae_shape(tc.settings, rows, cols), likelihood_from(tc));
+    return make_family_model<Vae<float>>(tc, init_rng, vae_shape(tc.settings, rows, cols), likelihood_from(tc));
   } catch (const std::invalid_argument& e) {  // a conv geometry the images do not allow
     throw ConfigError(std::string("keys 'conv-channels', 'conv-kernel': ") + e.what());
   }
-  m->family().initialize(parse_init(tc.init), tc.init_std, init_rng);
-  return m;
 }
 
 }  // namespace
@@ -103,7 +100,6 @@ Likelihood<float> likelihood_from(const TrainConfig& tc) {
 }
 
 VaeShape vae_shape(const ConfigMap& c, std::size_t rows, std::size_t cols) {
-  auto size = [&](const char* key) { return std::size_t(setting<int64_t>(c, key)); };
   VaeShape shape;
   shape.data_dim = rows * cols;
   shape.arch = kArch.of(c, "arch");
@@ -111,17 +107,17 @@ VaeShape vae_shape(const ConfigMap& c, std::size_t rows, std::size_t cols) {
     shape.conv.rows = rows;
     shape.conv.cols = cols;
     shape.conv.channels = size_list(c, "conv-channels");
-    shape.conv.kernel = size("conv-kernel");
+    shape.conv.kernel = size_setting(c, "conv-kernel");
   }
-  shape.latent = size("latent");
+  shape.latent = size_setting(c, "latent");
   shape.hidden = size_list(c, "hidden");
   shape.activation = parse_activation(setting<std::string>(c, "activation"));
   shape.posterior = kPosterior.of(c, "posterior");
   if (shape.posterior == PosteriorKind::Iaf) {
-    shape.iaf.steps = size("iaf-steps");
-    shape.iaf.hidden = size("iaf-hidden");
-    shape.iaf.layers = size("iaf-made-layers");
-    shape.iaf.context = size("iaf-context");
+    shape.iaf.steps = size_setting(c, "iaf-steps");
+    shape.iaf.hidden = size_setting(c, "iaf-hidden");
+    shape.iaf.layers = size_setting(c, "iaf-made-layers");
+    shape.iaf.context = size_setting(c, "iaf-context");
     shape.iaf.forget_bias = setting<double>(c, "iaf-forget-bias");
     shape.iaf.kl = kIafKl.of(c, "iaf-kl");
   }
@@ -129,16 +125,9 @@ VaeShape vae_shape(const ConfigMap& c, std::size_t rows, std::size_t cols) {
 }
 
 const ModelFamily& vae_family() {
-  static const ModelFamily family = [] {
-    ModelFamily f;
-    f.names = {{"vae", "one stochastic layer; MLP or conv, Gaussian or IAF posterior"}};
-    f.options = vae_options();
-    f.validate = &validate_vae;
-    f.canonicalize = &canonicalize_vae;
-    f.summary = &summary_vae;
-    f.make = &make_vae;
-    return f;
-  }();
+  static const ModelFamily family({{"vae", "one stochastic layer; MLP or conv, Gaussian or IAF posterior"}},
+                                  vae_options(), &make_vae, &validate_vae, &summary_vae,
+                                  /*validate_other=*/nullptr, &canonicalize_vae);
   return family;
 }
 

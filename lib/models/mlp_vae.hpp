@@ -1,6 +1,6 @@
 // The VAE family (Kingma & Welling 2013), MLP or convolutional (--arch), Gaussian or IAF
 // posterior, with any likelihood / sigma mode: its settings and factory (vae_family(),
-// registered in models/registry.cpp).
+// registered by its line in models/families.def).
 #pragma once
 
 #include "models/model.hpp"

@@ -66,22 +66,19 @@ std::string summary_nvae(const ConfigMap& c) {
 
 std::unique_ptr<Model> make_nvae(const TrainConfig& tc, std::size_t rows, std::size_t cols,
                                  std::mt19937_64& init_rng) {
-  auto m = std::make_unique<FamilyModel<Nvae<float>>>(nvae_shape(tc.settings, rows, cols), likelihood_from(tc));
-  m->family().initialize(parse_init(tc.init), tc.init_std, init_rng);
-  return m;
+  return make_family_model<Nvae<float>>(tc, init_rng, nvae_shape(tc.settings, rows, cols), likelihood_from(tc));
 }
 
 }  // namespace
 
 NvaeShape nvae_shape(const ConfigMap& c, std::size_t rows, std::size_t cols) {
-  auto size = [&](const char* key) { return std::size_t(setting<int64_t>(c, key)); };
   NvaeShape s;
   s.rows = rows;
   s.cols = cols;
-  s.scales = size("nvae-scales");
-  s.groups = size("nvae-groups");
-  s.latent_channels = size("nvae-latent-channels");
-  s.channels = size("nvae-channels");
+  s.scales = size_setting(c, "nvae-scales");
+  s.groups = size_setting(c, "nvae-groups");
+  s.latent_channels = size_setting(c, "nvae-latent-channels");
+  s.channels = size_setting(c, "nvae-channels");
   s.kl_balance = setting<bool>(c, "nvae-kl-balance");
   s.spectral = setting<double>(c, "nvae-spectral");
   s.bn_momentum = setting<double>(c, "nvae-bn-momentum");
@@ -90,17 +87,10 @@ NvaeShape nvae_shape(const ConfigMap& c, std::size_t rows, std::size_t cols) {
 }
 
 const ModelFamily& nvae_family() {
-  static const ModelFamily family = [] {
-    ModelFamily f;
-    f.names = {{"nvae",
-                "NVAE-small, Vahdat & Kautz 2020: a deep hierarchical convolutional VAE with residual cells, "
-                "--nvae-*"}};
-    f.options = nvae_options();
-    f.validate = &validate_nvae;
-    f.summary = &summary_nvae;
-    f.make = &make_nvae;
-    return f;
-  }();
+  static const ModelFamily family(
+      {{"nvae",
+        "NVAE-small, Vahdat & Kautz 2020: a deep hierarchical convolutional VAE with residual cells, --nvae-*"}},
+      nvae_options(), &make_nvae, &validate_nvae, &summary_nvae);
   return family;
 }
 

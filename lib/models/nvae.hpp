@@ -116,7 +116,7 @@ class Nvae {
     ParamLayout P, S;
     build_encoder(P, S);
     build_decoder(P, S);
-    if (lik.has_shared_param()) lik.shared_offset = P.take(1);
+    lik.take_param(P);
     for_each_op([&](const Op& o) {
       if (o.kind == OpKind::Conv) spectral.push_back({o.conv.w, o.conv.cout, o.conv.patch(), 0, 0});
       if (o.kind == OpKind::DwConv) spectral.push_back({o.dw.w, o.dw.g.taps(), o.dw.c, 0, 0});
@@ -241,9 +241,8 @@ class Nvae {
     std::vector<ParamRange> g;
     for_each_chain([&](const std::string& n, const Chain& c) { c.param_groups(n, g); });
     g.push_back({"prior_ftr", prior_ftr, top_map.size()});
-    if (lik.has_shared_param()) g.push_back({"log_sigma", lik.shared_offset, 1});
-    std::sort(g.begin(), g.end(), [](const ParamRange& a, const ParamRange& b) { return a.offset < b.offset; });
-    return g;
+    lik.add_group(g);
+    return sorted_by_offset(std::move(g));
   }
   void initialize(Init init, double std_dev, std::mt19937_64& rng) {
     T* P = params.data();
@@ -251,7 +250,7 @@ class Nvae {
     for_each_chain([&](const std::string&, const Chain& c) { c.initialize(P, S, init, std_dev, rng); });
     std::uniform_real_distribution<double> u01(0.0, 1.0);  // NVAE's torch.rand
     for (std::size_t i = 0; i < top_map.size(); ++i) P[prior_ftr + i] = T(u01(rng));
-    if (lik.has_shared_param()) P[lik.shared_offset] = T(0);
+    lik.initialize(P);
     for (const SpectralWeight& sw : spectral) spectral_init(sw, P, S, rng);
   }
 
@@ -260,12 +259,10 @@ class Nvae {
     Buffer<T> ftr, dftr, sum, gsum;                       // [B, map.size()]
     Buffer<T> mp, sp, dm, r, eps, z, kl, dz, kw_scratch;  // [B, units * Z]
   };
-  struct Work : LossWeights<T> {
+  struct Work : LossWeights<T>, LikelihoodBuffers<T> {
     std::size_t max_batch = 0;
     bool training = true;
-    Activation2<T> x, out, raw_logsig, dout, draw_logsig;
-    LikelihoodWork<T> lw;
-    Buffer<T> rec, ones_b, xpad, s0, ds0, ones, scratch;
+    Buffer<T> ones_b, xpad, s0, ds0, ones, scratch;
     Chain::Work<T> stem, enc0, head;
     std::vector<Cell::Work<T>> enc, dec;
     std::vector<GroupWork> grp;
@@ -275,11 +272,7 @@ class Nvae {
   void reserve(Work& w, std::size_t rows) const {
     const std::size_t B = std::min(rows, kNvaeMaxRows);
     w.max_batch = B;
-    for (Activation2<T>* a : {&w.x, &w.out, &w.dout}) a->reserve(B, D);
-    w.raw_logsig.reserve(B, lik.per_pixel() ? D : 0);
-    w.draw_logsig.reserve(B, lik.per_pixel() ? D : 0);
-    w.lw.reserve(B, D);
-    w.rec.assign(B, T(0));
+    w.reserve_likelihood(lik, B, D);
     w.ones_b.assign(B, T(1));
     w.xpad.assign(B * Hp * Wp, T(0));
     w.s0.assign(B * top_map.size(), T(0));

@@ -5,18 +5,19 @@
 
 namespace vae {
 
-// The library's model families, each defined in its own files. One line each: registering
-// a family is adding its line here.
-const ModelFamily& vae_family();     // vae: MLP or conv, Gaussian or IAF posterior (mlp_vae.cpp)
-const ModelFamily& ladder_family();  // ladder, hierarchical (ladder.cpp)
-const ModelFamily& nvae_family();    // nvae: NVAE-small (nvae.cpp)
-const ModelFamily& vqvae_family();   // vqvae: VQ-VAE with its PixelCNN prior (vqvae.cpp)
+// Each registered family's declaration (defined in its own .cpp): vae_family() ...
+#define VAE_FAMILY(name) const ModelFamily& name##_family();
+#include "models/families.def"
+#undef VAE_FAMILY
 
 namespace {
 
 std::vector<const ModelFamily*>& registry() {
-  static std::vector<const ModelFamily*> families = {&vae_family(), &ladder_family(), &nvae_family(),
-                                                     &vqvae_family()};
+  static std::vector<const ModelFamily*> families = {
+#define VAE_FAMILY(name) &name##_family(),
+#include "models/families.def"
+#undef VAE_FAMILY
+  };
   return families;
 }
 

@@ -3,8 +3,8 @@
 // relations it checks between settings, and its factory. The command line, TOML run files,
 // sweep files and the run identity read the settings through models/settings.hpp, which
 // puts the core settings and every registered family's together; make_model builds the
-// family --model names. A family is registered by one line in models/registry.cpp (a
-// family defined in a test, by a ScopedFamily).
+// family --model names. A library family is registered by one line in models/families.def
+// (a family defined in a test, by a ScopedFamily).
 #pragma once
 
 #include <memory>
@@ -19,23 +19,41 @@
 namespace vae {
 
 struct ModelFamily {
+  using Names = std::vector<std::pair<std::string, std::string>>;
+  using Check = void (*)(const ConfigMap& config);
+  using Canonicalize = void (*)(ConfigMap& config, const ConfigMap& defaults);
+  using Summary = std::string (*)(const ConfigMap& config);
+  using Make = std::unique_ptr<Model> (*)(const TrainConfig& tc, std::size_t rows, std::size_t cols,
+                                          std::mt19937_64& init_rng);
+
   // The values of --model it answers, each with its part of --model's help.
-  std::vector<std::pair<std::string, std::string>> names;
+  Names names;
   // The settings it owns; `vae train --help` lists them after --model, in this order.
   std::vector<OptionSpec> options;
+  // The model for images of rows x cols, initialised from init_rng (validated settings).
+  Make make = nullptr;
   // Relations between settings when --model is one of names; throws ConfigError naming the key.
-  void (*validate)(const ConfigMap& config) = nullptr;
+  Check validate = nullptr;
+  // The model's part of `vae train`'s summary line ("latent 20").
+  Summary summary = nullptr;
   // When another family's model is chosen: its settings that must then keep their defaults
   // (rather than be ignored without a word); throws ConfigError naming the key.
-  void (*validate_other)(const ConfigMap& config) = nullptr;
+  Check validate_other = nullptr;
   // Resets its settings that mean nothing in this configuration to their defaults, so that
   // two spellings of one run get one run id (store/run_identity.hpp); called whatever the model.
-  void (*canonicalize)(ConfigMap& config, const ConfigMap& defaults) = nullptr;
-  // The model's part of `vae train`'s summary line ("latent 20").
-  std::string (*summary)(const ConfigMap& config) = nullptr;
-  // The model for images of rows x cols, initialised from init_rng (validated settings).
-  std::unique_ptr<Model> (*make)(const TrainConfig& tc, std::size_t rows, std::size_t cols,
-                                 std::mt19937_64& init_rng) = nullptr;
+  Canonicalize canonicalize = nullptr;
+
+  ModelFamily() = default;
+  // A family's declaration in one statement; the hooks it does not need are left out.
+  ModelFamily(Names names, std::vector<OptionSpec> options, Make make, Check validate = nullptr,
+              Summary summary = nullptr, Check validate_other = nullptr, Canonicalize canonicalize = nullptr)
+      : names(std::move(names)),
+        options(std::move(options)),
+        make(make),
+        validate(validate),
+        summary(summary),
+        validate_other(validate_other),
+        canonicalize(canonicalize) {}
 };
 
 // The registered families: the library's, in registration order, then any a test added.

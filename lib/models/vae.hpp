@@ -70,7 +70,7 @@ class Vae {
       decoder_ = std::make_unique<MlpDecoder<T>>(layout, s.latent, s.hidden, s.data_dim, lik.per_pixel(),
                                                  s.activation);
     }
-    if (lik.has_shared_param()) lik.shared_offset = layout.take(1);
+    lik.take_param(layout);
     // The flow's parameters come last, so the Gaussian part has the same layout (and, from
     // the same seed, the same initial values) as the Gaussian VAE.
     if (s.posterior == PosteriorKind::Iaf && s.iaf.steps > 0)
@@ -94,7 +94,7 @@ class Vae {
     std::vector<ParamRange> g;
     encoder_->add_groups(g);
     decoder_->add_groups(g);
-    if (lik.has_shared_param()) g.push_back({"log_sigma", lik.shared_offset, 1});
+    lik.add_group(g);
     posterior_->add_groups(g);
     return g;
   }
@@ -105,19 +105,16 @@ class Vae {
     for (const VaePart<T>* p : parts()) p->init_linear_layers(P, init, std_dev, rng);
     encoder_->init_other_layers(P, state.data(), init, std_dev, rng);
     decoder_->init_other_layers(P, state.data(), init, std_dev, rng);
-    if (lik.has_shared_param()) params[lik.shared_offset] = T(0);  // sigma = 1
+    lik.initialize(P);  // sigma = 1
     posterior_->init_other_layers(P, state.data(), init, std_dev, rng);
   }
 
   // Everything one batch needs, allocated once for batches of up to max_batch rows.
-  struct Work : LossWeights<T> {
+  struct Work : LossWeights<T>, LikelihoodBuffers<T> {
     std::size_t max_batch = 0;
-    Activation2<T> x, eps, mu, logvar, z, kl, dmu, dlogvar, dz;
-    Activation2<T> kw;  // row-weighted backward (IWAE): row_weight[b] * unit_weight[l], [B,L]
-    Activation2<T> out, raw_logsig, dout, draw_logsig;  // raw_logsig: [B,D] per-pixel sigma, else [B,0]
-    LikelihoodWork<T> lw;
-    Buffer<T> rec;                             // [B]
-    std::vector<double> log_q, log_p;          // [B], in double: they feed a log-sum-exp
+    Activation2<T> eps, mu, logvar, z, kl, dmu, dlogvar, dz;
+    Activation2<T> kw;                 // row-weighted backward (IWAE): row_weight[b] * unit_weight[l], [B,L]
+    std::vector<double> log_q, log_p;  // [B], in double: they feed a log-sum-exp
     std::unique_ptr<PartWork> enc, post, dec;  // the parts' own buffers
     bool training = true;  // batch-norm mode: batch statistics (running ones updated), else the running ones
     // Of the last encode: rows encoded (E) and rows per code (rep; E * rep rows in all).
@@ -129,12 +126,7 @@ class Vae {
     w.max_batch = B;
     for (Activation2<T>* a : {&w.mu, &w.logvar, &w.z, &w.kl, &w.dmu, &w.dlogvar, &w.dz, &w.eps, &w.kw})
       a->reserve(B, L);
-    for (Activation2<T>* a : {&w.x, &w.out, &w.dout}) a->reserve(B, D);
-    const std::size_t DS = lik.per_pixel() ? D : 0;
-    w.raw_logsig.reserve(B, DS);
-    w.draw_logsig.reserve(B, DS);
-    w.lw.reserve(B, D);
-    w.rec.assign(B, T(0));
+    w.reserve_likelihood(lik, B, D);
     w.reserve_weights(B, L);
     w.log_q.assign(B, 0.0);
     w.log_p.assign(B, 0.0);

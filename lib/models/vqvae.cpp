@@ -74,51 +74,40 @@ std::string summary_vq(const ConfigMap& c) {
 
 std::unique_ptr<Model> make_vq(const TrainConfig& tc, std::size_t rows, std::size_t cols,
                                std::mt19937_64& init_rng) {
-  std::unique_ptr<FamilyModel<VqVae<float>>> m;
   try {
-    m = std::make_unique<FamilyModel<VqVae<float>>>(vq_shape(tc.settings, rows, cols), likelihood_from(tc));
+    return make_family_model<VqVae<float>>(tc, init_rng, vq_shape(tc.settings, rows, cols),
+                                           likelihood_from(tc));
   } catch (const std::invalid_argument& e) {  // an image size the strided convolutions do not allow
     throw ConfigError(std::string("key 'model' (vqvae): ") + e.what());
   }
-  m->family().initialize(parse_init(tc.init), tc.init_std, init_rng);
-  return m;
 }
 
 }  // namespace
 
 VqShape vq_shape(const ConfigMap& c, std::size_t rows, std::size_t cols) {
-  auto size = [&](const char* key) { return std::size_t(setting<int64_t>(c, key)); };
   VqShape s;
   s.rows = rows;
   s.cols = cols;
-  s.codebook = size("vq-codebook");
-  s.code_dim = size("vq-dim");
-  s.channels = size("vq-channels");
-  s.res_blocks = size("vq-res-blocks");
-  s.res_hidden = size("vq-res-hidden");
+  s.codebook = size_setting(c, "vq-codebook");
+  s.code_dim = size_setting(c, "vq-dim");
+  s.channels = size_setting(c, "vq-channels");
+  s.res_blocks = size_setting(c, "vq-res-blocks");
+  s.res_hidden = size_setting(c, "vq-res-hidden");
   s.beta = setting<double>(c, "vq-beta");
   s.update = kUpdate.of(c, "vq-update");
   s.decay = setting<double>(c, "vq-decay");
   s.restart = setting<double>(c, "vq-restart");
-  s.prior_epochs = size("vq-prior-epochs");
-  s.prior_layers = size("vq-prior-layers");
-  s.prior_features = size("vq-prior-features");
+  s.prior_epochs = size_setting(c, "vq-prior-epochs");
+  s.prior_layers = size_setting(c, "vq-prior-layers");
+  s.prior_features = size_setting(c, "vq-prior-features");
   return s;
 }
 
 const ModelFamily& vqvae_family() {
-  static const ModelFamily family = [] {
-    ModelFamily f;
-    f.names = {{"vqvae",
-                "VQ-VAE, van den Oord et al. 2017: discrete codes on a conv grid, uniform or PixelCNN prior, "
-                "--vq-*"}};
-    f.options = vq_options();
-    f.validate = &validate_vq;
-    f.validate_other = &validate_not_vq;
-    f.summary = &summary_vq;
-    f.make = &make_vq;
-    return f;
-  }();
+  static const ModelFamily family(
+      {{"vqvae",
+        "VQ-VAE, van den Oord et al. 2017: discrete codes on a conv grid, uniform or PixelCNN prior, --vq-*"}},
+      vq_options(), &make_vq, &validate_vq, &summary_vq, &validate_not_vq);
   return family;
 }
 

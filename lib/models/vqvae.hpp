@@ -95,7 +95,7 @@ class VqVae {
       codebook_off = layout.take(K * D);
     }
     if (s.restart > 0) usage_off = st.take(K);
-    if (lik.has_shared_param()) lik.shared_offset = layout.take(1);
+    lik.take_param(layout);
     if (has_prior()) prior.build(layout, enc.h, enc.w, K, s.prior_features, s.prior_layers, 3);
     params.assign(layout.size, T(0));
     grads.assign(layout.size, T(0));
@@ -156,7 +156,7 @@ class VqVae {
     add("enc", enc);
     add("dec", dec);
     if (!ema()) g.push_back({"codebook", codebook_off, K() * Dc()});
-    if (lik.has_shared_param()) g.push_back({"log_sigma", lik.shared_offset, 1});
+    lik.add_group(g);
     if (has_prior()) {
       g.push_back({"prior.embedding", prior.emb, K() * prior.F});
       auto conv = [&](const std::string& n, const Conv2d& c) {
@@ -187,7 +187,7 @@ class VqVae {
     }
     if (shape.restart > 0)
       std::fill(state.begin() + long(usage_off), state.begin() + long(usage_off + K()), T(1));
-    if (lik.has_shared_param()) params[lik.shared_offset] = T(0);
+    lik.initialize(params.data());
     if (has_prior()) prior.initialize(params.data(), init, std_dev, rng);
   }
 

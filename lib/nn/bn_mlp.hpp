@@ -2,7 +2,8 @@
 // of the Ladder VAE and the hierarchical VAE (Sonderby et al. 2016 put batch norm on every
 // deterministic layer). With batch norm the Linear has no bias: BN's beta is the bias, and a
 // bias before BN would get an exactly-zero gradient (Adam would turn its rounding noise into
-// a random walk that the running mean then lags behind).
+// a random walk that the running mean then lags behind). The call convention is the nn
+// blocks' (nn/mlp.hpp): outputs, work, inputs, parameters, state, batch size, mode.
 #pragma once
 
 #include <string>
@@ -10,9 +11,8 @@
 #include <xtensor/xoperation.hpp>
 
 #include "nn/batchnorm.hpp"
-#include "nn/params.hpp"
+#include "nn/linear.hpp"
 #include "tensor/activation.hpp"
-#include "tensor/linear.hpp"
 
 namespace vae {
 
@@ -84,38 +84,44 @@ struct BnMlp {
   }
 
   // Activations of one batch per layer: the Linear output (pre), the normalized value (bn),
-  // the output (post) and the gradient w.r.t. post (reused down to pre); batch statistics.
+  // the output (post; the last layer's is the caller's `out`) and the gradient w.r.t. post
+  // (reused down to pre; the last layer's is the caller's `dout`); batch statistics.
   struct Work {
     std::vector<Activation2<T>> pre, bn, post, grad, xhat, scratch;
     std::vector<Buffer<T>> mean, var, inv_std, s1, s2;
+    Buffer<T> ones;  // [B]: bias gradients and batch sums as a gemv
   };
   void reserve(Work& w, std::size_t max_batch) const {
     const std::size_t k = layers.size();
-    for (auto* v : {&w.pre, &w.bn, &w.post, &w.grad, &w.xhat, &w.scratch}) v->resize(k);
+    for (auto* v : {&w.pre, &w.bn, &w.xhat, &w.scratch}) v->resize(k);
+    for (auto* v : {&w.post, &w.grad}) v->resize(k - 1);
     for (auto* v : {&w.mean, &w.var, &w.inv_std, &w.s1, &w.s2}) v->resize(k);
     for (std::size_t i = 0; i < k; ++i) {
       const std::size_t o = layers[i].out, rows = batchnorm ? max_batch : 0;
       w.pre[i].reserve(max_batch, o);
-      w.post[i].reserve(max_batch, o);
-      w.grad[i].reserve(max_batch, o);
+      if (i + 1 < k) {
+        w.post[i].reserve(max_batch, o);
+        w.grad[i].reserve(max_batch, o);
+      }
       for (auto* a : {&w.bn[i], &w.xhat[i], &w.scratch[i]}) a->reserve(rows, o);
       for (auto* v : {&w.mean[i], &w.var[i], &w.inv_std[i], &w.s1[i], &w.s2[i]})
         v->assign(batchnorm ? o : 0, T(0));
     }
+    w.ones.assign(max_batch, T(1));
   }
-  MatView<T> output(Work& w, std::size_t B) const { return w.post.back().view(B); }
-  MatView<T> output_grad(Work& w, std::size_t B) const { return w.grad.back().view(B); }
 
-  // in [B, in] -> w.post.back() [B, out]. training: batch statistics; else running ones.
-  void forward(Work& w, const MatView<T>& in, T* P, T* S, std::size_t B, bool training,
-               const VecView<T>& ones) const {
-    for (std::size_t i = 0; i < layers.size(); ++i) {
+  // in [B, in] -> out [B, out_size()] (backward reads both again). training: batch
+  // statistics; else the running ones in S.
+  void forward(MatView<T>& out, Work& w, const MatView<T>& in, T* P, T* S, std::size_t B, bool training) const {
+    const std::size_t k = layers.size();
+    auto ones = vec(w.ones.data(), B);
+    for (std::size_t i = 0; i < k; ++i) {
       const Linear& l = layers[i];
       auto pre = w.pre[i].view(B);
-      auto post = w.post[i].view(B);
+      auto post = i + 1 < k ? w.post[i].view(B) : out;
       auto x = i == 0 ? in : w.post[i - 1].view(B);
       if (!batchnorm) {
-        linear_forward(pre, x, l.W(P), l.bias(P));
+        linear_layer_forward(pre, x, l, P);
         nonlinearity_forward(post, pre, act);
         continue;
       }
@@ -134,29 +140,31 @@ struct BnMlp {
     }
   }
 
-  // Expects dL/d(post.back()) in w.grad.back(); accumulates parameter gradients and
-  // writes din = dL/d(in) + din_beta * din when din is given. The mode must be the forward's.
-  void backward(Work& w, MatView<T>* din, const MatView<T>& in, T* P, T* grads, std::size_t B, bool training,
-                const VecView<T>& ones, T din_beta = T(0)) const {
-    for (std::size_t i = layers.size(); i-- > 0;) {
+  // dout = dL/d(out) [B, out_size()] (overwritten) -> the parameter gradients added into G
+  // and, when din is given, din = dL/d(in) + din_beta * din (din_beta = 1: an input read by
+  // two blocks). out, in and the mode must be the forward's.
+  void backward(MatView<T>* din, Work& w, MatView<T>& dout, const MatView<T>& out, const MatView<T>& in, T* P,
+                T* G, std::size_t B, bool training, T din_beta = T(0)) const {
+    const std::size_t k = layers.size();
+    auto ones = vec(w.ones.data(), B);
+    for (std::size_t i = k; i-- > 0;) {
       const Linear& l = layers[i];
-      auto g = w.grad[i].view(B);
+      auto g = i + 1 < k ? w.grad[i].view(B) : dout;
+      auto post = i + 1 < k ? w.post[i].view(B) : out;
       auto x = i == 0 ? in : w.post[i - 1].view(B);
-      auto dW = l.W(grads);
       if (!batchnorm) {
-        nonlinearity_backward(g, g, w.pre[i].view(B), w.post[i].view(B), act);
-        auto db = l.bias(grads);
+        nonlinearity_backward(g, g, w.pre[i].view(B), post, act);
         if (i > 0) {
           auto dprev = w.grad[i - 1].view(B);
-          linear_backward(&dprev, dW, db, g, x, l.W(P), ones);
+          linear_layer_backward(&dprev, g, x, l, P, G, ones);
         } else {
-          linear_backward(din, dW, db, g, x, l.W(P), ones, din_beta);
+          linear_layer_backward(din, g, x, l, P, G, ones, din_beta);
         }
         continue;
       }
-      nonlinearity_backward(g, g, w.bn[i].view(B), w.post[i].view(B), act);
+      nonlinearity_backward(g, g, w.bn[i].view(B), post, act);
       const BatchNorm& n = norms[i];
-      auto dgamma = vec(grads + n.gamma, n.n), dbeta = vec(grads + n.beta, n.n);
+      auto dgamma = vec(G + n.gamma, n.n), dbeta = vec(G + n.beta, n.n);
       auto xhat = w.xhat[i].view(B), scratch = w.scratch[i].view(B);
       auto inv_std = vec(w.inv_std[i].data(), l.out);
       auto gamma = vec(P + n.gamma, n.n);
@@ -166,6 +174,7 @@ struct BnMlp {
       } else {
         batchnorm_backward_eval(g, dgamma, dbeta, g, xhat, inv_std, gamma, ones, scratch);
       }
+      auto dW = l.W(G);
       blas_gemm(g, x, dW, true, false, T(1), T(1));
       if (i > 0) {
         auto dprev = w.grad[i - 1].view(B);

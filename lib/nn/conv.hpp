@@ -49,6 +49,20 @@ struct ConvGeom {
   std::size_t hb = 0, wb = 0;  // big map: Conv2d input, ConvTranspose2d output
   std::vector<int32_t> map;    // [hs*ws, k*k]: big pixel y*wb + x, or -1 in the padding
 
+  // k x k taps with stride and padding between a small map hs x ws and a big one hb x wb.
+  static ConvGeom make(std::size_t k, std::size_t stride, std::size_t pad, std::size_t hs, std::size_t ws,
+                       std::size_t hb, std::size_t wb) {
+    ConvGeom g;
+    g.k = k;
+    g.stride = stride;
+    g.pad = pad;
+    g.hs = hs;
+    g.ws = ws;
+    g.hb = hb;
+    g.wb = wb;
+    g.build_map();
+    return g;
+  }
   std::size_t small_pixels() const { return hs * ws; }
   std::size_t big_pixels() const { return hb * wb; }
   std::size_t taps() const { return k * k; }
@@ -121,14 +135,8 @@ struct Conv2d {
     Conv2d c;
     c.cin = cin;
     c.cout = cout;
-    c.g.k = k;
-    c.g.stride = stride;
-    c.g.pad = pad;
-    c.g.hb = h;
-    c.g.wb = wd;
-    c.g.hs = conv_out_size(h, k, stride, pad);
-    c.g.ws = conv_out_size(wd, k, stride, pad);
-    c.g.build_map();
+    c.g = ConvGeom::make(k, stride, pad, conv_out_size(h, k, stride, pad), conv_out_size(wd, k, stride, pad), h,
+                         wd);
     c.w = layout.take(cout * k * k * cin);
     c.b = layout.take(cout);
     return c;
@@ -170,14 +178,8 @@ struct ConvTranspose2d {
     c.cout = cout;
     c.out_pad_h = out_pad_h;
     c.out_pad_w = out_pad_w;
-    c.g.k = k;
-    c.g.stride = stride;
-    c.g.pad = pad;
-    c.g.hs = h;
-    c.g.ws = wd;
-    c.g.hb = conv_transpose_out_size(h, k, stride, pad, out_pad_h);
-    c.g.wb = conv_transpose_out_size(wd, k, stride, pad, out_pad_w);
-    c.g.build_map();
+    c.g = ConvGeom::make(k, stride, pad, h, wd, conv_transpose_out_size(h, k, stride, pad, out_pad_h),
+                         conv_transpose_out_size(wd, k, stride, pad, out_pad_w));
     c.w = layout.take(cin * k * k * cout);
     c.b = layout.take(cout);
     return c;

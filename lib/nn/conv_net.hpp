@@ -22,6 +22,7 @@
 
 #include "nn/batchnorm.hpp"
 #include "nn/conv.hpp"
+#include "nn/linear.hpp"
 #include "tensor/activation.hpp"
 
 namespace vae {
@@ -248,7 +249,7 @@ struct ConvDecoder {
     T* out = out_v.data();
     T* raw = raw_v.data();
     auto h0 = w.h0.view(B);
-    linear_forward(h0, z, fc.W(P), fc.bias(P));
+    linear_layer_forward(h0, z, fc, P);
     const T* in = w.h0.ptr();
     for (std::size_t i = 0; i + 1 < deconvs.size(); ++i) {
       ConvBlockWork<T>& L = w.layers[i];
@@ -280,9 +281,7 @@ struct ConvDecoder {
       conv_transpose2d_backward(din_of(i), w.dcol.data(), G, L.grad.ptr(), in_of(i), deconvs[i], P, B,
                                 w.ones.data());
     }
-    auto dW = fc.W(G);
-    auto db = fc.bias(G);
-    linear_backward(&dz, dW, db, w.dh0.view(B), z, fc.W(P), vec(w.ones_b.data(), B));
+    linear_layer_backward(&dz, w.dh0.view(B), z, fc, P, G, vec(w.ones_b.data(), B));
   }
 };
 

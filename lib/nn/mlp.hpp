@@ -6,9 +6,8 @@
 
 #include <vector>
 
-#include "nn/params.hpp"
+#include "nn/linear.hpp"
 #include "tensor/activation.hpp"
-#include "tensor/linear.hpp"
 
 namespace vae {
 
@@ -52,10 +51,8 @@ struct Mlp {
     for (std::size_t i = 0; i < n; ++i) {
       auto pre = w.pre[i].view(B);
       auto post = i + 1 < n ? w.post[i].view(B) : out;
-      auto W = layers[i].W(P);
-      auto b = layers[i].bias(P);
-      if (i == 0) linear_forward(pre, in, W, b);
-      else linear_forward(pre, w.post[i - 1].view(B), W, b);
+      if (i == 0) linear_layer_forward(pre, in, layers[i], P);
+      else linear_layer_forward(pre, w.post[i - 1].view(B), layers[i], P);
       activation_forward(post, pre, act);
     }
   }
@@ -71,15 +68,12 @@ struct Mlp {
       auto g = i + 1 < n ? w.grad[i].view(B) : dout;
       auto post = i + 1 < n ? w.post[i].view(B) : out;
       activation_backward(g, g, w.pre[i].view(B), post, act);
-      auto dW = layers[i].W(G);
-      auto db = layers[i].bias(G);
       if (i > 0) {
         auto dprev = w.grad[i - 1].view(B);
-        linear_backward(&dprev, dW, db, g, w.post[i - 1].view(B), layers[i].W(P), ones);
+        linear_layer_backward(&dprev, g, w.post[i - 1].view(B), layers[i], P, G, ones, T(0), sink);
       } else {
-        linear_backward(din, dW, db, g, in, layers[i].W(P), ones);
+        linear_layer_backward(din, g, in, layers[i], P, G, ones, T(0), sink);
       }
-      if (sink) sink->ready(layers[i].w, layers[i].size());
     }
   }
 };

@@ -80,12 +80,7 @@ inline Op op_conv(ParamLayout& P, FMap in, std::size_t cout, std::size_t k, std:
 inline Op op_dwconv(ParamLayout& P, FMap in, std::size_t k) {
   Op o{OpKind::DwConv, in, in, {}, {}, {}, {}, {}};
   o.dw.c = in.c;
-  o.dw.g.k = k;
-  o.dw.g.stride = 1;
-  o.dw.g.pad = k / 2;
-  o.dw.g.hb = o.dw.g.hs = in.h;
-  o.dw.g.wb = o.dw.g.ws = in.w;
-  o.dw.g.build_map();
+  o.dw.g = ConvGeom::make(k, 1, k / 2, in.h, in.w, in.h, in.w);  // "same" padding
   o.dw.w = P.take(k * k * in.c);
   o.dw.b = P.take(in.c);
   return o;
@@ -362,26 +357,26 @@ void se_backward(OpWork<T>& w, T* din, T* G, const T* dout, const T* in, const O
   }
 }
 
-template <class T>
-void upsample_forward(T* out, const T* in, FMap f, std::size_t B) {
+// Nearest-neighbour 2x upsampling of f [B, h, w, c]: pixel(s, big) for each of the
+// [B, 2h, 2w] pixels, s and big the offsets of its source pixel and of itself (c values each).
+template <class Pixel>
+void for_each_upsampled(FMap f, std::size_t B, Pixel pixel) {
   const std::size_t C = f.c, Wo = 2 * f.w;
   for (std::size_t b = 0; b < B; ++b)
     for (std::size_t y = 0; y < 2 * f.h; ++y)
-      for (std::size_t x = 0; x < Wo; ++x) {
-        const T* src = in + ((b * f.h + y / 2) * f.w + x / 2) * C;
-        std::copy(src, src + C, out + ((b * 2 * f.h + y) * Wo + x) * C);
-      }
+      for (std::size_t x = 0; x < Wo; ++x)
+        pixel(((b * f.h + y / 2) * f.w + x / 2) * C, ((b * 2 * f.h + y) * Wo + x) * C);
 }
 template <class T>
+void upsample_forward(T* out, const T* in, FMap f, std::size_t B) {
+  for_each_upsampled(f, B, [&](std::size_t s, std::size_t big) { std::copy(in + s, in + s + f.c, out + big); });
+}
+// din += the sum of dout over each source pixel's four copies
+template <class T>
 void upsample_backward(T* din, const T* dout, FMap f, std::size_t B) {
-  const std::size_t C = f.c, Wo = 2 * f.w;
-  for (std::size_t b = 0; b < B; ++b)
-    for (std::size_t y = 0; y < 2 * f.h; ++y)
-      for (std::size_t x = 0; x < Wo; ++x) {
-        T* dst = din + ((b * f.h + y / 2) * f.w + x / 2) * C;
-        const T* src = dout + ((b * 2 * f.h + y) * Wo + x) * C;
-        for (std::size_t c = 0; c < C; ++c) dst[c] += src[c];
-      }
+  for_each_upsampled(f, B, [&](std::size_t s, std::size_t big) {
+    for (std::size_t c = 0; c < f.c; ++c) din[s + c] += dout[big + c];
+  });
 }
 
 // ---- dispatch ----

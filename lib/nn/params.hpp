@@ -2,6 +2,7 @@
 // second of the same layout); layers hold offsets into it.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <random>
@@ -17,6 +18,13 @@ struct ParamRange {
   std::string name;
   std::size_t offset, size;
 };
+
+// Groups collected part by part, in layout order (gradient checks and golden tests list them so).
+inline std::vector<ParamRange> sorted_by_offset(std::vector<ParamRange> groups) {
+  std::sort(groups.begin(), groups.end(),
+            [](const ParamRange& a, const ParamRange& b) { return a.offset < b.offset; });
+  return groups;
+}
 
 // Hands out consecutive ranges of the flat buffer.
 struct ParamLayout {

@@ -1,6 +1,7 @@
 // Diagonal Gaussian posterior q(z|x) = N(mu, diag(exp(logvar))) and its KL to N(0, I).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <xtensor/xmath.hpp>
 #include <xtensor/xnoalias.hpp>
@@ -35,14 +36,21 @@ void gaussian_backward(MatView<T>& dmu, MatView<T>& dlogvar, const MatView<T>& d
 }
 
 // log N(z; 0, I) and log q(z|x) for each row, in double: they feed a log-sum-exp.
+// out[b] += log N(z_b; 0, I)
 template <class T>
-void log_prior_rows(double* out, const MatView<T>& z) {
+void add_log_standard_rows(double* out, const MatView<T>& z) {
   const std::size_t B = z.shape()[0], L = z.shape()[1];
   for (std::size_t b = 0; b < B; ++b) {
     double s = 0;
     for (std::size_t l = 0; l < L; ++l) s += double(z(b, l)) * double(z(b, l));
-    out[b] = -0.5 * s - 0.5 * double(L) * kLog2Pi;
+    out[b] += -0.5 * s - 0.5 * double(L) * kLog2Pi;
   }
+}
+// out[b] = log N(z_b; 0, I)
+template <class T>
+void log_prior_rows(double* out, const MatView<T>& z) {
+  std::fill(out, out + z.shape()[0], 0.0);
+  add_log_standard_rows(out, z);
 }
 // log q(z|x) with z = mu + sigma * eps: sum -eps^2/2 - logvar/2 - log(2 pi)/2.
 // logvar has B rows, or one row shared by all (importance samples of one example).

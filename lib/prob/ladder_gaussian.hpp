@@ -190,16 +190,6 @@ void add_log_normal_rows(double* out, const MatView<T>& z, const MatView<T>& mu,
     out[b] += -0.5 * s - 0.5 * double(S) * kLog2Pi;
   }
 }
-// out[b] += log N(z_b; 0, I)
-template <class T>
-void add_log_standard_rows(double* out, const MatView<T>& z) {
-  const std::size_t B = z.shape()[0], S = z.shape()[1];
-  for (std::size_t b = 0; b < B; ++b) {
-    double s = 0;
-    for (std::size_t j = 0; j < S; ++j) s += double(z(b, j)) * double(z(b, j));
-    out[b] += -0.5 * s - 0.5 * double(S) * kLog2Pi;
-  }
-}
 // out[b] += log q(z_b) for z = mu + sqrt(var) eps: -(eps^2 + log var + log 2 pi) / 2 summed
 // (exactly, without the rounding of z - mu).
 template <class T>

@@ -7,9 +7,11 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 #include <xsimd/xsimd.hpp>
 #include "tensor/blas.hpp"
 
+#include "nn/params.hpp"
 #include "prob/gaussian.hpp"
 #include "tensor/activation.hpp"
 
@@ -52,6 +54,18 @@ struct Likelihood {
 
   bool per_pixel() const { return kind == LikelihoodKind::Gaussian && sigma == SigmaMode::PerPixel; }
   bool has_shared_param() const { return kind == LikelihoodKind::Gaussian && sigma == SigmaMode::Learned; }
+
+  // Its own parameter, the learned shared log sigma (none in the other modes): its place in
+  // a model's flat layout, its group ("log_sigma") and its initial value (sigma = 1).
+  void take_param(ParamLayout& layout) {
+    if (has_shared_param()) shared_offset = layout.take(1);
+  }
+  void add_group(std::vector<ParamRange>& groups) const {
+    if (has_shared_param()) groups.push_back({"log_sigma", shared_offset, 1});
+  }
+  void initialize(T* params) const {
+    if (has_shared_param()) params[shared_offset] = T(0);
+  }
 };
 
 // Buffers of one batch; all [B,D] except where noted.

@@ -66,24 +66,16 @@ class MlpDecoder final : public VaeDecoder<T> {
     Work& w = work_of<Work>(pw);
     auto g = w.g.view(B);
     body_.forward(g, w.mlp, z, P, B);
-    linear_forward(out, g, out_.W(P), out_.bias(P));
-    if (has_logsig_) linear_forward(raw, g, logsig_.W(P), logsig_.bias(P));
+    linear_layer_forward(out, g, out_, P);
+    if (has_logsig_) linear_layer_forward(raw, g, logsig_, P);
   }
   void backward(MatView<T>& dz, PartWork& pw, const MatView<T>& dout, const MatView<T>& draw,
                 const MatView<T>& z, T* P, T* G, std::size_t B, bool, GradSink<T>* sink) const override {
     Work& w = work_of<Work>(pw);
     auto ones = vec(w.ones.data(), B);
     auto g = w.g.view(B), dg = w.dg.view(B);
-    auto dW = out_.W(G);
-    auto db = out_.bias(G);
-    linear_backward(&dg, dW, db, dout, g, out_.W(P), ones);
-    if (sink) sink->ready(out_.w, out_.size());
-    if (has_logsig_) {
-      auto dWs = logsig_.W(G);
-      auto dbs = logsig_.bias(G);
-      linear_backward(&dg, dWs, dbs, draw, g, logsig_.W(P), ones, T(1));
-      if (sink) sink->ready(logsig_.w, logsig_.size());
-    }
+    linear_layer_backward(&dg, dout, g, out_, P, G, ones, T(0), sink);
+    if (has_logsig_) linear_layer_backward(&dg, draw, g, logsig_, P, G, ones, T(1), sink);
     body_.backward(&dz, w.mlp, dg, g, z, P, G, B, sink);
   }
 

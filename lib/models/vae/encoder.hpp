@@ -31,8 +31,8 @@ class VaeEncoder : public VaePart<T> {
     Work& w = work_of<Work>(pw);
     auto h = w.h.view(E);
     body_forward(h, pw, gather(w, x, E, stride), P, S, E, training);
-    linear_forward(mu, h, mu_head.W(P), mu_head.bias(P));
-    linear_forward(logvar, h, logvar_head.W(P), logvar_head.bias(P));
+    linear_layer_forward(mu, h, mu_head, P);
+    linear_layer_forward(logvar, h, logvar_head, P);
   }
   std::size_t h_size() const { return mu_head.in; }
   MatView<T> h(PartWork& pw, std::size_t E) const { return work_of<Work>(pw).h.view(E); }
@@ -44,14 +44,8 @@ class VaeEncoder : public VaePart<T> {
     Work& w = work_of<Work>(pw);
     auto ones = vec(w.ones.data(), E);
     auto h = w.h.view(E), dh = w.dh.view(E);
-    auto dWm = mu_head.W(G);
-    auto dbm = mu_head.bias(G);
-    linear_backward(&dh, dWm, dbm, dmu, h, mu_head.W(P), ones);
-    if (sink) sink->ready(mu_head.w, mu_head.size());
-    auto dWl = logvar_head.W(G);
-    auto dbl = logvar_head.bias(G);
-    linear_backward(&dh, dWl, dbl, dlogvar, h, logvar_head.W(P), ones, T(1));
-    if (sink) sink->ready(logvar_head.w, logvar_head.size());
+    linear_layer_backward(&dh, dmu, h, mu_head, P, G, ones, T(0), sink);
+    linear_layer_backward(&dh, dlogvar, h, logvar_head, P, G, ones, T(1), sink);
   }
   // dh [E, H] (overwritten) -> the body's gradients; x, E, stride and the mode of the forward.
   void backward_body(PartWork& pw, const MatView<T>& x, T* P, T* G, std::size_t E, std::size_t stride,
@@ -160,8 +154,7 @@ class ConvVaeEncoder final : public VaeEncoder<T> {
 
  public:
   ConvVaeEncoder(ParamLayout& layout, ParamLayout& state, std::size_t D, const ConvShape& s, std::size_t L,
-                 Activation act)
-      : D_(D) {
+                 Activation act) {
     if (s.rows * s.cols != D)
       throw std::invalid_argument("conv VAE: image size does not match the data dimension");
     body_.build(layout, state, s, act);
@@ -189,7 +182,6 @@ class ConvVaeEncoder final : public VaeEncoder<T> {
     typename ConvEncoder<T>::Work conv;
   };
   ConvEncoder<T> body_;
-  std::size_t D_;
 
   void add_body_groups(std::vector<ParamRange>& g) const override {
     for (std::size_t i = 0; i < body_.convs.size(); ++i) {

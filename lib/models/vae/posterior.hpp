@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "models/vae/part.hpp"
+#include "nn/linear.hpp"
 #include "nn/made.hpp"
 #include "prob/gaussian.hpp"
 #include "prob/iaf.hpp"
@@ -189,7 +190,7 @@ class IafPosterior final : public VaePosterior<T> {
     if (C_ == 0) return;
     Work& w = work_of<Work>(pw);
     auto c = w.ctx.view(E);
-    linear_forward(c, h, ctx_.W(P), ctx_.bias(P));
+    linear_layer_forward(c, h, ctx_, P);
     replicate_rows(w.ctx.ptr(), E, rep, C_);
   }
   void forward(MatView<T>& z, MatView<T>& kl, PartWork& pw, const MatView<T>& mu, const MatView<T>& logvar,
@@ -235,10 +236,7 @@ class IafPosterior final : public VaePosterior<T> {
     if (C_ == 0) return;
     Work& w = work_of<Work>(pw);
     sum_row_groups(w.dctx.ptr(), E, rep, C_);
-    auto ones = vec(w.ones.data(), E);
-    auto dW = ctx_.W(G);
-    auto db = ctx_.bias(G);
-    linear_backward(&dh, dW, db, w.dctx.view(E), h, ctx_.W(P), ones, T(1));
+    linear_layer_backward(&dh, w.dctx.view(E), h, ctx_, P, G, vec(w.ones.data(), E), T(1));
   }
   void mean_codes(T* codes, MatView<T>& z, MatView<T>& kl, PartWork& pw, const MatView<T>& mu,
                   const MatView<T>& logvar, MatView<T>& eps, T* P, std::size_t B) const override {

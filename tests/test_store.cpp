@@ -528,7 +528,9 @@ TEST_CASE("defaults of settings added after the identity recipe are pinned", "[s
                                                      {"nvae-channels", "16"},
                                                      {"nvae-kl-balance", "true"},
                                                      {"nvae-spectral", "0.01"},
-                                                     {"nvae-bn-momentum", "0.050000000000000003"}};
+                                                     {"nvae-bn-momentum", "0.050000000000000003"},
+                                                     {"time-budget", "0"},
+                                                     {"time-budget-clock", "wall"}};
   for (const auto& [key, value] : pinned) {
     INFO("setting " << key);
     const OptionSpec* s = find_option(key);

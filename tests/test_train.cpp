@@ -263,3 +263,73 @@ TEST_CASE("a checkpoint stays resumable when settings are added to the program",
   CHECK_THROWS_WITH(train_and_evaluate(other, RunOptions{dir.path.string(), true, true, nullptr}, nullptr),
                     Catch::Contains("checkpoint of a different configuration"));
 }
+
+TEST_CASE("a time budget ends training after the step that spends it", "[train][budget]") {
+  ConfigMap c = small_config(3);
+  apply(c, {{"time-budget", 1e-9}});  // spent by the first step
+  TempDir dir;
+  const RunResult r = train_and_evaluate(c, RunOptions{dir.path.string(), false, true, nullptr}, nullptr);
+  REQUIRE(r.status == "done");
+  CHECK(r.epochs_done == 1);
+  CHECK(r.train_loss_curve.size() == 1);
+  // one batch of 50 out of the 1000 training images (validation comes from the set's end)
+  CHECK(r.metrics.at("epochs_trained") == Approx(50.0 / 1000.0));
+  CHECK(r.metrics.at("epochs") == 1);
+  CHECK(r.metrics.count("test_nll") == 1);  // the final evaluation still runs
+  const double first_loss = r.train_loss_curve[0];
+
+  // Resumed with the budget spent: nothing more is trained.
+  const RunResult again = train_and_evaluate(c, RunOptions{dir.path.string(), true, true, nullptr}, nullptr);
+  REQUIRE(again.status == "done");
+  CHECK(again.train_loss_curve.empty());
+  CHECK(again.metrics.at("epochs_trained") == Approx(50.0 / 1000.0));
+
+  // The budget is not part of the checkpoint's identity: without it the run goes on from
+  // the partial epoch's checkpoint to the configured epochs.
+  ConfigMap longer = c;
+  apply(longer, {{"time-budget", 0.0}});
+  CHECK(training_identity(longer) == training_identity(c));
+  const RunResult rest = train_and_evaluate(longer, RunOptions{dir.path.string(), true, true, nullptr},
+                                            nullptr);
+  REQUIRE(rest.status == "done");
+  CHECK(rest.train_loss_curve.size() == 2);  // epochs 2 and 3, whole
+  CHECK(rest.metrics.at("epochs_trained") == Approx(2.0 + 50.0 / 1000.0));
+  CHECK(rest.train_loss_curve[0] != first_loss);
+}
+
+TEST_CASE("no time budget is the configured epochs, bit for bit", "[train][budget]") {
+  ConfigMap budget = small_config(2);
+  apply(budget, {{"time-budget", 1e9}});  // never reached
+  TempDir a, b;
+  const RunResult plain = train_and_evaluate(small_config(2), RunOptions{a.path.string(), false, true, nullptr},
+                                             nullptr);
+  const RunResult timed = train_and_evaluate(budget, RunOptions{b.path.string(), false, true, nullptr},
+                                             nullptr);
+  CHECK(timed.epochs_done == 2);
+  CHECK(timed.metrics.at("epochs_trained") == 2);
+  CHECK(timed.metrics.at("test_elbo") == plain.metrics.at("test_elbo"));
+  CHECK(params_of(a.path / "last.ckpt") == params_of(b.path / "last.ckpt"));
+}
+
+TEST_CASE("a time budget is refused where a second training stage follows", "[train][budget][config]") {
+  ConfigMap c = default_config();
+  apply(c, {{"model", std::string("vqvae")}, {"vq-prior-epochs", int64_t(2)}, {"time-budget", 60.0}});
+  CHECK_THROWS_WITH(to_train_config(c), Catch::Contains("key 'time-budget'"));
+  apply(c, {{"vq-prior-epochs", int64_t(0)}});
+  CHECK_NOTHROW(to_train_config(c));
+}
+
+TEST_CASE("a time budget on the CPU clock counts the process's CPU time", "[train][budget]") {
+  ConfigMap c = small_config(3);
+  apply(c, {{"time-budget", 1e-9}, {"time-budget-clock", std::string("cpu")}});
+  TempDir dir;
+  const RunResult r = train_and_evaluate(c, RunOptions{dir.path.string(), false, true, nullptr}, nullptr);
+  REQUIRE(r.status == "done");
+  CHECK(r.metrics.at("epochs_trained") == Approx(50.0 / 1000.0));
+  CHECK(r.metrics.at("train_cpu_s") > 0);
+  // kept in the checkpoint, so a resumed run goes on counting from it
+  CHECK(load_checkpoint((dir.path / "last.ckpt").string()).train_cpu_seconds == r.metrics.at("train_cpu_s"));
+  ConfigMap wall = c;
+  apply(wall, {{"time-budget-clock", std::string("wall")}});
+  CHECK(training_identity(wall) == training_identity(c));
+}

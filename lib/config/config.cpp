@@ -100,6 +100,16 @@ std::vector<OptionSpec> make_options() {
       opt("adagrad-eps", K::Float, 1e-10, "Adagrad epsilon", {}, 0.0),
       opt("batch", K::Int, I(128), "minibatch size", {}, 1.0, 1e6),
       opt("epochs", K::Int, I(10), "training epochs", {}, 0.0, 1e6),
+      opt("time-budget", K::Float, 0.0,
+          "seconds of training (wall clock, evaluation not counted): stop after the step that "
+          "reaches them, the last epoch partial; --epochs stays the upper bound and warm-up and "
+          "learning rate still follow epochs. 0: off. Where such a run stops depends on the "
+          "machine's speed, so it is not bit-reproducible",
+          {}, 0.0),
+      opt("time-budget-clock", K::String, std::string("wall"),
+          "what --time-budget counts: wall (elapsed time) or cpu (the process's CPU time: with "
+          "OPENBLAS_NUM_THREADS=1 one core's work, the same whatever else runs on a shared machine)",
+          {"wall", "cpu"}),
       opt("seed", K::Int, I(0), "random seed (initialisation, batches, noise)", {}, 0.0),
       opt("threads", K::Int, I(1), "OpenBLAS threads", {}, 1.0, 256.0, false),
       // evaluation
@@ -345,6 +355,8 @@ TrainConfig core_train_config(const ConfigMap& c) {
   t.adagrad_eps = f("adagrad-eps");
   t.batch = i("batch");
   t.epochs = i("epochs");
+  t.time_budget = f("time-budget");
+  t.time_budget_cpu = s("time-budget-clock") == "cpu";
   t.seed = i("seed");
   t.threads = i("threads");
   t.iw_samples = i("iw-samples");

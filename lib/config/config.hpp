@@ -137,6 +137,8 @@ struct TrainConfig {
   double lr_decay;          // factor per epoch for exponential
   double adam_beta1, adam_beta2, adam_eps, adagrad_eps;
   int64_t batch, epochs, seed, threads;
+  double time_budget;    // seconds of training steps; 0: train all epochs
+  bool time_budget_cpu;  // the budget counts the process's CPU time, not elapsed time
   // evaluation
   int64_t iw_samples, iw_examples, iw_chunk, eval_every;
   // disentanglement metrics (dsprites): points per batch, classifier train/eval points

@@ -58,6 +58,10 @@ void validate_vq(const ConfigMap& c) {
     throw ConfigError("key 'sigma': model = vqvae has no per-pixel sigma head");
   if (setting<std::string>(c, "posterior") != "gaussian" || setting<std::string>(c, "arch") != "mlp")
     throw ConfigError("key 'posterior'/'arch': model = vqvae has its own conv encoder and discrete codes");
+  // The prior's stage follows the autoencoder's epochs; a budget could end training in either.
+  if (setting<double>(c, "time-budget") > 0 && setting<int64_t>(c, "vq-prior-epochs") > 0)
+    throw ConfigError("key 'time-budget': not with a second training stage (vq-prior-epochs > 0): "
+                      "give the autoencoder and its prior epochs instead");
 }
 
 void validate_not_vq(const ConfigMap& c) {

@@ -40,21 +40,14 @@ void fsync_dir(const std::string& path) {
 }  // namespace
 
 void save_checkpoint(const std::string& path, const Checkpoint& c) {
-  nlohmann::json h = {{"identity", c.identity},
-                      {"epoch", c.epoch},
-                      {"config", c.config_json},
-                      {"n_params", c.params.size()},
-                      {"n_state", c.model_state.size()},
-                      {"n_opt_a", c.opt_a.size()},
-                      {"n_opt_b", c.opt_b.size()},
-                      {"opt_t", c.opt_t},
-                      {"rng_state", c.rng_state},
-                      {"best_valid_elbo", c.best_valid_elbo},
-                      {"best_epoch", c.best_epoch},
-                      {"last_loss", c.last_loss},
-                      {"train_seconds", c.train_seconds},
-                      {"samples_done", c.samples_done},
-                      {"best_epoch_seconds", c.best_epoch_seconds}};
+  nlohmann::json h = {{"identity", c.identity},           {"epoch", c.epoch},
+                      {"config", c.config_json},          {"n_params", c.params.size()},
+                      {"n_state", c.model_state.size()},  {"n_opt_a", c.opt_a.size()},
+                      {"n_opt_b", c.opt_b.size()},        {"opt_t", c.opt_t},
+                      {"rng_state", c.rng_state},         {"best_valid_elbo", c.best_valid_elbo},
+                      {"best_epoch", c.best_epoch},       {"last_loss", c.last_loss},
+                      {"train_seconds", c.train_seconds}, {"train_cpu_seconds", c.train_cpu_seconds},
+                      {"samples_done", c.samples_done},   {"best_epoch_seconds", c.best_epoch_seconds}};
   const std::string header = h.dump();
   const uint64_t header_len = header.size();
   const std::string tmp = path + ".tmp";
@@ -106,6 +99,7 @@ Checkpoint load_checkpoint(const std::string& path) {
     c.best_epoch = h.at("best_epoch");
     c.last_loss = h.at("last_loss");
     c.train_seconds = h.value("train_seconds", 0.0);
+    c.train_cpu_seconds = h.value("train_cpu_seconds", 0.0);
     c.samples_done = h.value("samples_done", 0.0);
     c.best_epoch_seconds = h.value("best_epoch_seconds", 0.0);
   } catch (const nlohmann::json::exception& e) {

@@ -26,6 +26,7 @@ struct Checkpoint {
   // Training time so far, so a resumed run reports its whole training time
   // (absent in older checkpoints: 0).
   double train_seconds = 0, samples_done = 0, best_epoch_seconds = 0;
+  double train_cpu_seconds = 0;  // the process's CPU time in training steps (--time-budget-clock cpu)
 };
 
 // Writes to path.tmp, fsyncs, then renames over path: a crash leaves the old file or the new.

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <numeric>
 #include <sstream>
@@ -25,6 +26,8 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+// The process's CPU time, all its threads (std::clock on Linux).
+double cpu_seconds() { return double(std::clock()) / CLOCKS_PER_SEC; }
 
 // Independent random streams of a run, each a function of the seed alone.
 std::mt19937_64 stream(int64_t seed, uint64_t purpose) {
@@ -57,7 +60,10 @@ data::DataSpec data_spec(const TrainConfig& tc) {
 namespace {
 ConfigMap trajectory_settings(const ConfigMap& config) {
   ConfigMap c = config;
-  for (const char* k : {"epochs", "iw-samples", "iw-examples", "iw-chunk", "eval-every"}) c.erase(k);
+  // when to stop and what to evaluate at the end: a checkpoint goes on under other values
+  for (const char* k :
+       {"epochs", "time-budget", "time-budget-clock", "iw-samples", "iw-examples", "iw-chunk", "eval-every"})
+    c.erase(k);
   return c;
 }
 }  // namespace
@@ -108,6 +114,7 @@ struct Trainer {
   // Training time and samples, including the earlier attempts of a resumed run
   // (resumed_seconds: theirs alone, for the ETA).
   double train_seconds = 0, samples_done = 0, best_epoch_s = 0, resumed_seconds = 0;
+  double train_cpu_seconds = 0;
   bool progress = false, tty = false;
 };
 
@@ -169,6 +176,7 @@ void resume(Trainer& t, RunResult& result) {
   t.best_epoch = c.best_epoch;
   t.last_loss = c.last_loss;
   t.train_seconds = c.train_seconds;
+  t.train_cpu_seconds = c.train_cpu_seconds;
   t.samples_done = c.samples_done;
   t.best_epoch_s = c.best_epoch_seconds;
   t.resumed_seconds = c.train_seconds;
@@ -189,6 +197,7 @@ Checkpoint make_checkpoint(const Trainer& t, int64_t epochs_done) {
   c.best_epoch = t.best_epoch;
   c.last_loss = t.last_loss;
   c.train_seconds = t.train_seconds;
+  c.train_cpu_seconds = t.train_cpu_seconds;
   c.samples_done = t.samples_done;
   c.best_epoch_seconds = t.best_epoch_s;
   return c;
@@ -196,10 +205,22 @@ Checkpoint make_checkpoint(const Trainer& t, int64_t epochs_done) {
 
 struct EpochSums {
   double loss = 0, rec = 0, kl = 0, beta_eff = 0;
+  double rows = 0;   // examples trained on: N, or fewer when the time budget ends the epoch
+  double cpu_s = 0;  // the process's CPU time in the epoch's steps
   bool diverged = false;
 };
 
-// One pass over the shuffled training set; on a NaN/Inf loss, fills result and stops.
+// --time-budget: the training steps so far (this epoch's wall and CPU seconds included) have
+// used it up, on the clock --time-budget-clock names.
+bool budget_spent(const Trainer& t, double epoch_seconds, double epoch_cpu_seconds) {
+  if (t.tc.time_budget <= 0) return false;
+  const double spent = t.tc.time_budget_cpu ? t.train_cpu_seconds + epoch_cpu_seconds
+                                            : t.train_seconds + epoch_seconds;
+  return spent >= t.tc.time_budget;
+}
+
+// One pass over the shuffled training set, cut short when the time budget is spent; on a
+// NaN/Inf loss, fills result and stops.
 EpochSums train_epoch(Trainer& t, int64_t epoch, double lr, RunResult& result) {
   const TrainConfig& tc = t.tc;
   const bool dynamic = tc.binarize == "dynamic";
@@ -207,6 +228,7 @@ EpochSums train_epoch(Trainer& t, int64_t epoch, double lr, RunResult& result) {
   std::iota(t.order.begin(), t.order.end(), 0u);
   std::shuffle(t.order.begin(), t.order.end(), t.train_rng);
   const auto t_epoch = Clock::now();
+  const double cpu_epoch = cpu_seconds();
   auto t_report = t_epoch;
   EpochSums s;
   s.beta_eff = tc.beta;
@@ -234,6 +256,8 @@ EpochSums train_epoch(Trainer& t, int64_t epoch, double lr, RunResult& result) {
     s.loss += l.loss * double(rows);
     s.rec += l.rec * double(rows);
     s.kl += l.kl * double(rows);
+    s.rows += double(rows);
+    if (budget_spent(t, seconds_since(t_epoch), cpu_seconds() - cpu_epoch)) break;
     if (t.tty && seconds_since(t_report) > 0.5) {
       t_report = Clock::now();
       const double frac = double(step + 1) / double(t.steps_per_epoch);
@@ -243,6 +267,7 @@ EpochSums train_epoch(Trainer& t, int64_t epoch, double lr, RunResult& result) {
                    double(start + rows) / el, format_duration(el / frac - el).c_str());
     }
   }
+  s.cpu_s = cpu_seconds() - cpu_epoch;
   return s;
 }
 
@@ -250,10 +275,12 @@ EpochSums train_epoch(Trainer& t, int64_t epoch, double lr, RunResult& result) {
 // hooks and the progress line.
 void end_epoch(Trainer& t, int64_t epoch, double lr, double epoch_s, const EpochSums& s, RunResult& result) {
   const TrainConfig& tc = t.tc;
-  const double N = double(t.N);
+  const double N = s.rows;  // the averages are over the examples this epoch trained on
   t.train_seconds += epoch_s;
+  t.train_cpu_seconds += s.cpu_s;
   t.samples_done += N;
-  if (t.best_epoch_s == 0 || epoch_s < t.best_epoch_s) t.best_epoch_s = epoch_s;
+  const bool whole = s.rows == double(t.N);  // a partial last epoch says nothing of the speed
+  if (whole && (t.best_epoch_s == 0 || epoch_s < t.best_epoch_s)) t.best_epoch_s = epoch_s;
   t.last_loss = s.loss / N;
   result.train_loss_curve.push_back(t.last_loss);
   std::map<std::string, double> m{{"train_loss", t.last_loss},   {"train_rec", s.rec / N},
@@ -349,7 +376,7 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
   // A second stage (Model::stage2_epochs, e.g. the VQ-VAE's prior) runs after the configured
   // epochs with a fresh optimizer and its own learning-rate schedule.
   const int64_t total_epochs = t.total_epochs;
-  for (int64_t epoch = t.start_epoch; epoch < total_epochs; ++epoch) {
+  for (int64_t epoch = t.start_epoch; epoch < total_epochs && !budget_spent(t, 0, 0); ++epoch) {
     if (epoch == tc.epochs && total_epochs > tc.epochs) {
       t.model->set_stage(2);
       t.opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps,
@@ -369,10 +396,13 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
   }
   final_evaluation(t, result);
   result.metrics["train_s"] = t.train_seconds;
+  result.metrics["train_cpu_s"] = t.train_cpu_seconds;
   if (t.train_seconds > 0) result.metrics["samples_per_s"] = t.samples_done / t.train_seconds;
   // The fastest epoch, as the PyTorch peer reports it (bench/run.sh compares the two).
   if (t.best_epoch_s > 0) result.metrics["best_epoch_samples_per_s"] = double(t.N) / t.best_epoch_s;
   result.metrics["epochs"] = double(result.epochs_done);
+  // passes over the training set, fractional when the time budget ended the last one
+  result.metrics["epochs_trained"] = t.samples_done / double(t.N);
   if (t.best_epoch > 0) {
     result.metrics["best_valid_elbo"] = t.best_valid;
     result.metrics["best_epoch"] = double(t.best_epoch);

@@ -1,11 +1,13 @@
 // Google Benchmark micro benchmarks of the training step's kernels, at the shapes of
 // the model (784-400-20 MLP VAE, batch 128): linear forward and backward,
-// activations, the likelihoods, log-sum-exp, the optimizer step, and the batch fill.
+// activations, the likelihoods, log-sum-exp, the optimizer step (alone, and after a layer's
+// weight-gradient gemm as the fused step runs it: BM_adam_after_gemm), and the batch fill.
 //   OPENBLAS_NUM_THREADS=1 build-perf/micro_kernels --benchmark_min_time=0.2
 // items_per_second counts elements (or samples for the batch fill, parameters for
 // the optimizers); bytes_per_second the buffers a kernel must stream.
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <random>
 #include <string>
 #include <vector>
@@ -167,6 +169,96 @@ void BM_optimizer_step(benchmark::State& st) {
   st.SetBytesProcessed(int64_t(st.iterations()) * int64_t(n * sizeof(float) * (st.range(0) == 0 ? 7 : 5)));
 }
 BENCHMARK(BM_optimizer_step)->Arg(0)->Arg(1);
+
+// Adam's pass without its divider work: the same loads and stores (parameters, gradient,
+// both moments; the gradient zeroed) with the square root and the division replaced by
+// multiplications. Not an optimizer: a bound on what any exact reformulation of the
+// arithmetic could save (BM_adam_after_gemm, variant 2).
+void adam_traffic_only(Adam<float>& a, float* __restrict p, float* __restrict g, std::size_t n) {
+  const float b1 = float(a.beta1), b2 = float(a.beta2), c1 = 1 - b1, c2 = 1 - b2;
+  const float step = a.step_size, ic2 = a.inv_c2, e = float(a.eps);
+  float* __restrict M = a.m.data();
+  float* __restrict V = a.v.data();
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) {
+    const float gi = g[i];
+    const float mi = b1 * M[i] + c1 * gi;
+    const float vi = b2 * V[i] + c2 * gi * gi;
+    M[i] = mi;
+    V[i] = vi;
+    p[i] -= step * mi * (vi * ic2 + e);
+    g[i] = 0;
+  }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+// apply<true>'s loop compiled for 512-bit vectors (the library is built without AVX-512):
+// variant 3 of BM_adam_after_gemm, run only where the CPU has it.
+#define VAE_BENCH_AVX512 1
+__attribute__((target("avx512f,prefer-vector-width=512"))) void adam_avx512(Adam<float>& a, float* __restrict p,
+                                                                            float* __restrict g,
+                                                                            std::size_t n) {
+  const float b1 = float(a.beta1), b2 = float(a.beta2), c1 = 1 - b1, c2 = 1 - b2;
+  const float step = a.step_size, ic2 = a.inv_c2, e = float(a.eps);
+  float* __restrict M = a.m.data();
+  float* __restrict V = a.v.data();
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) {
+    const float gi = g[i];
+    const float mi = b1 * M[i] + c1 * gi;
+    const float vi = b2 * V[i] + c2 * gi * gi;
+    M[i] = mi;
+    V[i] = vi;
+    p[i] -= step * mi / (std::sqrt(vi) * ic2 + e);
+    g[i] = 0;
+  }
+}
+#endif
+
+// One layer's part of the fused training step (models/algorithms.hpp, train_step_update):
+// the weight gradient's gemm at batch B (dW += dout^T in, into the zeroed gradient), then
+// variant 0: Adam on the layer as the step applies it (apply<true>); 1: the gemm alone;
+// 2: the gemm and adam_traffic_only; 3: the gemm and adam_avx512. Args {B, in, out,
+// variant}. Variant 0 minus variant 1 is what Adam adds to a step; variant 2 shows how
+// much of that is the divider's, variant 3 what wider vectors would change.
+void BM_adam_after_gemm(benchmark::State& st) {
+  const std::size_t B = std::size_t(st.range(0)), I = std::size_t(st.range(1)), O = std::size_t(st.range(2));
+  const int variant = int(st.range(3));
+#ifdef VAE_BENCH_AVX512
+  if (variant == 3 && !__builtin_cpu_supports("avx512f")) {
+    st.SkipWithError("no AVX-512 on this CPU");
+    return;
+  }
+#else
+  if (variant == 3) {
+    st.SkipWithError("AVX-512 variant not built");
+    return;
+  }
+#endif
+  const std::size_t n = O * I;
+  auto in = random_buffer(B * I, 0, 1, 1), dout = random_buffer(B * O, -1e-3f, 1e-3f, 3);
+  auto p = random_buffer(n, -0.05f, 0.05f, 2);
+  Buffer<float> g(n, 0.0f);
+  Optimizer<float> opt;
+  opt.configure("adam", 0.9, 0.999, 1e-8, 1e-10, n);
+  auto vin = mat(in.data(), B, I), vdout = mat(dout.data(), B, O), vg = mat(g.data(), O, I);
+  for (auto _ : st) {
+    blas_gemm(vdout, vin, vg, true, false, 1.0f, 1.0f);
+    opt.begin_step(1e-3);
+    if (variant == 0) opt.apply_and_clear(p.data(), g.data(), 0, n);
+    // variant 1: g keeps growing by a bounded dW a step, far from overflow in any run
+    else if (variant == 2) adam_traffic_only(opt.adam, p.data(), g.data(), n);
+#ifdef VAE_BENCH_AVX512
+    else if (variant == 3) adam_avx512(opt.adam, p.data(), g.data(), n);
+#endif
+    benchmark::DoNotOptimize(p.data());
+  }
+  st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(n));
+}
+BENCHMARK(BM_adam_after_gemm)
+    ->ArgsProduct({{20}, {kD}, {kH}, {0, 1, 2, 3}})
+    ->ArgsProduct({{20}, {kH}, {kD}, {0, 1, 2, 3}})
+    ->ArgsProduct({{20}, {kH}, {kL}, {0, 1, 2, 3}});
 
 // Filling a batch of 128 MNIST-sized images: intensities, or a fresh binarization; and
 // the batch's N(0, 1) noise [128, 20].

@@ -441,7 +441,8 @@ class VqVae {
     score(w, B);
   }
   void add_kl_columns(Work& w, std::size_t B, double* acc) const {
-    for (std::size_t i = 0; i < B * units(); ++i) acc[i % units()] += double(w.kl.data[i]);
+    const std::size_t U = units();
+    for (std::size_t i = 0; i < B * U; ++i) acc[i % U] += double(w.kl.data[i]);
   }
   // The codebook and commitment terms of the last forward, summed over its rows and levels:
   // added to the training loss (not to the bound). With EMA there is no codebook term.

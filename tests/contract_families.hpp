@@ -201,7 +201,9 @@ void for_each_family(F&& f) {
       {"enc"}});
   // Two levels: the bottom codes depend on the top decoder, the bottom quantiser's 1x1 conv and
   // the top codebook too, so all of these carry the straight-through surrogate (checked by
-  // tests/test_vqvae.cpp); up_t, dec and the likelihood get exact gradients.
+  // tests/test_vqvae.cpp); up_t, dec and the likelihood get exact gradients. The step 3e-4: at
+  // 1e-4 the rounding noise of the loss over h is 1.4e-6 of the smallest decoder groups'
+  // gradients (dec1.W, dec3.W; as NVAE's above).
   f(FamilyCase<VqVae<double>>{
       "vqvae two levels",
       [] { return initialised(std::make_unique<VqVae<double>>(small_vq2_shape(false), bernoulli()), 12); },
@@ -209,15 +211,8 @@ void for_each_family(F&& f) {
       false,
       false,
       false,
-      {"enc", "dec_t", "quant_b", "codebook"}});
-  f(FamilyCase<VqVae<double>>{
-      "vqvae two levels ema, dead-code restart",
-      [] { return initialised(std::make_unique<VqVae<double>>(small_vq2_shape(true), bernoulli()), 13); },
-      true,
-      false,
-      false,
-      false,
-      {"enc", "dec_t", "quant_b"}});
+      {"enc", "dec_t", "quant_b", "codebook"},
+      3e-4});
 }
 
 }  // namespace vae::test

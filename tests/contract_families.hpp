@@ -118,6 +118,16 @@ inline VqShape small_vq_shape(bool ema) {
   return s;
 }
 
+// Two levels (VQ-VAE-2): an 8x8 image -> 4x4 -> a 2x2 bottom grid of K = 5 codes -> a 1x1 top
+// grid of 3 codes, of dimension 2.
+inline VqShape small_vq2_shape(bool ema) {
+  VqShape s = small_vq_shape(ema);
+  s.rows = s.cols = 8;
+  s.levels = 2;
+  s.top_codebook = 3;
+  return s;
+}
+
 // Calls f(FamilyCase<M>) for every family; f is a generic lambda.
 template <class F>
 void for_each_family(F&& f) {
@@ -189,6 +199,20 @@ void for_each_family(F&& f) {
       false,
       false,
       {"enc"}});
+  // Two levels: the bottom codes depend on the top decoder, the bottom quantiser's 1x1 conv and
+  // the top codebook too, so all of these carry the straight-through surrogate (checked by
+  // tests/test_vqvae.cpp); up_t, dec and the likelihood get exact gradients. The step 3e-4: at
+  // 1e-4 the rounding noise of the loss over h is 1.4e-6 of the smallest decoder groups'
+  // gradients (dec1.W, dec3.W; as NVAE's above).
+  f(FamilyCase<VqVae<double>>{
+      "vqvae two levels",
+      [] { return initialised(std::make_unique<VqVae<double>>(small_vq2_shape(false), bernoulli()), 12); },
+      true,
+      false,
+      false,
+      false,
+      {"enc", "dec_t", "quant_b", "codebook"},
+      3e-4});
 }
 
 }  // namespace vae::test

@@ -221,7 +221,7 @@ TEST_CASE("contract: training steps are deterministic, and parameters + state ca
   for_each_family([](const auto& fam) {
     using M = typename std::decay_t<decltype(*fam.make())>;
     DYNAMIC_SECTION(fam.name) {
-      const data::Images im = binary_images(24, 16, 31);
+      const data::Images im = binary_images(24, fam.make()->data_dim(), 31);
       auto run = [&](M& m, typename M::Work& w, uint64_t seed) {
         std::mt19937_64 rng(seed);
         std::vector<uint32_t> order(im.n);
@@ -269,7 +269,7 @@ TEST_CASE("contract: decode_mean of encode_mean reconstructs in [0,1], prior cod
       typename M::Work w;
       m->reserve(w, 8);
       w.training = false;
-      const data::Images im = binary_images(10, 16, 41);
+      const data::Images im = binary_images(10, fam.make()->data_dim(), 41);
       const std::vector<float> z = encode_mean(*m, w, im, 0);
       REQUIRE(z.size() == 10 * m->units());
       const std::vector<float> x = decode_mean(*m, w, z, 10);
@@ -324,7 +324,7 @@ TEST_CASE("contract: parameters and state round-trip through a checkpoint file",
   for_each_family([](const auto& fam) {
     using M = typename std::decay_t<decltype(*fam.make())>;
     DYNAMIC_SECTION(fam.name) {
-      const data::Images im = binary_images(24, 16, 61);
+      const data::Images im = binary_images(24, fam.make()->data_dim(), 61);
       auto m1 = fam.make();
       typename M::Work w1;
       m1->reserve(w1, 8);
@@ -375,7 +375,7 @@ TEST_CASE("contract: stopping, checkpointing and resuming into a fresh model and
   for_each_family([](const auto& fam) {
     using M = typename std::decay_t<decltype(*fam.make())>;
     DYNAMIC_SECTION(fam.name) {
-      const data::Images im = binary_images(16, 16, 71);
+      const data::Images im = binary_images(16, fam.make()->data_dim(), 71);
       std::vector<uint32_t> order(im.n);
       for (std::size_t i = 0; i < order.size(); ++i) order[i] = uint32_t(i);
       const std::size_t steps = 4, B = 8;  // two batches an epoch: stop after the first epoch

@@ -529,6 +529,8 @@ TEST_CASE("defaults of settings added after the identity recipe are pinned", "[s
                                                      {"nvae-kl-balance", "true"},
                                                      {"nvae-spectral", "0.01"},
                                                      {"nvae-bn-momentum", "0.050000000000000003"},
+                                                     {"vq-levels", "1"},
+                                                     {"vq-top-codebook", "64"},
                                                      {"time-budget", "0"},
                                                      {"time-budget-clock", "wall"}};
   for (const auto& [key, value] : pinned) {

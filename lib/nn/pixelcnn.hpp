@@ -13,6 +13,14 @@
 // correctness: no output depends on its own or a later position (tests/test_pixelcnn.cpp
 // checks that by perturbation).
 //
+// Conditioning (optional, for the bottom prior of a two-level VQ-VAE, Razavi et al. 2019): a
+// second code grid c (cond_K codes on a coarser cond_h x cond_w grid, the top codes) is embedded
+// in F channels, each position of this grid reads the embedding at its coarse position
+// (i cond_h / h, j cond_w / w), and every gated layer adds a 1x1 conv of that map (F -> 2F) to
+// its pre-activation: the conditional gated PixelCNN's V s term with a spatial s (van den Oord
+// et al. 2016, eq. 5). It reads the other grid only, never this grid's codes, so the masks and
+// the autoregressive order are untouched: p(k | c) = prod_i p(k_i | k_<i, c).
+//
 // Masks: the weights [cout, k, k, cin] are used through a masked copy (the `masked` buffer of
 // the work, refreshed by pixelcnn_mask before a forward pass), and backward zeroes the masked
 // entries' gradients, so they never move and finite differences see the same function.
@@ -32,10 +40,17 @@ struct PixelCnn {
   Conv2d first;                      // type A, F -> 2F
   std::vector<Conv2d> masked, proj;  // type B F -> 2F, and 1x1 F -> F, per residual layer
   Conv2d out;                        // 1x1 F -> K
-  std::size_t begin = 0, end = 0;    // the prior's range of the flat parameter buffer
+  // conditioning (cond_K = 0: none): its embedding [cond_K, F], each position's coarse position,
+  // and a 1x1 conv F -> 2F per gated layer (the first, then each residual one)
+  std::size_t cond_K = 0, cond_emb = 0, cond_pos = 0;
+  std::vector<std::size_t> parent;
+  std::vector<Conv2d> cond;
+  std::size_t begin = 0, end = 0;  // the prior's range of the flat parameter buffer
 
+  // cond_codes > 0: conditioned on a grid of cond_codes codes of cond_h x cond_w positions.
   void build(ParamLayout& layout, std::size_t height, std::size_t width, std::size_t codes,
-             std::size_t features, std::size_t residual_layers, std::size_t kernel) {
+             std::size_t features, std::size_t residual_layers, std::size_t kernel, std::size_t cond_codes = 0,
+             std::size_t cond_h = 0, std::size_t cond_w = 0) {
     h = height;
     w = width;
     K = codes;
@@ -53,8 +68,19 @@ struct PixelCnn {
       proj.push_back(Conv2d::make(layout, F, F, 1, 1, 0, h, w));
     }
     out = Conv2d::make(layout, F, K, 1, 1, 0, h, w);
+    cond_K = cond_codes;
+    cond.clear();
+    parent.clear();
+    if (conditioned()) {
+      cond_emb = layout.take(cond_K * F);
+      cond_pos = cond_h * cond_w;
+      for (std::size_t l = 0; l <= layers; ++l) cond.push_back(Conv2d::make(layout, F, 2 * F, 1, 1, 0, h, w));
+      for (std::size_t i = 0; i < h; ++i)
+        for (std::size_t j = 0; j < w; ++j) parent.push_back(i * cond_h / h * cond_w + j * cond_w / w);
+    }
     end = layout.size;
   }
+  bool conditioned() const { return cond_K > 0; }
   std::size_t positions() const { return h * w; }
 
   // Whether weight tap (ki, kj) of a masked conv may be nonzero.
@@ -87,6 +113,10 @@ struct PixelCnn {
       proj[l].initialize(P, init, std_dev, rng);
     }
     out.initialize(P, init, std_dev, rng);
+    if (conditioned()) {
+      for (std::size_t i = 0; i < cond_K * F; ++i) P[cond_emb + i] = T(n(rng));
+      for (const Conv2d& c : cond) c.initialize(P, init, std_dev, rng);
+    }
     apply_masks(P);
   }
 };
@@ -97,6 +127,7 @@ struct PixelCnnWork {
   std::vector<Activation2<T>> hs, pre, gate;  // per layer (0: the first): input h, conv output, gate
   std::vector<Activation2<T>> col;            // patches of each masked conv
   Activation2<T> proj_col, relu, logits, dlogits, dh, dpre, dgate, dtmp, dcol;
+  Activation2<T> s, ds, cpre;  // conditioning: the map s [N, F], its gradient, a layer's V s [N, 2F]
   Buffer<T> ones, nll;
   void reserve(const PixelCnn& net, std::size_t B, std::size_t n_params) {
     const std::size_t N = B * net.positions(), F = net.F, n = net.layers + 1;
@@ -122,6 +153,10 @@ struct PixelCnnWork {
     dcol.reserve(B, net.first.col_size());
     ones.assign(N, T(1));
     nll.assign(N, T(0));
+    const std::size_t Nc = net.conditioned() ? N : 0;
+    s.reserve(Nc, F);
+    ds.reserve(Nc, F);
+    cpre.reserve(Nc, 2 * F);
   }
 };
 
@@ -132,17 +167,35 @@ void pixelcnn_mask(PixelCnnWork<T>& w, const PixelCnn& net, const T* P) {
   net.apply_masks(w.masked.data());
 }
 
-// codes [B * h * w] (raster order per example) -> w.nll [B * h * w]: -log p(k_i | k_<i).
+// The code of the conditioning grid at position n of this grid (B * h * w of them).
+inline std::size_t cond_code(const PixelCnn& net, const int32_t* cond_codes, std::size_t n) {
+  const std::size_t b = n / net.positions(), p = n % net.positions();
+  return std::size_t(cond_codes[b * net.cond_pos + net.parent[p]]);
+}
+
+// codes [B * h * w] (raster order per example) -> w.nll [B * h * w]: -log p(k_i | k_<i), or
+// for a conditioned net -log p(k_i | k_<i, c) with c = cond_codes [B * cond_h * cond_w].
 template <class T>
-void pixelcnn_forward(PixelCnnWork<T>& w, const PixelCnn& net, const int32_t* codes, std::size_t B) {
+void pixelcnn_forward(PixelCnnWork<T>& w, const PixelCnn& net, const int32_t* codes, std::size_t B,
+                      const int32_t* cond_codes = nullptr) {
   const std::size_t N = B * net.positions(), F = net.F, K = net.K;
   T* P = w.masked.data();
   for (std::size_t n = 0; n < N; ++n)
     std::copy(P + net.emb + std::size_t(codes[n]) * F, P + net.emb + (std::size_t(codes[n]) + 1) * F,
               w.hs[0].ptr() + n * F);
+  if (net.conditioned())
+    for (std::size_t n = 0; n < N; ++n) {
+      const T* e = P + net.cond_emb + cond_code(net, cond_codes, n) * F;
+      std::copy(e, e + F, w.s.ptr() + n * F);
+    }
   for (std::size_t l = 0; l <= net.layers; ++l) {
     const Conv2d& c = l == 0 ? net.first : net.masked[l - 1];
     conv2d_forward(w.pre[l].ptr(), w.col[l].ptr(), w.hs[l].ptr(), c, P, B);
+    if (net.conditioned()) {
+      conv2d_forward_patches(w.cpre.ptr(), w.s.ptr(), net.cond[l], P, B);  // 1x1: the patches are s
+      T* pre = w.pre[l].ptr();
+      for (std::size_t i = 0; i < N * 2 * F; ++i) pre[i] += w.cpre.data[i];
+    }
     const T* a = w.pre[l].ptr();
     T* g = w.gate[l].ptr();
     for (std::size_t n = 0; n < N; ++n)
@@ -170,12 +223,14 @@ void pixelcnn_forward(PixelCnnWork<T>& w, const PixelCnn& net, const int32_t* co
   }
 }
 
-// G += the gradient of sum_n scale[n] nll[n] (scale per position) for the last forward.
+// G += the gradient of sum_n scale[n] nll[n] (scale per position) for the last forward (with
+// its cond_codes).
 template <class T>
 void pixelcnn_backward(PixelCnnWork<T>& w, const PixelCnn& net, const int32_t* codes, std::size_t B,
-                       const T* scale, T* G) {
+                       const T* scale, T* G, const int32_t* cond_codes = nullptr) {
   const std::size_t N = B * net.positions(), F = net.F, K = net.K;
   T* P = w.masked.data();
+  if (net.conditioned()) std::fill(w.ds.data.begin(), w.ds.data.begin() + long(N * F), T(0));
   for (std::size_t n = 0; n < N; ++n) {  // softmax - one-hot
     const T* z = w.logits.ptr() + n * K;
     T* d = w.dlogits.ptr() + n * K;
@@ -207,6 +262,10 @@ void pixelcnn_backward(PixelCnnWork<T>& w, const PixelCnn& net, const int32_t* c
         dp[n * 2 * F + f] = d * s * (T(1) - t * t);
         dp[n * 2 * F + F + f] = d * t * s * (T(1) - s);
       }
+    if (net.conditioned()) {  // V s: its weights' gradient, and s's (added up over the layers)
+      conv2d_backward(w.dtmp.ptr(), w.dcol.ptr(), G, dp, w.s.ptr(), net.cond[l], P, B, w.ones.data());
+      for (std::size_t i = 0; i < N * F; ++i) w.ds.data[i] += w.dtmp.data[i];
+    }
     const Conv2d& c = l == 0 ? net.first : net.masked[l - 1];
     conv2d_backward(w.dtmp.ptr(), w.dcol.ptr(), G, dp, w.col[l].ptr(), c, P, B, w.ones.data());
     const T* dt = w.dtmp.ptr();
@@ -219,6 +278,11 @@ void pixelcnn_backward(PixelCnnWork<T>& w, const PixelCnn& net, const int32_t* c
       for (std::size_t i = 0; i < N * F; ++i) dh[i] += dt[i];  // the residual path plus the conv's
     }
   }
+  if (net.conditioned())
+    for (std::size_t n = 0; n < N; ++n) {
+      T* de = G + net.cond_emb + cond_code(net, cond_codes, n) * F;
+      for (std::size_t f = 0; f < F; ++f) de[f] += w.ds.data[n * F + f];
+    }
   net.apply_masks(G);
 }
 

@@ -21,6 +21,8 @@ loading and evaluation).
 """
 import argparse, importlib.util, json, os, resource, subprocess, sys, time
 
+import blas_kernels
+
 os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before torch loads OpenBLAS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The shared folder beside the repository holds the peer and the data (as for the tests).
@@ -87,12 +89,15 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "bench", "conv_perf.json"))
+    blas_kernels.add_argument(ap)
     a = ap.parse_args()
     a.mnist, a.peer = os.path.abspath(a.mnist), os.path.abspath(a.peer)
     if not os.path.isdir(a.mnist):
         sys.exit(f"bench/conv_perf.py: no MNIST folder {a.mnist} (give --mnist DIR)")
     if not os.path.isfile(a.peer):
         sys.exit(f"bench/conv_perf.py: no PyTorch peer {a.peer} (give --peer PATH)")
+    kernels = blas_kernels.choose(a.coretype)  # before the peer's module loads torch and OpenBLAS
+    print(f"OpenBLAS kernels: {kernels} (--coretype {a.coretype})", flush=True)
     spec = importlib.util.spec_from_file_location("peer", a.peer)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -108,7 +113,7 @@ def main():
               f"per CPU second: ours {o_cpu:.1f}, PyTorch {p_cpu:.1f}, ratio {o_cpu / p_cpu:.2f}", flush=True)
     best_o, best_p = max(x["ours"] for x in runs), max(x["peer"] for x in runs)
     best_oc, best_pc = max(x["ours_cpu"] for x in runs), max(x["peer_cpu"] for x in runs)
-    result = {"arch": "conv", "latent": 20, "batch": a.batch, "threads": 1, "train_size": a.train_size,
+    result = {"openblas_kernels": kernels, "arch": "conv", "latent": 20, "batch": a.batch, "threads": 1, "train_size": a.train_size,
               "epochs": a.epochs, "torch": version, "reps": runs, "ours_samples_per_s": best_o,
               "peer_samples_per_s": best_p, "ratio": round(best_o / best_p, 2),
               "ours_samples_per_cpu_s": best_oc, "peer_samples_per_cpu_s": best_pc,

@@ -15,6 +15,8 @@ timed batches.
 """
 import argparse, json, os, resource, subprocess, sys, time
 
+import blas_kernels
+
 os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before torch loads OpenBLAS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
@@ -98,8 +100,11 @@ def main():
     ap.add_argument("--latent", type=int, default=8)
     ap.add_argument("--reps", type=int, default=1)
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "bench", "nvae_perf.json"))
+    blas_kernels.add_argument(ap)
     a = ap.parse_args()
     a.mnist = os.path.abspath(a.mnist)
+    kernels = blas_kernels.choose(a.coretype)  # before torch loads OpenBLAS
+    print(f"OpenBLAS kernels: {kernels} (--coretype {a.coretype})", flush=True)
     import torch
     import nvae_torch as nt
     runs = []
@@ -115,7 +120,7 @@ def main():
               f"second: ours {o_cpu:.1f}, twin {p_cpu:.1f}, ratio {o_cpu / p_cpu:.2f} (load {load0[0]:.1f})", flush=True)
     best_o, best_p = max(x["ours"] for x in runs), max(x["twin"] for x in runs)
     best_oc, best_pc = max(x["ours_cpu"] for x in runs), max(x["twin_cpu"] for x in runs)
-    result = {"model": "nvae", "channels": a.channels, "scales": a.scales, "groups": a.groups, "latent": a.latent,
+    result = {"openblas_kernels": kernels, "model": "nvae", "channels": a.channels, "scales": a.scales, "groups": a.groups, "latent": a.latent,
               "twin_params": n_params, "batch": a.batch, "threads": 1, "train_size": a.train_size,
               "epochs": a.epochs, "torch": version, "reps": runs, "ours_samples_per_s": best_o,
               "twin_samples_per_s": best_p, "ratio": round(best_o / best_p, 2), "ours_samples_per_cpu_s": best_oc,

@@ -21,6 +21,8 @@ ends with a short IW evaluation, and compared with the bytes the run must hold
 (see must_hold_bytes)."""
 import argparse, datetime, json, os, platform, re, subprocess, sys, time
 
+import blas_kernels
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The shared folder beside the repository holds the peer and the data (as for the tests).
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
@@ -151,6 +153,7 @@ def main():
                          "(default: all)")
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "bench", "perf.json"))
     ap.add_argument("--skip-peer", action="store_true", help="ours and the limits only")
+    blas_kernels.add_argument(ap)
     ap.add_argument("--check", action="store_true", help="check the data and peer paths, then exit")
     ap.add_argument("--compare", metavar="BUILD",
                     help="a second build (e.g. VAE_NATIVE=OFF) whose vae runs beside ours in every setting; "
@@ -168,7 +171,8 @@ def main():
     a.limit = os.path.join(a.build, "limit_gemm")
     a.alt = os.path.join(a.compare, "vae") if a.compare else None
     started = time.time()
-    info = machine()
+    kernels = blas_kernels.choose(a.coretype)
+    info = dict(machine(), openblas_kernels=kernels, coretype=a.coretype)
 
     # (key, name, batch, our/limit BLAS threads, peer torch threads, peer BLAS threads, IWAE k or 0)
     all_settings = [("b20", "1 thread, batch 20", 20, 1, 1, 1, 0), ("b128", "1 thread, batch 128", 128, 1, 1, 1, 0),
@@ -266,7 +270,8 @@ def main():
         json.dump(report, f, indent=2)
         f.write("\n")
 
-    print(f"\n{info['cpu']}, {info['cores']} cores; OPENBLAS_NUM_THREADS pinned per run; "
+    print(f"\n{info['cpu']}, {info['cores']} cores; OpenBLAS kernels {kernels} (--coretype {a.coretype}); "
+          f"OPENBLAS_NUM_THREADS pinned per run; "
           f"best of {a.reps} x {a.epochs} epochs; load average {info['load_avg'][0]:.1f}")
     print(f"{'setting':24s} {'ours':>9s} {'peer':>9s} {'limit':>9s} {'ours/peer':>10s} {'ours/limit':>11s}")
     for r in rows:

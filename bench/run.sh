@@ -10,6 +10,8 @@
 #   bench/run.sh                  # 3 repetitions, 2 epochs each (about 10 min idle)
 #   bench/run.sh --reps 1 --epochs 1 --iw-examples 10   # a quick look
 #   bench/run.sh --mnist DIR --peer PATH   # data and peer elsewhere than ../shared
+#   bench/run.sh --coretype Haswell   # pin OpenBLAS's kernels (default: native, the CPU's own;
+#                                     # see bench/blas_kernels.py)
 #   bench/run.sh --portable ...   # also a VAE_NATIVE=OFF build (build-perf-portable), run beside
 #                                 # ours in every repetition: the cost of a portable binary
 #

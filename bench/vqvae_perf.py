@@ -20,6 +20,8 @@ that of the same run with 0 epochs (loading and evaluation).
 """
 import argparse, gzip, json, os, resource, struct, subprocess, sys, time
 
+import blas_kernels
+
 os.environ["OPENBLAS_NUM_THREADS"] = "1"  # before torch loads OpenBLAS
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(ROOT), "shared")
@@ -124,10 +126,13 @@ def main():
     ap.add_argument("--codebook", type=int, default=64)
     ap.add_argument("--dim", type=int, default=16)
     ap.add_argument("--out", default=os.path.join(ROOT, "results", "bench", "vqvae_perf.json"))
+    blas_kernels.add_argument(ap)
     a = ap.parse_args()
     a.mnist = os.path.abspath(a.mnist)
     if not os.path.isdir(a.mnist):
         sys.exit(f"bench/vqvae_perf.py: no MNIST folder {a.mnist} (give --mnist DIR)")
+    kernels = blas_kernels.choose(a.coretype)  # before torch loads OpenBLAS
+    print(f"OpenBLAS kernels: {kernels} (--coretype {a.coretype})", flush=True)
     import torch
     runs = []
     load0 = os.getloadavg()
@@ -141,7 +146,7 @@ def main():
               f"per CPU second: ours {o_cpu:.1f}, PyTorch {p_cpu:.1f}, ratio {o_cpu / p_cpu:.2f}", flush=True)
     best_o, best_p = max(x["ours"] for x in runs), max(x["peer"] for x in runs)
     best_oc, best_pc = max(x["ours_cpu"] for x in runs), max(x["peer_cpu"] for x in runs)
-    result = {"model": "vqvae", "channels": a.channels, "res_blocks": a.res_blocks, "res_hidden": a.res_hidden,
+    result = {"openblas_kernels": kernels, "model": "vqvae", "channels": a.channels, "res_blocks": a.res_blocks, "res_hidden": a.res_hidden,
               "codebook": a.codebook, "dim": a.dim, "batch": a.batch, "threads": 1, "train_size": a.train_size,
               "epochs": a.epochs, "torch": version, "reps": runs, "ours_samples_per_s": best_o,
               "peer_samples_per_s": best_p, "ratio": round(best_o / best_p, 2),

@@ -90,14 +90,18 @@ void im2col(T* col, const T* big, const ConvGeom& g, std::size_t B, std::size_t 
     for (std::size_t s = 0; s < S; ++s) {
       T* row = col + (b * S + s) * KK * C;
       const int32_t* m = g.map.data() + s * KK;
+      // Loops rather than std::fill and std::copy: a row is C values (one, for an image's
+      // first layer), too short for a call of memset or memmove to pay.
       for (std::size_t t = 0; t < KK; ++t, row += C) {
         if (m[t] < 0) {
-          std::fill(row, row + C, T(0));
+#pragma omp simd
+          for (std::size_t c = 0; c < C; ++c) row[c] = T(0);
           continue;
         }
         const T* src = img + std::size_t(m[t]) * C;
         if (!relu) {
-          std::copy(src, src + C, row);
+#pragma omp simd
+          for (std::size_t c = 0; c < C; ++c) row[c] = src[c];
           continue;
         }
 #pragma omp simd

@@ -143,6 +143,15 @@ template <class T>
 void add_to(T* x, const T* y, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) x[i] += y[i];
 }
+// x [n] += y [n] where a [n] > 0: the gradient y of max(a, 0) added into x's. Written with the
+// condition alone in the loop and `omp simd` (x, y and a never overlap), it vectorizes; the
+// form with the layer's relu flag inside the loop ran one element at a time (9% of a VQ-VAE
+// training step).
+template <class T>
+void add_relu_grad(T* x, const T* y, const T* a, std::size_t n) {
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) x[i] += a[i] > T(0) ? y[i] : T(0);
+}
 // Two channels-last maps side by side: out [N, Ca + Cb] = [a [N, Ca], b [N, Cb]] per pixel
 // (PyTorch's torch.cat along the channels), and its adjoint, which splits d [N, Ca + Cb].
 template <class T>
@@ -216,7 +225,8 @@ void layer_backward(ConvStackWork<T>& w, const ConvStack& s, const T* in, T* din
                               w.ones.data());
   else conv2d_backward(dt, w.dcol.ptr(), G, g, layer_patches(w, l, a, n), l.conv, P, n, w.ones.data());
   if (!g_in) return;
-  for (std::size_t j = 0; j < n * l.in_size(); ++j) g_in[j] += l.relu_in && !(a[j] > T(0)) ? T(0) : dt[j];
+  if (l.relu_in) add_relu_grad(g_in, dt, a, n * l.in_size());
+  else add_to(g_in, dt, n * l.in_size());
 }
 
 // in [B, in_size] -> w.output() [B, out_size], chunk by chunk.

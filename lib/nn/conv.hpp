@@ -90,8 +90,15 @@ void im2col(T* col, const T* big, const ConvGeom& g, std::size_t B, std::size_t 
     for (std::size_t s = 0; s < S; ++s) {
       T* row = col + (b * S + s) * KK * C;
       const int32_t* m = g.map.data() + s * KK;
-      // Loops rather than std::fill and std::copy: a row is C values (one, for an image's
-      // first layer), too short for a call of memset or memmove to pay.
+      if (C == 1) {  // an image's first layer, a last transposed layer's gradient: a gather
+        for (std::size_t t = 0; t < KK; ++t) {
+          const T x = m[t] < 0 ? T(0) : img[m[t]];
+          row[t] = relu && !(x > T(0)) ? T(0) : x;
+        }
+        continue;
+      }
+      // Loops rather than std::fill and std::copy: a row is C values, too short for a call of
+      // memset or memmove to pay.
       for (std::size_t t = 0; t < KK; ++t, row += C) {
         if (m[t] < 0) {
 #pragma omp simd
@@ -120,6 +127,11 @@ void col2im(T* big, const T* col, const ConvGeom& g, std::size_t B, std::size_t 
     for (std::size_t s = 0; s < S; ++s) {
       const T* row = col + (b * S + s) * KK * C;
       const int32_t* m = g.map.data() + s * KK;
+      if (C == 1) {  // one value per tap: a scatter
+        for (std::size_t t = 0; t < KK; ++t)
+          if (m[t] >= 0) img[m[t]] += row[t];
+        continue;
+      }
       for (std::size_t t = 0; t < KK; ++t, row += C) {
         if (m[t] < 0) continue;
         T* dst = img + std::size_t(m[t]) * C;

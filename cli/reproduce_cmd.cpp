@@ -197,7 +197,8 @@ std::string script_dir() {
 void draw_figures(reproduce::Report& rep, const std::string& dir) {
   std::filesystem::create_directories(dir);
   for (auto& p : rep.panels)
-    p.png = (std::filesystem::path(dir) / (rep.spec->id + "." + rep.budget->name + "." + p.id + ".png")).string();
+    p.png =
+        (std::filesystem::path(dir) / (rep.spec->id + "." + rep.budget->name + "." + p.id + ".png")).string();
   const std::filesystem::path data = std::filesystem::temp_directory_path() /
                                      ("vae-figure-" + std::to_string(::getpid()) + ".json");
   {

@@ -83,8 +83,8 @@ inline double toy_nll(const ConfigMap& c) {
 }
 
 // Registers the plan's runs and lets `train` (a fake trainer) finish all but `skip` of them.
-inline void fill_reproduction_db(const std::string& path, const reproduce::ReproPlan& plan, const sweep::TrainFn& train,
-                                 int skip = 0) {
+inline void fill_reproduction_db(const std::string& path, const reproduce::ReproPlan& plan,
+                                 const sweep::TrainFn& train, int skip = 0) {
   int64_t sweep_id;
   {
     auto db = store::open_for_writing(path);

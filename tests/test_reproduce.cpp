@@ -381,7 +381,8 @@ TEST_CASE("ordering specs: the declaration is validated against the rows and the
              Catch::Contains("row 'b' is missing from the order"));
   // An order that is not the published values' is a wrong declaration.
   CHECK_THAT(err(replace(o, "order = [\"c\", \"b\", \"a\"]", "order = [\"b\", \"c\", \"a\"]")),
-             Catch::Contains(":56: key 'order' in [verdict]") && Catch::Contains("'b' (< -20) is listed below 'c'"));
+             Catch::Contains(":56: key 'order' in [verdict]") &&
+                 Catch::Contains("'b' (< -20) is listed below 'c'"));
   CHECK_THAT(err(replace(o, "b = \"-\"", "b = \"+\"")),
              Catch::Contains("key 'b' in [verdict.signs]") && Catch::Contains("the other sign"));
   CHECK_THAT(err(replace(o, "b = \"-\"", "b = \"negative\"")), Catch::Contains("expected \"+\" or \"-\""));
@@ -393,7 +394,8 @@ TEST_CASE("ordering specs: the declaration is validated against the rows and the
   // A row of an ordering spec needs the ordered column's published value, and a source.
   CHECK_THAT(err(replace(o, "published = { nll = \"< -20\" }\n", "")),
              Catch::Contains("key 'nll' in [row b]: missing: the published value"));
-  CHECK_THAT(err(replace(o, "source = \"Table 3\"\npublished = { nll = \"< -20\" }", "published = { nll = \"< -20\" }")),
+  CHECK_THAT(err(replace(o, "source = \"Table 3\"\npublished = { nll = \"< -20\" }",
+                         "published = { nll = \"< -20\" }")),
              Catch::Contains("key 'source' in [row #2]: missing"));
   // Keys of another kind.
   CHECK_THAT(err(replace(o, "kind = \"ordering\"", "kind = \"tolerance\"")),
@@ -540,7 +542,8 @@ TEST_CASE("figure specs: panels and curves are validated", "[reproduce]") {
   CHECK_THAT(spec_error(replace(f, "y = [\"y3\", \"y20\"]", "y = [\"y3\", \"y21\"]")),
              Catch::Contains("key 'y' in [verdict.panels]: 'y21': no such row"));
   CHECK_THAT(spec_error(replace(f, "noise = 1.0\n", "")), Catch::Contains("key 'noise' in [verdict]: missing"));
-  CHECK_THAT(spec_error(replace(f, "test = \"test_elbo\"\n", "")), Catch::Contains("key 'test' in [verdict]: missing"));
+  CHECK_THAT(spec_error(replace(f, "test = \"test_elbo\"\n", "")),
+             Catch::Contains("key 'test' in [verdict]: missing"));
   CHECK_THAT(spec_error(replace(f, "noise = 1.0", "noise = -1.0")), Catch::Contains("a tolerance is >= 0"));
 }
 
@@ -563,7 +566,7 @@ TEST_CASE("figure report: curves against samples seen, rising and not-overfittin
   CHECK(r.claims[0].text == "x, x2: the bound rises with samples seen (train and test)");
   CHECK(r.claims[0].verdict == Verdict::Within);
   CHECK(r.claims[2].text.rfind("x: more latents do not overfit", 0) == 0);
-  CHECK(r.claims[2].verdict == Verdict::Within);  // x10 is 1 nat above x2
+  CHECK(r.claims[2].verdict == Verdict::Within);   // x10 is 1 nat above x2
   CHECK(r.claims[5].verdict == Verdict::Outside);  // y20 is 5 nats below y3, noise 1 (s.e. 0.05)
   CHECK_THAT(r.claims[5].detail, Catch::Contains("difference -5"));
   CHECK(r.claims_fail == 1);
@@ -577,9 +580,10 @@ TEST_CASE("figure report: curves against samples seen, rising and not-overfittin
   CHECK(j["panels"][0]["curves"][0]["samples"] == std::vector<double>{100, 200, 300});
   CHECK(j["train_label"] == "-train_loss");
   // A curve that falls fails its claim: the noise margin is for the overfitting claim only.
-  const Spec falling = parse_spec_text(replace(kFigureSpec, "train = \"-train_loss\"", "train = \"train_loss\""),
-                                       "f.toml");
-  const Report q = build_report(*db, falling, make_plan(falling, "short", 0, vae::testing::fake_data_files), "g");
+  const Spec falling =
+      parse_spec_text(replace(kFigureSpec, "train = \"-train_loss\"", "train = \"train_loss\""), "f.toml");
+  const Report q = build_report(*db, falling, make_plan(falling, "short", 0, vae::testing::fake_data_files),
+                                "g");
   CHECK(q.claims[0].verdict == Verdict::Outside);
   CHECK_THAT(q.claims[0].detail, Catch::Contains("train 110.05 -> 43.383"));
 }

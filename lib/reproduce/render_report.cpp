@@ -166,11 +166,12 @@ std::string render_text(const Report& r, bool markdown) {
   o << "\n" << (markdown ? "Cells:\n\n" : "cells:\n");
   for (const auto& c : r.cells) o << (markdown ? "- " : "  ") << detail_line(c, r.by_claims()) << "\n";
   if (r.by_claims()) {
-    o << "\n" << (markdown ? "Claims (verdict kind " : "claims (verdict kind ") << kind_name(r.spec->verdict.kind)
+    o << "\n"
+      << (markdown ? "Claims (verdict kind " : "claims (verdict kind ") << kind_name(r.spec->verdict.kind)
       << "):" << (markdown ? "\n\n" : "\n");
     for (const auto& c : r.claims)
-      o << (markdown ? "- **" : "  ") << claim_mark(c.verdict) << (markdown ? "**" : "") << " " << c.text << ": "
-        << c.detail << "\n";
+      o << (markdown ? "- **" : "  ") << claim_mark(c.verdict) << (markdown ? "**" : "") << " " << c.text
+        << ": " << c.detail << "\n";
   }
   for (const auto& p : r.panels) {
     if (p.png.empty()) continue;
@@ -254,12 +255,8 @@ std::string render_json(const Report& r) {
     j["claims"].push_back({{"claim", c.text}, {"verdict", claim_mark(c.verdict)}, {"detail", c.detail}});
   j["figures"] = nlohmann::json::array();
   for (const auto& p : r.panels) j["figures"].push_back({{"panel", p.id}, {"png", p.png}});
-  j["summary"] = {{"within", r.within},
-                  {"outside", r.outside},
-                  {"not_comparable", r.not_comparable},
-                  {"missing", r.missing},
-                  {"claims_hold", r.claims_hold},
-                  {"claims_fail", r.claims_fail},
+  j["summary"] = {{"within", r.within},   {"outside", r.outside},         {"not_comparable", r.not_comparable},
+                  {"missing", r.missing}, {"claims_hold", r.claims_hold}, {"claims_fail", r.claims_fail},
                   {"ok", r.ok()}};
   return j.dump(2) + "\n";
 }
@@ -289,7 +286,8 @@ std::string figure_json(const Report& r) {
   for (const auto& p : r.panels) {
     nlohmann::ordered_json panel = {{"id", p.id}, {"png", p.png}, {"curves", nlohmann::json::array()}};
     for (const auto& c : p.curves)
-      panel["curves"].push_back({{"label", c.row->label}, {"samples", c.samples}, {"train", c.train}, {"test", c.test}});
+      panel["curves"].push_back(
+          {{"label", c.row->label}, {"samples", c.samples}, {"train", c.train}, {"test", c.test}});
     j["panels"].push_back(panel);
   }
   return j.dump(1) + "\n";

@@ -294,8 +294,8 @@ void judge_ordering(Report& rep) {
       const bool holds = a->stats.mean < b->stats.mean;
       cl.verdict = holds ? Verdict::Within : Verdict::Outside;
       cl.detail = "ours " + g4(a->stats.mean) + (holds ? " < " : " >= ") + g4(b->stats.mean) + " (paper " +
-                  (a->published ? a->published->text : "-") + " vs " + (b->published ? b->published->text : "-") +
-                  ")";
+                  (a->published ? a->published->text : "-") + " vs " +
+                  (b->published ? b->published->text : "-") + ")";
     }
     rep.claims.push_back(cl);
   }
@@ -325,7 +325,8 @@ std::map<int64_t, std::map<std::string, double>> epoch_values(store::Db& db, con
 }
 
 // One row's curve: the mean over its done seeds at every epoch all of them recorded.
-Curve curve_of(store::Db& db, const Spec& spec, const CellReport& cell, const std::vector<std::string>& run_ids) {
+Curve curve_of(store::Db& db, const Spec& spec, const CellReport& cell,
+               const std::vector<std::string>& run_ids) {
   const VerdictSpec& v = spec.verdict;
   Curve c;
   c.row = cell.row;
@@ -383,9 +384,9 @@ void judge_figure(Report& rep, store::Db& db, const ReproPlan& plan) {
       } else {
         const bool holds = c.train.back() > c.train.front() && c.test.back() > c.test.front();
         cl.verdict = holds ? Verdict::Within : Verdict::Outside;
-        cl.detail = "train " + g4(c.train.front()) + " -> " + g4(c.train.back()) + ", test " + g4(c.test.front()) +
-                    " -> " + g4(c.test.back()) + " from " + g4(c.samples.front()) + " to " + g4(c.samples.back()) +
-                    " samples";
+        cl.detail = "train " + g4(c.train.front()) + " -> " + g4(c.train.back()) + ", test " +
+                    g4(c.test.front()) + " -> " + g4(c.test.back()) + " from " + g4(c.samples.front()) +
+                    " to " + g4(c.samples.back()) + " samples";
       }
       rep.claims.push_back(cl);
     }

@@ -335,8 +335,8 @@ class Parser {
       else if (key == "noise") v.noise = non_negative(*node, key, sec), has_noise = true;
       else
         fail(line_of(*node), key, sec,
-             "unknown key" +
-                 sweep::suggestion(key, {"kind", "column", "order", "signs", "panels", "train", "test", "noise"}));
+             "unknown key" + sweep::suggestion(key, {"kind", "column", "order", "signs", "panels", "train",
+                                                     "test", "noise"}));
     }
     using K = VerdictSpec::Kind;
     auto only_for = [&](bool present, const char* key, K kind) {
@@ -349,8 +349,9 @@ class Parser {
     if (v.kind == K::Figure) {
       if (!panels) fail(v.line, "panels", sec, "missing: panels = { <panel id> = [<row ids>] }");
       if (train.empty() || test.empty())
-        fail(v.line, train.empty() ? "train" : "test", sec,
-             "missing: the per-epoch metrics of the curves (e.g. train = \"-train_loss\", test = \"test_elbo\")");
+        fail(
+            v.line, train.empty() ? "train" : "test", sec,
+            "missing: the per-epoch metrics of the curves (e.g. train = \"-train_loss\", test = \"test_elbo\")");
       if (!has_noise) fail(v.line, "noise", sec, "missing: noise = nats, the margin of the overfitting claim");
       auto metric = [&](const std::string& key, const std::string& text, std::string& name, bool& negate) {
         negate = text[0] == '-';
@@ -378,7 +379,8 @@ class Parser {
       auto id = e.as_string();
       if (!id) fail(line_of(*order), "order", sec, "expected an array of row ids (strings)");
       if (!row_of(spec, id->get()))
-        fail(line_of(*order), "order", sec, "'" + id->get() + "': no such row" + sweep::suggestion(id->get(), row_ids(spec)));
+        fail(line_of(*order), "order", sec,
+             "'" + id->get() + "': no such row" + sweep::suggestion(id->get(), row_ids(spec)));
       if (std::find(v.order.begin(), v.order.end(), id->get()) != v.order.end())
         fail(line_of(*order), "order", sec, "'" + id->get() + "' is listed twice");
       v.order.push_back(id->get());
@@ -390,7 +392,8 @@ class Parser {
       if (!row_of(spec, row))
         fail(line_of(*node), row, sec + ".signs", "no such row" + sweep::suggestion(row, row_ids(spec)));
       const std::string sg = string(*node, row, sec + ".signs");
-      if (sg != "+" && sg != "-") fail(line_of(*node), row, sec + ".signs", "'" + sg + "': expected \"+\" or \"-\"");
+      if (sg != "+" && sg != "-")
+        fail(line_of(*node), row, sec + ".signs", "'" + sg + "': expected \"+\" or \"-\"");
       v.signs[row] = sg == "+" ? 1 : -1;
     }
     for (const auto& r : spec.rows)
@@ -421,9 +424,11 @@ class Parser {
     VerdictSpec& v = spec.verdict;
     std::set<std::string> seen;
     for (const auto& [panel, node] : in_file_order(t)) {
-      if (!is_id(panel)) fail(line_of(*node), panel, "verdict.panels", "a panel id uses letters, digits, '_', '-', '.'");
+      if (!is_id(panel))
+        fail(line_of(*node), panel, "verdict.panels", "a panel id uses letters, digits, '_', '-', '.'");
       auto a = node->as_array();
-      if (!a || a->empty()) fail(line_of(*node), panel, "verdict.panels", "expected a non-empty array of row ids");
+      if (!a || a->empty())
+        fail(line_of(*node), panel, "verdict.panels", "expected a non-empty array of row ids");
       std::vector<std::string> ids;
       for (const auto& e : *a) {
         auto id = e.as_string();

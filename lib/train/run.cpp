@@ -285,9 +285,9 @@ void end_epoch(Trainer& t, int64_t epoch, double lr, double epoch_s, const Epoch
   if (whole && (t.best_epoch_s == 0 || epoch_s < t.best_epoch_s)) t.best_epoch_s = epoch_s;
   t.last_loss = s.loss / N;
   result.train_loss_curve.push_back(t.last_loss);
-  std::map<std::string, double> m{{"train_loss", t.last_loss},   {"train_rec", s.rec / N},
-                                  {"train_kl", s.kl / N},        {"lr", lr},
-                                  {"beta_eff", s.beta_eff},      {"epoch_s", epoch_s},
+  std::map<std::string, double> m{{"train_loss", t.last_loss},    {"train_rec", s.rec / N},
+                                  {"train_kl", s.kl / N},         {"lr", lr},
+                                  {"beta_eff", s.beta_eff},       {"epoch_s", epoch_s},
                                   {"samples_per_s", N / epoch_s}, {"samples_seen", t.samples_done}};
   bool best = false;
   if (t.data.valid.n > 0) {

@@ -381,7 +381,7 @@ TEST_CASE("ordering specs: the declaration is validated against the rows and the
              Catch::Contains("row 'b' is missing from the order"));
   // An order that is not the published values' is a wrong declaration.
   CHECK_THAT(err(replace(o, "order = [\"c\", \"b\", \"a\"]", "order = [\"b\", \"c\", \"a\"]")),
-             Catch::Contains(":56: key 'order' in [verdict]") &&
+             Catch::Contains(":45: key 'order' in [verdict]") &&
                  Catch::Contains("'b' (< -20) is listed below 'c'"));
   CHECK_THAT(err(replace(o, "b = \"-\"", "b = \"+\"")),
              Catch::Contains("key 'b' in [verdict.signs]") && Catch::Contains("the other sign"));
@@ -454,7 +454,7 @@ TEST_CASE("ordering verdict: a claim per neighbouring pair and per sign, holding
 namespace {
 
 // A made-up figure (as AEVB's Figure 2): two panels of two curves each, no numbers.
-const char* const kFigureSpec = R"(id = "toy-figure"
+const char* const kFigureSpec = R"toml(id = "toy-figure"
 title = "A toy figure"
 seeds = 2
 
@@ -504,7 +504,7 @@ panels = { x = ["x2", "x10"], y = ["y3", "y20"] }
 train = "-train_loss"
 test = "test_elbo"
 noise = 1.0
-)";
+)toml";
 
 // Three epochs of 100 samples: train_loss 100/e + offset, test_elbo -(110/e + offset), plus
 // seed/10; offsets by latent: x2 10, x10 9 (better), y3 10, y20 15 (5 nats worse: overfits).

@@ -17,6 +17,8 @@ def main():
     with open(args.data) as f:
         data = json.load(f)
     for panel in data["panels"]:
+        if not panel["png"]:  # none of its runs is done
+            continue
         fig = plotlib.figure(args)
         ax = fig.add_subplot(1, 1, 1)
         drawn = 0

@@ -193,12 +193,20 @@ std::string script_dir() {
   return env && *env ? env : VAE_SOURCE_DIR "/analysis";
 }
 
-// A figure spec: one PNG per panel, drawn from the report's curves by the plot script.
+// A figure spec: one PNG per panel with a done run, drawn from the report's curves by the
+// plot script.
 void draw_figures(reproduce::Report& rep, const std::string& dir) {
-  std::filesystem::create_directories(dir);
+  bool any = false;  // a panel none of whose runs is done has nothing to draw
   for (auto& p : rep.panels)
-    p.png =
-        (std::filesystem::path(dir) / (rep.spec->id + "." + rep.budget->name + "." + p.id + ".png")).string();
+    for (const auto& c : p.curves)
+      if (!c.samples.empty()) {
+        p.png = (std::filesystem::path(dir) / (rep.spec->id + "." + rep.budget->name + "." + p.id + ".png"))
+                    .string();
+        any = true;
+        break;
+      }
+  if (!any) return;
+  std::filesystem::create_directories(dir);
   const std::filesystem::path data = std::filesystem::temp_directory_path() /
                                      ("vae-figure-" + std::to_string(::getpid()) + ".json");
   {

@@ -2,6 +2,7 @@
 // spec's cells at a budget as a sweep file, runs it with `vae sweep run` (or submits it
 // with `vae sweep slurm`), then prints our numbers beside the published ones.
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -32,11 +33,16 @@ const char* kUsage =
     "vae reproduce list [--dir DIR] [--no-timing]\n"
     "       vae reproduce SPEC [--budget NAME] [--seeds N] [--jobs N] [--db FILE] [--dry-run]\n"
     "       vae reproduce SPEC --report [--format text|markdown|latex|json] [--budget NAME] [--seeds N]\n"
+    "                                   [--figure-dir DIR]\n"
     "       vae reproduce SPEC --slurm --array N [--partition P --time T --mem M --cpus-per-task C --requeue] [--submit]\n\n"
     "SPEC is a spec file (experiments/<paper>/<table>.toml) or the id of one under --dir.\n"
     "Without --report it runs what is missing (through `vae sweep run`: resumable, crash-safe)\n"
     "and then prints the report. The report exits 0 when every comparable cell is within\n"
-    "tolerance, 1 otherwise (a cell outside, or runs missing).";
+    "tolerance (for a spec judged by claims, [verdict] kind = \"ordering\" or \"figure\": when\n"
+    "every claim holds), 1 otherwise (a cell outside, a claim failing, or runs missing). A figure\n"
+    "spec's report also draws one PNG per panel into --figure-dir (default: the database's folder),\n"
+    "named <spec id>.<budget>.<panel>.png, with analysis/plot_reproduce_figure.py (python3 and\n"
+    "matplotlib; $VAE_PYTHON, $VAE_ANALYSIS_DIR as for vae plot).";
 
 std::string resolve_spec(const std::string& name, const std::string& dir) {
   if (std::filesystem::is_regular_file(name)) return name;
@@ -177,8 +183,45 @@ int reproduce_list(const std::vector<std::string>& args) {
 
 // ---- a spec: run, report, slurm -------------------------------------------------------
 
+std::string python() {
+  const char* env = std::getenv("VAE_PYTHON");
+  return env && *env ? env : "/usr/bin/python3";
+}
+
+std::string script_dir() {
+  const char* env = std::getenv("VAE_ANALYSIS_DIR");
+  return env && *env ? env : VAE_SOURCE_DIR "/analysis";
+}
+
+// A figure spec: one PNG per panel with a done run, drawn from the report's curves by the
+// plot script.
+void draw_figures(reproduce::Report& rep, const std::string& dir) {
+  bool any = false;  // a panel none of whose runs is done has nothing to draw
+  for (auto& p : rep.panels)
+    for (const auto& c : p.curves)
+      if (!c.samples.empty()) {
+        p.png = (std::filesystem::path(dir) / (rep.spec->id + "." + rep.budget->name + "." + p.id + ".png"))
+                    .string();
+        any = true;
+        break;
+      }
+  if (!any) return;
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path data = std::filesystem::temp_directory_path() /
+                                     ("vae-figure-" + std::to_string(::getpid()) + ".json");
+  {
+    std::ofstream out(data);
+    out << reproduce::figure_json(rep);
+    if (!out.flush()) throw std::runtime_error(data.string() + ": cannot write");
+  }
+  const int rc = run_and_wait({python(), script_dir() + "/plot_reproduce_figure.py", "--data", data.string()},
+                              "vae reproduce");
+  std::filesystem::remove(data);
+  if (rc != kExitOk) throw std::runtime_error("the figures were not drawn (plot_reproduce_figure.py failed)");
+}
+
 int print_report(const reproduce::Spec& spec, const reproduce::ReproPlan& plan, const std::string& db_path,
-                 const std::string& format, const std::string& sweep_file) {
+                 const std::string& format, const std::string& sweep_file, std::string figure_dir) {
   if (!std::filesystem::exists(db_path)) {
     std::cerr << "vae reproduce: " << db_path << ": no database; make the runs with: vae reproduce "
               << spec.file << " --budget " << plan.budget << " --seeds " << plan.seeds.size() << " --db "
@@ -186,7 +229,11 @@ int print_report(const reproduce::Spec& spec, const reproduce::ReproPlan& plan, 
     return kExitError;
   }
   auto db = store::open_for_reading(db_path);
-  const reproduce::Report rep = reproduce::build_report(*db, spec, plan, sweep_file);
+  reproduce::Report rep = reproduce::build_report(*db, spec, plan, sweep_file);
+  if (!rep.panels.empty()) {
+    if (figure_dir.empty()) figure_dir = std::filesystem::path(db_path).parent_path().string();
+    draw_figures(rep, figure_dir.empty() ? "." : figure_dir);
+  }
   std::cout << reproduce::render_report(rep, reproduce::parse_report_format(format));
   if (rep.missing > 0)
     std::cerr << "vae reproduce: " << rep.missing
@@ -216,6 +263,7 @@ int reproduce_spec(const std::vector<std::string>& args) {
       ("dry-run,n", po::bool_switch(), "print the plan (runs done and to do), change nothing")
       ("report", po::bool_switch(), "print the report only (run nothing)")
       ("format", po::value<std::string>()->default_value("text"), "report: text, markdown, latex or json")
+      ("figure-dir", po::value<std::string>()->default_value(""), "figure specs: folder of the PNGs (default: the database's)")
       ("dir", po::value<std::string>()->default_value("experiments"), "where spec ids are looked up")
       ("slurm", po::bool_switch(), "write (and with --submit, submit) a Slurm job array and merge job")
       ("array", po::value<std::string>(), "--slurm: tasks of the job array")
@@ -243,7 +291,8 @@ int reproduce_spec(const std::vector<std::string>& args) {
                                                          vm["seeds"].as<int64_t>(), &vae::data_files_for);
   const std::string sweep_file = reproduce::sweep_file_path(db_path, plan);
   if (vm["report"].as<bool>())
-    return print_report(spec, plan, db_path, vm["format"].as<std::string>(), sweep_file);
+    return print_report(spec, plan, db_path, vm["format"].as<std::string>(), sweep_file,
+                        vm["figure-dir"].as<std::string>());
 
   const bool dry_run = vm["dry-run"].as<bool>();
   // A dry run changes nothing: its copy of the sweep file goes to a temporary folder.
@@ -265,7 +314,8 @@ int reproduce_spec(const std::vector<std::string>& args) {
   const int rc = run_and_wait(run, "vae reproduce");
   if (rc == 130 || rc == kExitUsage) return rc;
   std::cout << "\n";
-  const int report_rc = print_report(spec, plan, db_path, vm["format"].as<std::string>(), sweep_file);
+  const int report_rc = print_report(spec, plan, db_path, vm["format"].as<std::string>(), sweep_file,
+                                     vm["figure-dir"].as<std::string>());
   return rc != kExitOk ? rc : report_rc;
 }
 

@@ -82,8 +82,9 @@ inline double toy_nll(const ConfigMap& c) {
   return nll;
 }
 
-// Registers the plan's runs and lets the fake trainer finish all but `skip` of them.
-inline void fill_reproduction_db(const std::string& path, const reproduce::ReproPlan& plan, int skip = 0) {
+// Registers the plan's runs and lets `train` (a fake trainer) finish all but `skip` of them.
+inline void fill_reproduction_db(const std::string& path, const reproduce::ReproPlan& plan,
+                                 const sweep::TrainFn& train, int skip = 0) {
   int64_t sweep_id;
   {
     auto db = store::open_for_writing(path);
@@ -96,12 +97,20 @@ inline void fill_reproduction_db(const std::string& path, const reproduce::Repro
   o.runs_dir = std::filesystem::path(path).parent_path().string() + "/runs";
   o.sweep_id = sweep_id;
   o.max_runs = int64_t(plan.plan.runs.size()) - skip;
-  sweep::run_worker(o, [](const ConfigMap& c, const RunOptions&, RunHooks*) {
-    RunResult r;
-    r.status = "done";
-    r.metrics = {{"test_nll", toy_nll(c)}};
-    return r;
-  });
+  sweep::run_worker(o, train);
+}
+
+// ... with the toy trainer (toy_nll).
+inline void fill_reproduction_db(const std::string& path, const reproduce::ReproPlan& plan, int skip = 0) {
+  fill_reproduction_db(
+      path, plan,
+      [](const ConfigMap& c, const RunOptions&, RunHooks*) {
+        RunResult r;
+        r.status = "done";
+        r.metrics = {{"test_nll", toy_nll(c)}};
+        return r;
+      },
+      skip);
 }
 
 }  // namespace vae::testing

@@ -32,3 +32,47 @@ TEST_CASE("Adam and Adagrad steps equal torch.optim's", "[optimizer][golden]") {
     }
   }
 }
+
+TEST_CASE("weight decay: the gradient of (lambda / 2) |p|^2, read by the optimizer as g + lambda p",
+          "[optimizer][gradcheck]") {
+  const std::vector<double> p0 = {0.3, -1.2, 2.5, 0.0, -0.07};
+  const double lambda = 1.0 / 60000;  // a N(0, I) prior over 60,000 MNIST examples
+  // The penalty against (lambda / 2) sum p^2 written out, and its gradient by central differences.
+  CHECK(weight_decay_penalty(p0.data(), p0.size(), 2.0) == Approx(0.09 + 1.44 + 6.25 + 0 + 0.0049));
+  std::vector<double> g(p0.size(), 0.0);
+  add_weight_decay_grad(g.data(), p0.data(), p0.size(), lambda);
+  for (std::size_t i = 0; i < p0.size(); ++i) {
+    std::vector<double> a = p0, b = p0;
+    const double h = 1e-4;
+    a[i] += h;
+    b[i] -= h;
+    const double fd = (weight_decay_penalty(a.data(), a.size(), lambda) -
+                       weight_decay_penalty(b.data(), b.size(), lambda)) /
+                      (2 * h);
+    INFO("index " << i);
+    CHECK(g[i] == Approx(fd).epsilon(1e-6).margin(1e-14));
+  }
+  // The optimizer reads g + lambda p: Adagrad's accumulator after one step is its square, on
+  // the whole-buffer step and on the range-by-range step of a fused training step alike.
+  const std::vector<double> grad = {0.5, 0.25, -1.0, 2.0, 0.125};
+  const double big = 0.1;  // large enough to move every entry well past rounding
+  for (int fused = 0; fused < 2; ++fused) {
+    Optimizer<double> opt;
+    opt.configure("adagrad", 0.9, 0.999, 1e-8, 1e-10, p0.size());
+    opt.weight_decay = big;
+    Buffer<double> p(p0.begin(), p0.end()), gb(grad.begin(), grad.end());
+    if (fused) {
+      opt.begin_step(0.01);
+      opt.apply_and_clear(p.data(), gb.data(), 0, 2);
+      opt.apply_and_clear(p.data(), gb.data(), 2, 3);
+    } else {
+      opt.step(p, gb, 0.01);
+    }
+    for (std::size_t i = 0; i < p0.size(); ++i) {
+      INFO("fused " << fused << " index " << i);
+      const double want = grad[i] + big * p0[i];
+      CHECK(opt.adagrad.sum_sq[i] == Approx(want * want).epsilon(1e-12));
+      CHECK(p[i] == Approx(p0[i] - 0.01 * want / (std::abs(want) + 1e-10)).epsilon(1e-12));
+    }
+  }
+}

@@ -4,11 +4,13 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "process_util.hpp"
 #include "reproduce/reproduce.hpp"
 #include "reproduce_test_util.hpp"
+#include "train/run.hpp"
 
 using namespace vae;
 using namespace vae::reproduce;
@@ -284,4 +286,327 @@ TEST_CASE("vae reproduce --slurm writes the job array of the spec's sweep", "[re
                              Catch::Contains("#SBATCH --time=1:00:00"));
   CHECK_FALSE(std::filesystem::exists(db));  // nothing run, nothing recorded
   CHECK_THAT(p.err(), Catch::Contains("12 runs in 3 tasks"));
+}
+
+namespace {
+
+// A made-up ablation judged by the ordering and sign of one column (as the sigma-VAE spec):
+// three rows, published "< 50" (a), "< -20" (b), "< -90" (c): c < b < a, signs +, -, -.
+const char* const kOrderingSpec = R"(id = "toy-ordering"
+title = "A toy ablation"
+seeds = 2
+
+[citation]
+authors = "A. Author"
+year = 2021
+where = "Table 3"
+
+[protocol]
+dataset = "mnist"
+hidden = [64]
+
+[[column]]
+id = "nll"
+metric = "-test_elbo"
+
+[[row]]
+id = "a"
+settings = { latent = 2 }
+source = "Table 3"
+published = { nll = "< 50" }
+
+[[row]]
+id = "b"
+settings = { latent = 5 }
+source = "Table 3"
+published = { nll = "< -20" }
+
+[[row]]
+id = "c"
+settings = { latent = 10 }
+source = "Table 3"
+published = { nll = "< -90" }
+
+[budget.paper]
+settings = { epochs = 100 }
+
+[budget.short]
+settings = { epochs = 5 }
+
+[verdict]
+kind = "ordering"
+column = "nll"
+order = ["c", "b", "a"]
+signs = { a = "+", b = "-", c = "-" }
+)";
+
+// The fake trainer of the ordering spec: -test_elbo = value_of[latent] + seed.
+sweep::TrainFn ordering_trainer(std::map<int64_t, double> value_of) {
+  return [value_of](const ConfigMap& c, const RunOptions&, RunHooks*) {
+    RunResult r;
+    r.status = "done";
+    const double nll = value_of.at(std::get<int64_t>(c.at("latent"))) + double(std::get<int64_t>(c.at("seed")));
+    r.metrics = {{"test_elbo", -nll}};
+    return r;
+  };
+}
+
+Report ordering_report(const std::string& db_path, const std::map<int64_t, double>& value_of, const Spec& s) {
+  const ReproPlan p = make_plan(s, "short", 0, vae::testing::fake_data_files);
+  fill_reproduction_db(db_path, p, ordering_trainer(value_of));
+  auto db = store::open_for_reading(db_path);
+  return build_report(*db, s, p, "gen.toml");
+}
+
+}  // namespace
+
+TEST_CASE("ordering specs: the declaration is validated against the rows and the published values",
+          "[reproduce]") {
+  const Spec s = parse_spec_text(kOrderingSpec, "o.toml");
+  CHECK(s.verdict.kind == VerdictSpec::Kind::Ordering);
+  CHECK(s.verdict.order == std::vector<std::string>{"c", "b", "a"});
+  CHECK(s.verdict.signs.at("a") == 1);
+  CHECK(s.verdict.signs.at("c") == -1);
+  auto err = [](const std::string& text) { return spec_error(text); };
+  const std::string o = kOrderingSpec;
+  CHECK_THAT(err(replace(o, "kind = \"ordering\"", "kind = \"ordering\"\nexpect = 1")),
+             Catch::StartsWith("bad.toml:") && Catch::Contains("key 'expect' in [verdict]: unknown key"));
+  CHECK_THAT(err(replace(o, "kind = \"ordering\"", "kind = \"ranking\"")),
+             Catch::Contains("key 'kind' in [verdict]") && Catch::Contains("tolerance, ordering, figure"));
+  CHECK_THAT(err(replace(o, "order = [\"c\", \"b\", \"a\"]", "order = [\"c\", \"d\", \"a\"]")),
+             Catch::Contains("key 'order' in [verdict]") && Catch::Contains("'d': no such row"));
+  CHECK_THAT(err(replace(o, "order = [\"c\", \"b\", \"a\"]", "order = [\"c\", \"b\", \"b\", \"a\"]")),
+             Catch::Contains("'b' is listed twice"));
+  CHECK_THAT(err(replace(o, "order = [\"c\", \"b\", \"a\"]", "order = [\"c\", \"a\"]")),
+             Catch::Contains("row 'b' is missing from the order"));
+  // An order that is not the published values' is a wrong declaration.
+  CHECK_THAT(err(replace(o, "order = [\"c\", \"b\", \"a\"]", "order = [\"b\", \"c\", \"a\"]")),
+             Catch::Contains(":45: key 'order' in [verdict]") &&
+                 Catch::Contains("'b' (< -20) is listed below 'c'"));
+  CHECK_THAT(err(replace(o, "b = \"-\"", "b = \"+\"")),
+             Catch::Contains("key 'b' in [verdict.signs]") && Catch::Contains("the other sign"));
+  CHECK_THAT(err(replace(o, "b = \"-\"", "b = \"negative\"")), Catch::Contains("expected \"+\" or \"-\""));
+  CHECK_THAT(err(replace(o, ", c = \"-\"", "")), Catch::Contains("key 'c' in [verdict.signs]: missing"));
+  CHECK_THAT(err(replace(o, "column = \"nll\"", "column = \"ll\"")),
+             Catch::Contains("key 'column' in [verdict]: no such column"));
+  CHECK_THAT(err(replace(o, "signs = { a = \"+\", b = \"-\", c = \"-\" }", "")),
+             Catch::Contains("key 'signs' in [verdict]: missing"));
+  // A row of an ordering spec needs the ordered column's published value, and a source.
+  CHECK_THAT(err(replace(o, "published = { nll = \"< -20\" }\n", "")),
+             Catch::Contains("key 'nll' in [row b]: missing: the published value"));
+  CHECK_THAT(err(replace(o, "source = \"Table 3\"\npublished = { nll = \"< -20\" }",
+                         "published = { nll = \"< -20\" }")),
+             Catch::Contains("key 'source' in [row #2]: missing"));
+  // Keys of another kind.
+  CHECK_THAT(err(replace(o, "kind = \"ordering\"", "kind = \"tolerance\"")),
+             Catch::Contains("key 'order' in [verdict]: belongs to kind = \"ordering\""));
+}
+
+TEST_CASE("ordering verdict: a claim per neighbouring pair and per sign, holding or failing", "[reproduce]") {
+  const Spec s = parse_spec_text(kOrderingSpec, "o.toml");
+  {
+    // ours (means over seeds 0, 1: +0.5): a 40.5, b -9.5, c -149.5: c < b < a, signs +, -, -.
+    TempDir dir;
+    const Report r = ordering_report(dir.file("r.db"), {{2, 40}, {5, -10}, {10, -150}}, s);
+    REQUIRE(r.claims.size() == 5);
+    CHECK(r.claims[0].text == "c < b");
+    CHECK(r.claims[1].text == "b < a");
+    CHECK(r.claims[2].text == "c < 0");
+    CHECK(r.claims[4].text == "a > 0");
+    for (const auto& c : r.claims) CHECK(c.verdict == Verdict::Within);
+    CHECK(r.claims_hold == 5);
+    CHECK(r.ok());
+    const std::string md = render_report(r, ReportFormat::Markdown);
+    CHECK_THAT(md, Catch::Contains("- **holds** c < b: ours -149.5 < -9.5 (paper < -90 vs < -20)"));
+    CHECK_THAT(md, Catch::Contains("verdict by ordering claims: 5 hold, 0 fail, 0 undecided"));
+    CHECK_THAT(md, Catch::Contains("| a | < 50 | 40.50 ± 0.50 |"));
+    const auto j = nlohmann::json::parse(render_report(r, ReportFormat::Json));
+    CHECK(j["verdict_kind"] == "ordering");
+    CHECK(j["claims"].size() == 5);
+    CHECK(j["summary"]["ok"] == true);
+    CHECK_THAT(render_report(r, ReportFormat::Latex), Catch::Contains("\\item \\textbf{holds} b < a"));
+  }
+  {
+    // b above a (b < a fails) and a negative (its sign fails): two claims fail, exit code 1.
+    TempDir dir;
+    const Report r = ordering_report(dir.file("r.db"), {{2, -40}, {5, -10}, {10, -150}}, s);
+    CHECK(r.claims[0].verdict == Verdict::Within);
+    CHECK(r.claims[1].verdict == Verdict::Outside);
+    CHECK(r.claims[4].verdict == Verdict::Outside);
+    CHECK(r.claims_fail == 2);
+    CHECK_FALSE(r.ok());
+    CHECK_THAT(render_report(r, ReportFormat::Text), Catch::Contains("FAILS b < a: ours -9.5 >= -39.5"));
+  }
+  {
+    // Runs not done: the claims on them are undecided, the report not ok.
+    TempDir dir;
+    const ReproPlan p = make_plan(s, "short", 0, vae::testing::fake_data_files);
+    fill_reproduction_db(dir.file("r.db"), p, ordering_trainer({{2, 40}, {5, -10}, {10, -150}}), 2);
+    auto db = store::open_for_reading(dir.file("r.db"));
+    const Report r = build_report(*db, s, p, "gen.toml");
+    CHECK(r.missing == 1);
+    CHECK(r.claims_fail == 0);
+    CHECK(r.claims_hold == 3);  // b < a, b < 0, a > 0; c's runs (the last two) are not done
+    CHECK_FALSE(r.ok());
+  }
+}
+
+namespace {
+
+// A made-up figure (as AEVB's Figure 2): two panels of two curves each, no numbers.
+const char* const kFigureSpec = R"toml(id = "toy-figure"
+title = "A toy figure"
+seeds = 2
+
+[citation]
+authors = "A. Author"
+year = 2013
+where = "Figure 2"
+
+[protocol]
+dataset = "mnist"
+hidden = [16]
+eval-every = 1
+
+[[column]]
+id = "bound"
+metric = "test_elbo"
+
+[[row]]
+id = "x2"
+settings = { latent = 2 }
+source = "Figure 2 (curves only)"
+
+[[row]]
+id = "x10"
+settings = { latent = 10 }
+source = "Figure 2 (curves only)"
+
+[[row]]
+id = "y3"
+settings = { latent = 3 }
+source = "Figure 2 (curves only)"
+
+[[row]]
+id = "y20"
+settings = { latent = 20 }
+source = "Figure 2 (curves only)"
+
+[budget.paper]
+settings = { epochs = 300 }
+
+[budget.short]
+settings = { epochs = 3 }
+
+[verdict]
+kind = "figure"
+panels = { x = ["x2", "x10"], y = ["y3", "y20"] }
+train = "-train_loss"
+test = "test_elbo"
+noise = 1.0
+)toml";
+
+// Three epochs of 100 samples: train_loss 100/e + offset, test_elbo -(110/e + offset), plus
+// seed/10; offsets by latent: x2 10, x10 9 (better), y3 10, y20 15 (5 nats worse: overfits).
+RunResult figure_run(const ConfigMap& c, const RunOptions&, RunHooks* hooks) {
+  const int64_t latent = std::get<int64_t>(c.at("latent"));
+  const double offset = latent == 10 ? 9.0 : latent == 20 ? 15.0 : 10.0;
+  const double seed = double(std::get<int64_t>(c.at("seed"))) / 10;
+  RunResult r;
+  for (int e = 1; e <= 3; ++e) {
+    const std::map<std::string, double> m{{"samples_seen", 100.0 * e},
+                                          {"train_loss", 100.0 / e + offset + seed},
+                                          {"test_elbo", -(110.0 / e + offset + seed)}};
+    if (hooks) hooks->on_epoch(e, m);
+    r.metrics["test_elbo"] = m.at("test_elbo");
+  }
+  r.status = "done";
+  return r;
+}
+
+}  // namespace
+
+TEST_CASE("figure specs: panels and curves are validated", "[reproduce]") {
+  const Spec s = parse_spec_text(kFigureSpec, "f.toml");
+  CHECK(s.verdict.kind == VerdictSpec::Kind::Figure);
+  REQUIRE(s.verdict.panels.size() == 2);
+  CHECK(s.verdict.panels[1].second == std::vector<std::string>{"y3", "y20"});
+  CHECK(s.verdict.train_metric == "train_loss");
+  CHECK(s.verdict.train_negate);
+  CHECK_FALSE(s.verdict.test_negate);
+  const std::string f = kFigureSpec;
+  CHECK_THAT(spec_error(replace(f, "y = [\"y3\", \"y20\"]", "y = [\"y3\"]")),
+             Catch::Contains("key 'panels' in [verdict]: row 'y20' is in no panel"));
+  CHECK_THAT(spec_error(replace(f, "y = [\"y3\", \"y20\"]", "y = [\"y3\", \"y20\", \"x2\"]")),
+             Catch::Contains("'x2' is in two panels"));
+  CHECK_THAT(spec_error(replace(f, "y = [\"y3\", \"y20\"]", "y = [\"y3\", \"y21\"]")),
+             Catch::Contains("key 'y' in [verdict.panels]: 'y21': no such row"));
+  CHECK_THAT(spec_error(replace(f, "noise = 1.0\n", "")), Catch::Contains("key 'noise' in [verdict]: missing"));
+  CHECK_THAT(spec_error(replace(f, "test = \"test_elbo\"\n", "")),
+             Catch::Contains("key 'test' in [verdict]: missing"));
+  CHECK_THAT(spec_error(replace(f, "noise = 1.0", "noise = -1.0")), Catch::Contains("a tolerance is >= 0"));
+}
+
+TEST_CASE("figure report: curves against samples seen, rising and not-overfitting claims", "[reproduce]") {
+  TempDir dir;
+  const Spec s = parse_spec_text(kFigureSpec, "f.toml");
+  const ReproPlan p = make_plan(s, "short", 0, vae::testing::fake_data_files);
+  fill_reproduction_db(dir.file("r.db"), p, figure_run);
+  auto db = store::open_for_reading(dir.file("r.db"));
+  Report r = build_report(*db, s, p, "gen.toml");
+  REQUIRE(r.panels.size() == 2);
+  const Curve& x2 = r.panels[0].curves[0];
+  CHECK(x2.samples == std::vector<double>{100, 200, 300});
+  // the mean over seeds 0 and 1 (+0.05): train -(100/e + 10.05), test -(110/e + 10.05)
+  CHECK(x2.train[0] == Approx(-110.05));
+  CHECK(x2.test[2] == Approx(-(110.0 / 3 + 10.05)));
+  CHECK(x2.final_stats.n == 2);
+  CHECK(x2.final_stats.mean == Approx(-(110.0 / 3 + 10.05)));
+  REQUIRE(r.claims.size() == 6);  // 4 curves rise, then per panel: x10 does not overfit, y20 does
+  CHECK(r.claims[0].text == "x, x2: the bound rises with samples seen (train and test)");
+  CHECK(r.claims[0].verdict == Verdict::Within);
+  CHECK(r.claims[2].text.rfind("x: more latents do not overfit", 0) == 0);
+  CHECK(r.claims[2].verdict == Verdict::Within);   // x10 is 1 nat above x2
+  CHECK(r.claims[5].verdict == Verdict::Outside);  // y20 is 5 nats below y3, noise 1 (s.e. 0.05)
+  CHECK_THAT(r.claims[5].detail, Catch::Contains("difference -5"));
+  CHECK(r.claims_fail == 1);
+  CHECK_FALSE(r.ok());
+  for (auto& panel : r.panels) panel.png = dir.file("toy-figure.short." + panel.id + ".png");
+  const std::string md = render_report(r, ReportFormat::Markdown);
+  CHECK_THAT(md, Catch::Contains("- **FAILS** y: more latents do not overfit"));
+  CHECK_THAT(md, Catch::Contains("![x](toy-figure.short.x.png)"));
+  const auto j = nlohmann::json::parse(figure_json(r));
+  CHECK(j["panels"][1]["curves"][1]["label"] == "y20");
+  CHECK(j["panels"][0]["curves"][0]["samples"] == std::vector<double>{100, 200, 300});
+  CHECK(j["train_label"] == "-train_loss");
+  // A curve that falls fails its claim: the noise margin is for the overfitting claim only.
+  const Spec falling =
+      parse_spec_text(replace(kFigureSpec, "train = \"-train_loss\"", "train = \"train_loss\""), "f.toml");
+  const Report q = build_report(*db, falling, make_plan(falling, "short", 0, vae::testing::fake_data_files),
+                                "g");
+  CHECK(q.claims[0].verdict == Verdict::Outside);
+  CHECK_THAT(q.claims[0].detail, Catch::Contains("train 110.05 -> 43.383"));
+}
+
+TEST_CASE("vae reproduce --report of a figure spec draws one PNG per panel", "[reproduce][e2e]") {
+  using vae::testing::run_vae;
+  TempDir dir;
+  const std::string spec = vae::testing::write(dir, "fig.toml", kFigureSpec);
+  const Spec s = parse_spec_file(spec);
+  // The runs the command will look for: the ids of the real data files, as the CLI plans them.
+  const ReproPlan p = make_plan(s, "short", 0, &vae::data_files_for);
+  fill_reproduction_db(dir.file("r.db"), p, figure_run);
+  auto proc = run_vae({"reproduce", spec, "--budget", "short", "--report", "--db", dir.file("r.db"), "--format",
+                       "markdown", "--figure-dir", dir.file("fig")},
+                      dir.file("fig-run"));
+  INFO(proc.err());
+  CHECK(proc.wait() == 1);  // the y panel's claim fails
+  CHECK_THAT(proc.out(), Catch::Contains("![y](toy-figure.short.y.png)"));
+  for (const char* panel : {"x", "y"}) {
+    std::ifstream png(dir.file(std::string("fig/toy-figure.short.") + panel + ".png"), std::ios::binary);
+    REQUIRE(png.good());
+    char magic[8] = {};
+    png.read(magic, 8);
+    CHECK(std::string(magic + 1, 3) == "PNG");
+  }
 }

@@ -532,7 +532,8 @@ TEST_CASE("defaults of settings added after the identity recipe are pinned", "[s
                                                      {"vq-levels", "1"},
                                                      {"vq-top-codebook", "64"},
                                                      {"time-budget", "0"},
-                                                     {"time-budget-clock", "wall"}};
+                                                     {"time-budget-clock", "wall"},
+                                                     {"weight-decay", "0"}};
   for (const auto& [key, value] : pinned) {
     INFO("setting " << key);
     const OptionSpec* s = find_option(key);

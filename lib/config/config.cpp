@@ -98,6 +98,11 @@ std::vector<OptionSpec> make_options() {
       opt("adam-beta2", K::Float, 0.999, "Adam beta2", {}, 0.0, 1.0),
       opt("adam-eps", K::Float, 1e-8, "Adam epsilon", {}, 0.0),
       opt("adagrad-eps", K::Float, 1e-10, "Adagrad epsilon", {}, 0.0),
+      opt("weight-decay", K::Float, 0.0,
+          "L2 weight decay lambda: (lambda / 2) |theta|^2 is added to the per-example loss of every "
+          "parameter (weights and biases; the reported losses and bounds leave it out). A N(0, I) prior "
+          "on the parameters, as Kingma & Welling 2013, is lambda = 1/N for N training examples. 0: off",
+          {}, 0.0),
       opt("batch", K::Int, I(128), "minibatch size", {}, 1.0, 1e6),
       opt("epochs", K::Int, I(10), "training epochs", {}, 0.0, 1e6),
       opt("time-budget", K::Float, 0.0,
@@ -353,6 +358,7 @@ TrainConfig core_train_config(const ConfigMap& c) {
   t.adam_beta2 = f("adam-beta2");
   t.adam_eps = f("adam-eps");
   t.adagrad_eps = f("adagrad-eps");
+  t.weight_decay = f("weight-decay");
   t.batch = i("batch");
   t.epochs = i("epochs");
   t.time_budget = f("time-budget");

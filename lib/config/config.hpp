@@ -136,6 +136,7 @@ struct TrainConfig {
   std::string lr_schedule;  // constant | exponential | iwae
   double lr_decay;          // factor per epoch for exponential
   double adam_beta1, adam_beta2, adam_eps, adagrad_eps;
+  double weight_decay = 0;  // lambda of (lambda / 2) |theta|^2 per example
   int64_t batch, epochs, seed, threads;
   double time_budget;    // seconds of training steps; 0: train all epochs
   bool time_budget_cpu;  // the budget counts the process's CPU time, not elapsed time

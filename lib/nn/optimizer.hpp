@@ -23,6 +23,23 @@ inline double scheduled_lr(const std::string& schedule, double lr, double decay,
   return lr * std::pow(10.0, -double(stage) / 7.0);
 }
 
+// Weight decay: the term (lambda / 2) |p|^2 added to the per-example loss, so its gradient
+// lambda p is added to g before the optimizer reads it ("coupled" L2, as torch.optim's
+// weight_decay). A N(0, I) prior on the parameters (Kingma & Welling 2013, section 5: the
+// MAP objective sum_i L(x_i) + log p(theta) over N training examples) is lambda = 1/N.
+template <class T>
+double weight_decay_penalty(const T* p, std::size_t n, double lambda) {
+  double s = 0;
+  for (std::size_t i = 0; i < n; ++i) s += double(p[i]) * double(p[i]);
+  return 0.5 * lambda * s;
+}
+template <class T>
+void add_weight_decay_grad(T* __restrict g, const T* __restrict p, std::size_t n, double lambda) {
+  const T l = T(lambda);
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) g[i] += l * p[i];
+}
+
 // Both optimizers update elementwise, so a step may be applied range by range: begin_step
 // once, then apply() on each range of the flat buffers (a fused training step applies each
 // layer as soon as backward() has its gradient, while it is in cache, models/algorithms.hpp).
@@ -105,6 +122,7 @@ template <class T>
 struct Optimizer {
   std::string kind;  // adam | adagrad
   bool is_adam = true;
+  double weight_decay = 0;  // lambda: the gradient read is g + lambda p (g itself is changed)
   Adam<T> adam;
   Adagrad<T> adagrad;
   void configure(const std::string& k, double beta1, double beta2, double adam_eps, double adagrad_eps,
@@ -119,6 +137,7 @@ struct Optimizer {
     else adagrad.reset(n);
   }
   void step(Buffer<T>& p, const Buffer<T>& g, double lr) {
+    if (weight_decay != 0) add_weight_decay_grad(const_cast<T*>(g.data()), p.data(), p.size(), weight_decay);
     if (is_adam) adam.step(p, g, lr);
     else adagrad.step(p, g, lr);
   }
@@ -129,6 +148,7 @@ struct Optimizer {
   // The current step on values [offset, offset + n) of the parameters p and gradients g
   // (the whole buffers' bases); zeroes those gradients.
   void apply_and_clear(T* p, T* g, std::size_t offset, std::size_t n) {
+    if (weight_decay != 0) add_weight_decay_grad(g + offset, p + offset, n, weight_decay);
     if (is_adam) adam.template apply<true>(p + offset, g + offset, offset, n);
     else adagrad.template apply<true>(p + offset, g + offset, offset, n);
   }

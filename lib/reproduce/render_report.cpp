@@ -2,6 +2,7 @@
 // (text, Markdown, LaTeX), then one line per cell with the comparison that made its
 // verdict; JSON holds the same, cell by cell.
 #include <cmath>
+#include <filesystem>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -63,8 +64,18 @@ std::string reference_text(const CellReport& c) {
   return c.published ? c.published->text : "-";
 }
 
+std::string claim_mark(Verdict v) {
+  return v == Verdict::Within ? "holds" : v == Verdict::Outside ? "FAILS" : "missing";
+}
+
 std::string summary_line(const Report& r) {
   std::ostringstream s;
+  if (r.by_claims()) {
+    s << "verdict by " << kind_name(r.spec->verdict.kind) << " claims: " << r.claims_hold << " hold, "
+      << r.claims_fail << " fail, " << r.claims.size() - std::size_t(r.claims_hold + r.claims_fail)
+      << " undecided; " << r.missing << " cells with runs missing";
+    return s.str();
+  }
   s << r.within << " within tolerance, " << r.outside << " outside, " << r.not_comparable << " not comparable, "
     << r.missing << " missing";
   return s.str();
@@ -89,7 +100,8 @@ Wide wide_table(const Report& r) {
       const CellReport& c = r.cells[i * C + j];
       row.push_back(c.published ? c.published->text : "-");
       std::string ours = c.ours_text();
-      if (!mark(c.verdict).empty() && c.verdict != Verdict::Missing) ours += " [" + mark(c.verdict) + "]";
+      if (!mark(c.verdict).empty() && c.verdict != Verdict::Missing && !r.by_claims())
+        ours += " [" + mark(c.verdict) + "]";
       if (c.verdict == Verdict::Missing) ours = "missing";
       row.push_back(ours);
     }
@@ -98,7 +110,7 @@ Wide wide_table(const Report& r) {
   return w;
 }
 
-std::string detail_line(const CellReport& c) {
+std::string detail_line(const CellReport& c, bool by_claims) {
   std::ostringstream s;
   s << c.row->label << " / " << c.col->label << ": ";
   if (c.verdict == Verdict::Missing) {
@@ -111,6 +123,7 @@ std::string detail_line(const CellReport& c) {
   s << "ours " << c.ours_text() << " (n=" << c.stats.n << ")";
   if (c.verdict == Verdict::NotPublished) return s.str() + "; not published";
   s << (c.expected ? ", expected " : ", paper ") << reference_text(c);
+  if (c.verdict == Verdict::NotComparable && by_claims) return s.str() + "; judged by the claims below";
   if (c.verdict == Verdict::NotComparable)
     return s.str() + "; not comparable: budget below the paper's, no expected value";
   if (c.col->order_only)
@@ -151,7 +164,21 @@ std::string render_text(const Report& r, bool markdown) {
     for (const auto& row : w.rows) line(row);
   }
   o << "\n" << (markdown ? "Cells:\n\n" : "cells:\n");
-  for (const auto& c : r.cells) o << (markdown ? "- " : "  ") << detail_line(c) << "\n";
+  for (const auto& c : r.cells) o << (markdown ? "- " : "  ") << detail_line(c, r.by_claims()) << "\n";
+  if (r.by_claims()) {
+    o << "\n"
+      << (markdown ? "Claims (verdict kind " : "claims (verdict kind ") << kind_name(r.spec->verdict.kind)
+      << "):" << (markdown ? "\n\n" : "\n");
+    for (const auto& c : r.claims)
+      o << (markdown ? "- **" : "  ") << claim_mark(c.verdict) << (markdown ? "**" : "") << " " << c.text
+        << ": " << c.detail << "\n";
+  }
+  for (const auto& p : r.panels) {
+    if (p.png.empty()) continue;
+    const std::string name = std::filesystem::path(p.png).filename().string();
+    if (markdown) o << "\n![" << p.id << "](" << name << ")\n\n(" << p.png << ")\n";
+    else o << (p.id == r.panels.front().id ? "\n" : "") << "figure " << p.id << ": " << p.png << "\n";
+  }
   o << "\n" << summary_line(r) << "\n";
   return o.str();
 }
@@ -172,7 +199,17 @@ std::string render_latex(const Report& r) {
     }
     o << " \\\\\n";
   }
-  o << "\\bottomrule\n\\end{tabular}\n% " << summary_line(r) << "\n";
+  o << "\\bottomrule\n\\end{tabular}\n";
+  if (r.by_claims()) {
+    o << "\\begin{itemize}\n";
+    for (const auto& c : r.claims)
+      o << "\\item \\textbf{" << claim_mark(c.verdict) << "} " << report::latex_escape(c.text + ": " + c.detail)
+        << "\n";
+    o << "\\end{itemize}\n";
+  }
+  for (const auto& p : r.panels)
+    if (!p.png.empty()) o << "% figure " << p.id << ": \\includegraphics{" << p.png << "}\n";
+  o << "% " << summary_line(r) << "\n";
   return o.str();
 }
 
@@ -212,10 +249,14 @@ std::string render_json(const Report& r) {
     if (!c.missing_runs.empty()) x["missing_runs"] = c.missing_runs;
     j["cells"].push_back(x);
   }
-  j["summary"] = {{"within", r.within},
-                  {"outside", r.outside},
-                  {"not_comparable", r.not_comparable},
-                  {"missing", r.missing},
+  j["verdict_kind"] = kind_name(s.verdict.kind);
+  j["claims"] = nlohmann::json::array();
+  for (const auto& c : r.claims)
+    j["claims"].push_back({{"claim", c.text}, {"verdict", claim_mark(c.verdict)}, {"detail", c.detail}});
+  j["figures"] = nlohmann::json::array();
+  for (const auto& p : r.panels) j["figures"].push_back({{"panel", p.id}, {"png", p.png}});
+  j["summary"] = {{"within", r.within},   {"outside", r.outside},         {"not_comparable", r.not_comparable},
+                  {"missing", r.missing}, {"claims_hold", r.claims_hold}, {"claims_fail", r.claims_fail},
                   {"ok", r.ok()}};
   return j.dump(2) + "\n";
 }
@@ -230,6 +271,26 @@ std::string render_report(const Report& report, ReportFormat format) {
     case ReportFormat::Json: return render_json(report);
   }
   return "";
+}
+
+std::string figure_json(const Report& r) {
+  nlohmann::ordered_json j;
+  const Spec& s = *r.spec;
+  const VerdictSpec& v = s.verdict;
+  j["title"] = s.title;
+  j["citation"] = s.citation();
+  j["budget"] = budget_line(r);
+  j["train_label"] = (v.train_negate ? "-" : "") + v.train_metric;
+  j["test_label"] = (v.test_negate ? "-" : "") + v.test_metric;
+  j["panels"] = nlohmann::json::array();
+  for (const auto& p : r.panels) {
+    nlohmann::ordered_json panel = {{"id", p.id}, {"png", p.png}, {"curves", nlohmann::json::array()}};
+    for (const auto& c : p.curves)
+      panel["curves"].push_back(
+          {{"label", c.row->label}, {"samples", c.samples}, {"train", c.train}, {"test", c.test}});
+    j["panels"].push_back(panel);
+  }
+  return j.dump(1) + "\n";
 }
 
 }  // namespace vae::reproduce

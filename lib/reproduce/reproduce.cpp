@@ -4,6 +4,7 @@
 #include <cmath>
 #include <filesystem>
 #include <iomanip>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -268,6 +269,160 @@ void judge_order(std::vector<CellReport*>& column) {
   }
 }
 
+std::string g4(double v) {
+  std::ostringstream s;
+  s << std::setprecision(5) << v;
+  return s.str();
+}
+
+// kind = "ordering": neighbouring pairs of the declared order, then the signs.
+void judge_ordering(Report& rep) {
+  const VerdictSpec& v = rep.spec->verdict;
+  auto cell_of = [&](const std::string& row) -> const CellReport* {
+    for (const auto& c : rep.cells)
+      if (c.row->id == row && c.col->id == v.column) return &c;
+    return nullptr;
+  };
+  for (std::size_t i = 0; i + 1 < v.order.size(); ++i) {
+    const CellReport* a = cell_of(v.order[i]);
+    const CellReport* b = cell_of(v.order[i + 1]);
+    Claim cl;
+    cl.text = a->row->label + " < " + b->row->label;
+    if (a->stats.n == 0 || b->stats.n == 0 || !a->missing_runs.empty() || !b->missing_runs.empty()) {
+      cl.detail = "runs not done";
+    } else {
+      const bool holds = a->stats.mean < b->stats.mean;
+      cl.verdict = holds ? Verdict::Within : Verdict::Outside;
+      cl.detail = "ours " + g4(a->stats.mean) + (holds ? " < " : " >= ") + g4(b->stats.mean) + " (paper " +
+                  (a->published ? a->published->text : "-") + " vs " +
+                  (b->published ? b->published->text : "-") + ")";
+    }
+    rep.claims.push_back(cl);
+  }
+  for (const auto& row : v.order) {
+    const CellReport* c = cell_of(row);
+    const int sign = v.signs.at(row);
+    Claim cl;
+    cl.text = c->row->label + (sign > 0 ? " > 0" : " < 0");
+    if (c->stats.n == 0 || !c->missing_runs.empty()) {
+      cl.detail = "runs not done";
+    } else {
+      const bool holds = sign > 0 ? c->stats.mean > 0 : c->stats.mean < 0;
+      cl.verdict = holds ? Verdict::Within : Verdict::Outside;
+      cl.detail = "ours " + g4(c->stats.mean) + " (paper " + (c->published ? c->published->text : "-") + ")";
+    }
+    rep.claims.push_back(cl);
+  }
+}
+
+// Per-epoch values of done runs: [epoch] -> name -> value.
+std::map<int64_t, std::map<std::string, double>> epoch_values(store::Db& db, const std::string& run_id) {
+  std::map<int64_t, std::map<std::string, double>> out;
+  auto st = db.prepare("SELECT epoch, name, value FROM epoch_metrics WHERE run_id = ? AND value IS NOT NULL");
+  st.bind(1, run_id);
+  while (st.step()) out[st.get_int(0)][st.get_text(1)] = st.get_double(2);
+  return out;
+}
+
+// One row's curve: the mean over its done seeds at every epoch all of them recorded.
+Curve curve_of(store::Db& db, const Spec& spec, const CellReport& cell,
+               const std::vector<std::string>& run_ids) {
+  const VerdictSpec& v = spec.verdict;
+  Curve c;
+  c.row = cell.row;
+  std::vector<std::map<int64_t, std::map<std::string, double>>> runs;
+  for (const auto& id : run_ids)
+    if (std::find(cell.missing_runs.begin(), cell.missing_runs.end(), id) == cell.missing_runs.end())
+      runs.push_back(epoch_values(db, id));
+  if (runs.empty()) return c;
+  for (const auto& [epoch, first] : runs[0]) {
+    double samples = 0, train = 0, test = 0;
+    bool all = true;
+    for (const auto& r : runs) {
+      auto e = r.find(epoch);
+      if (e == r.end() || !e->second.count("samples_seen") || !e->second.count(v.train_metric) ||
+          !e->second.count(v.test_metric)) {
+        all = false;
+        break;
+      }
+      samples += e->second.at("samples_seen");
+      train += (v.train_negate ? -1 : 1) * e->second.at(v.train_metric);
+      test += (v.test_negate ? -1 : 1) * e->second.at(v.test_metric);
+    }
+    if (!all) continue;
+    const double n = double(runs.size());
+    c.samples.push_back(samples / n);
+    c.train.push_back(train / n);
+    c.test.push_back(test / n);
+  }
+  for (const auto& r : runs)
+    for (auto e = r.rbegin(); e != r.rend(); ++e)
+      if (e->second.count(v.test_metric)) {
+        c.final_test.push_back((v.test_negate ? -1 : 1) * e->second.at(v.test_metric));
+        break;
+      }
+  c.final_stats = report::stats_of(c.final_test);
+  return c;
+}
+
+// kind = "figure": the curves of each panel, then the claims on them.
+void judge_figure(Report& rep, store::Db& db, const ReproPlan& plan) {
+  const Spec& spec = *rep.spec;
+  const VerdictSpec& v = spec.verdict;
+  for (const auto& [panel_id, rows] : v.panels) {
+    Panel panel;
+    panel.id = panel_id;
+    for (const auto& row : rows)
+      for (std::size_t i = 0; i < rep.cells.size(); ++i)
+        if (rep.cells[i].row->id == row && plan.cells[i].col == 0)
+          panel.curves.push_back(curve_of(db, spec, rep.cells[i], plan.cells[i].run_ids));
+    for (const auto& c : panel.curves) {
+      Claim cl;
+      cl.text = panel_id + ", " + c.row->label + ": the bound rises with samples seen (train and test)";
+      if (c.samples.size() < 2) {
+        cl.detail = c.samples.empty() ? "runs not done (or without per-epoch values)" : "one epoch only";
+      } else {
+        const bool holds = c.train.back() > c.train.front() && c.test.back() > c.test.front();
+        cl.verdict = holds ? Verdict::Within : Verdict::Outside;
+        cl.detail = "train " + g4(c.train.front()) + " -> " + g4(c.train.back()) + ", test " +
+                    g4(c.test.front()) + " -> " + g4(c.test.back()) + " from " + g4(c.samples.front()) +
+                    " to " + g4(c.samples.back()) + " samples";
+      }
+      rep.claims.push_back(cl);
+    }
+    const Curve& last = panel.curves.back();
+    Claim cl;
+    cl.text = panel_id + ": more latents do not overfit (the final test bound of " + last.row->label +
+              " is not below the others' by more than the noise)";
+    bool all_done = last.final_stats.n > 0;
+    for (const auto& c : panel.curves) all_done = all_done && c.final_stats.n > 0;
+    if (panel.curves.size() < 2) {
+      cl.detail = "one curve only";
+    } else if (!all_done) {
+      cl.detail = "runs not done";
+    } else {
+      double worst = std::numeric_limits<double>::infinity();  // last - other + margin, smallest
+      std::string worst_text;
+      for (std::size_t i = 0; i + 1 < panel.curves.size(); ++i) {
+        const auto& o = panel.curves[i].final_stats;
+        auto se = [](const report::CellStats& s) { return std::isfinite(s.se) ? s.se : 0.0; };
+        const double margin =
+            std::max(v.noise, 2 * std::sqrt(se(o) * se(o) + se(last.final_stats) * se(last.final_stats)));
+        const double slack = last.final_stats.mean - o.mean + margin;
+        if (slack < worst) {
+          worst = slack;
+          worst_text = "vs " + panel.curves[i].row->label + " " + g4(o.mean) + ": difference " +
+                       g4(last.final_stats.mean - o.mean) + ", margin " + g4(margin);
+        }
+      }
+      cl.verdict = worst >= 0 ? Verdict::Within : Verdict::Outside;
+      cl.detail = last.row->label + " " + g4(last.final_stats.mean) + "; closest " + worst_text;
+    }
+    rep.claims.push_back(cl);
+    rep.panels.push_back(std::move(panel));
+  }
+}
+
 }  // namespace
 
 std::string CellReport::ours_text() const {
@@ -306,12 +461,12 @@ Report build_report(store::Db& db, const Spec& spec, const ReproPlan& plan, cons
     collect(c, cp.run_ids, metrics);
     if (!c.missing_runs.empty()) c.verdict = Verdict::Missing;
     else if (!c.published) c.verdict = Verdict::NotPublished;
-    else if (c.col->order_only) c.verdict = Verdict::NotComparable;  // until the column is ranked
+    else if (rep.by_claims() || c.col->order_only) c.verdict = Verdict::NotComparable;  // judged below
     else judge_value(c, spec, *rep.budget);
     rep.cells.push_back(std::move(c));
   }
   for (const auto& spec_col : spec.columns) {
-    if (!spec_col.order_only) continue;
+    if (!spec_col.order_only || rep.by_claims()) continue;
     std::vector<CellReport*> column;
     for (auto& c : rep.cells)
       if (c.col == &spec_col && c.verdict == Verdict::NotComparable) column.push_back(&c);
@@ -322,6 +477,12 @@ Report build_report(store::Db& db, const Spec& spec, const ReproPlan& plan, cons
     rep.outside += c.verdict == Verdict::Outside;
     rep.not_comparable += c.verdict == Verdict::NotComparable;
     rep.missing += c.verdict == Verdict::Missing;
+  }
+  if (spec.verdict.kind == VerdictSpec::Kind::Ordering) judge_ordering(rep);
+  if (spec.verdict.kind == VerdictSpec::Kind::Figure) judge_figure(rep, db, plan);
+  for (const auto& c : rep.claims) {
+    rep.claims_hold += c.verdict == Verdict::Within;
+    rep.claims_fail += c.verdict == Verdict::Outside;
   }
   return rep;
 }

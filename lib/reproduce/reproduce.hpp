@@ -12,6 +12,13 @@
 //  - compare = "order" columns: within when the cell has the published value's sign and
 //    the same rank among the rows as the published value;
 //  - "missing" when a seed's run is not done; "not published" when the paper has no value.
+// A spec whose [verdict] kind is "ordering" or "figure" is judged by claims instead (the
+// cells are shown, marked "n/c": their values are not compared):
+//  - ordering: each neighbouring pair of the declared order holds when our means are in
+//    that order (strictly), each sign when our mean has it;
+//  - figure: per row, the curve rises when the train and the test value at the last epoch
+//    are above those at the first; per panel, more latents do not overfit when the last
+//    row's final test value is at least every other row's minus max(noise, 2 combined s.e.).
 #pragma once
 
 #include <functional>
@@ -65,6 +72,27 @@ struct CellReport {
   std::string ours_text() const;                  // "86.91 ± 0.05" or "17+5" style for layered values
 };
 
+// One claim of an ordering or figure spec and its verdict: Within (holds), Outside (fails)
+// or Missing (runs not done).
+struct Claim {
+  std::string text, detail;
+  Verdict verdict = Verdict::Missing;
+};
+
+// A figure spec's curve: one row's per-epoch values, the mean over its done seeds, against
+// the training samples seen; final: the last epoch's test value per seed.
+struct Curve {
+  const Row* row = nullptr;
+  std::vector<double> samples, train, test;
+  std::vector<double> final_test;
+  report::CellStats final_stats;
+};
+struct Panel {
+  std::string id;
+  std::vector<Curve> curves;
+  std::string png;  // where the figure was drawn (set by the caller that draws it)
+};
+
 struct Report {
   const Spec* spec = nullptr;
   const Budget* budget = nullptr;
@@ -72,7 +100,11 @@ struct Report {
   std::string sweep_name, sweep_file;
   std::vector<CellReport> cells;  // row-major
   int within = 0, outside = 0, not_comparable = 0, missing = 0;
-  bool ok() const { return outside == 0 && missing == 0; }
+  std::vector<Claim> claims;  // ordering and figure specs
+  std::vector<Panel> panels;  // figure specs
+  int claims_hold = 0, claims_fail = 0;
+  bool by_claims() const { return spec->verdict.kind != VerdictSpec::Kind::Tolerance; }
+  bool ok() const { return outside == 0 && missing == 0 && claims_fail == 0; }
 };
 
 Report build_report(store::Db& db, const Spec& spec, const ReproPlan& plan, const std::string& sweep_file);
@@ -80,5 +112,9 @@ Report build_report(store::Db& db, const Spec& spec, const ReproPlan& plan, cons
 enum class ReportFormat { Text, Markdown, Latex, Json };
 ReportFormat parse_report_format(const std::string& name);  // throws SpecError naming the choices
 std::string render_report(const Report& report, ReportFormat format);
+
+// A figure spec's curves as JSON, the input of analysis/plot_reproduce_figure.py: panels,
+// each with its PNG path, title and curves (label, samples, train, test).
+std::string figure_json(const Report& report);
 
 }  // namespace vae::reproduce

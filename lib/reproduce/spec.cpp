@@ -54,6 +54,7 @@ class Parser {
     spec.file = file_;
     spec.text = text;
     const toml::table* budgets = nullptr;
+    const toml::table* verdict = nullptr;
     int budgets_line = 1;
     for (const auto& [key, node] : in_file_order(root)) {
       const int line = line_of(*node);
@@ -66,10 +67,11 @@ class Parser {
       else if (key == "row") rows(*node, spec);
       else if (key == "budget") budgets = &table(*node, key), budgets_line = line;
       else if (key == "tolerance") tolerance(table(*node, key), spec);
+      else if (key == "verdict") verdict = &table(*node, key), spec.verdict.line = line;
       else
         fail(line, key, "",
              "unknown key" + sweep::suggestion(key, {"id", "title", "seeds", "citation", "protocol", "column",
-                                                     "row", "budget", "tolerance"}));
+                                                     "row", "budget", "tolerance", "verdict"}));
     }
     if (spec.id.empty()) fail(1, "id", "", "missing: every spec needs an id (e.g. id = \"iwae-table1\")");
     if (spec.authors.empty() || spec.year == 0 || spec.where.empty())
@@ -78,6 +80,7 @@ class Parser {
     if (spec.rows.empty()) fail(1, "row", "", "missing: at least one [[row]]");
     if (!budgets) fail(1, "budget", "", "missing: [budget.paper] with the paper's schedule");
     read_budgets(*budgets, budgets_line, spec);
+    if (verdict) read_verdict(*verdict, spec);
     check_cells(spec);
     return spec;
   }
@@ -304,10 +307,149 @@ class Parser {
     return v;
   }
 
+  // [verdict]: kind, and what that kind needs (see spec.hpp).
+  void read_verdict(const toml::table& t, Spec& spec) const {
+    VerdictSpec& v = spec.verdict;
+    const std::string sec = "verdict";
+    const toml::node* order = nullptr;
+    const toml::table* signs = nullptr;
+    const toml::table* panels = nullptr;
+    std::string train, test;
+    bool has_noise = false;
+    for (const auto& [key, node] : in_file_order(t)) {
+      if (key == "kind") {
+        const std::string k = string(*node, key, sec);
+        if (k == "tolerance") v.kind = VerdictSpec::Kind::Tolerance;
+        else if (k == "ordering") v.kind = VerdictSpec::Kind::Ordering;
+        else if (k == "figure") v.kind = VerdictSpec::Kind::Figure;
+        else fail(line_of(*node), key, sec, "'" + k + "' is not one of tolerance, ordering, figure");
+      } else if (key == "column") {
+        v.column = string(*node, key, sec);
+        if (!column_of(spec, v.column))
+          fail(line_of(*node), key, sec, "no such column" + sweep::suggestion(v.column, column_ids(spec)));
+      } else if (key == "order") order = node;
+      else if (key == "signs") signs = &table(*node, key);
+      else if (key == "panels") panels = &table(*node, key);
+      else if (key == "train") train = string(*node, key, sec);
+      else if (key == "test") test = string(*node, key, sec);
+      else if (key == "noise") v.noise = non_negative(*node, key, sec), has_noise = true;
+      else
+        fail(line_of(*node), key, sec,
+             "unknown key" + sweep::suggestion(key, {"kind", "column", "order", "signs", "panels", "train",
+                                                     "test", "noise"}));
+    }
+    using K = VerdictSpec::Kind;
+    auto only_for = [&](bool present, const char* key, K kind) {
+      if (present && v.kind != kind)
+        fail(v.line, key, sec, std::string("belongs to kind = \"") + kind_name(kind) + "\"");
+    };
+    only_for(order || signs || !v.column.empty(), order ? "order" : signs ? "signs" : "column", K::Ordering);
+    only_for(panels || !train.empty() || !test.empty() || has_noise, panels ? "panels" : "train", K::Figure);
+    if (v.kind == K::Ordering) read_ordering(order, signs, spec);
+    if (v.kind == K::Figure) {
+      if (!panels) fail(v.line, "panels", sec, "missing: panels = { <panel id> = [<row ids>] }");
+      if (train.empty() || test.empty())
+        fail(
+            v.line, train.empty() ? "train" : "test", sec,
+            "missing: the per-epoch metrics of the curves (e.g. train = \"-train_loss\", test = \"test_elbo\")");
+      if (!has_noise) fail(v.line, "noise", sec, "missing: noise = nats, the margin of the overfitting claim");
+      auto metric = [&](const std::string& key, const std::string& text, std::string& name, bool& negate) {
+        negate = text[0] == '-';
+        name = negate ? text.substr(1) : text;
+        if (!is_id(name)) fail(v.line, key, sec, "'" + text + "' is not a metric name");
+      };
+      metric("train", train, v.train_metric, v.train_negate);
+      metric("test", test, v.test_metric, v.test_negate);
+      read_panels(*panels, spec);
+    }
+  }
+
+  void read_ordering(const toml::node* order, const toml::table* signs, Spec& spec) const {
+    VerdictSpec& v = spec.verdict;
+    const std::string sec = "verdict";
+    if (v.column.empty()) {
+      if (spec.columns.size() != 1) fail(v.line, "column", sec, "missing: which column is ordered");
+      v.column = spec.columns[0].id;
+    }
+    if (!order) fail(v.line, "order", sec, "missing: order = [<row ids>, lowest value first]");
+    if (!signs) fail(v.line, "signs", sec, "missing: signs = { <row id> = \"+\" or \"-\" }");
+    auto a = order->as_array();
+    if (!a) fail(line_of(*order), "order", sec, "expected an array of row ids, lowest value first");
+    for (const auto& e : *a) {
+      auto id = e.as_string();
+      if (!id) fail(line_of(*order), "order", sec, "expected an array of row ids (strings)");
+      if (!row_of(spec, id->get()))
+        fail(line_of(*order), "order", sec,
+             "'" + id->get() + "': no such row" + sweep::suggestion(id->get(), row_ids(spec)));
+      if (std::find(v.order.begin(), v.order.end(), id->get()) != v.order.end())
+        fail(line_of(*order), "order", sec, "'" + id->get() + "' is listed twice");
+      v.order.push_back(id->get());
+    }
+    for (const auto& r : spec.rows)
+      if (std::find(v.order.begin(), v.order.end(), r.id) == v.order.end())
+        fail(line_of(*order), "order", sec, "row '" + r.id + "' is missing from the order");
+    for (const auto& [row, node] : in_file_order(*signs)) {
+      if (!row_of(spec, row))
+        fail(line_of(*node), row, sec + ".signs", "no such row" + sweep::suggestion(row, row_ids(spec)));
+      const std::string sg = string(*node, row, sec + ".signs");
+      if (sg != "+" && sg != "-")
+        fail(line_of(*node), row, sec + ".signs", "'" + sg + "': expected \"+\" or \"-\"");
+      v.signs[row] = sg == "+" ? 1 : -1;
+    }
+    for (const auto& r : spec.rows)
+      if (!v.signs.count(r.id)) fail(line_of(*signs), r.id, sec + ".signs", "missing: the sign of every row");
+    for (const auto& r : spec.rows)
+      if (!r.published.count(v.column))
+        fail(r.line, v.column, "row " + r.id,
+             "missing: the published value of the ordered column (the claims are the paper's order)");
+    // The declaration is the paper's: it must agree with the published values.
+    const Published* prev = nullptr;
+    std::string prev_id;
+    for (const auto& id : v.order) {
+      const Row& r = *row_of(spec, id);
+      auto p = r.published.find(v.column);
+      if ((p->second.value < 0 ? -1 : 1) != v.signs.at(id))
+        fail(line_of(*signs), id, sec + ".signs",
+             "the published value " + p->second.text + " has the other sign");
+      if (prev && !(prev->value < p->second.value))
+        fail(line_of(*order), "order", sec,
+             "'" + prev_id + "' (" + prev->text + ") is listed below '" + id + "' (" + p->second.text +
+                 "): the order is the published values', lowest first");
+      prev = &p->second;
+      prev_id = id;
+    }
+  }
+
+  void read_panels(const toml::table& t, Spec& spec) const {
+    VerdictSpec& v = spec.verdict;
+    std::set<std::string> seen;
+    for (const auto& [panel, node] : in_file_order(t)) {
+      if (!is_id(panel))
+        fail(line_of(*node), panel, "verdict.panels", "a panel id uses letters, digits, '_', '-', '.'");
+      auto a = node->as_array();
+      if (!a || a->empty())
+        fail(line_of(*node), panel, "verdict.panels", "expected a non-empty array of row ids");
+      std::vector<std::string> ids;
+      for (const auto& e : *a) {
+        auto id = e.as_string();
+        if (!id || !row_of(spec, id->get()))
+          fail(line_of(*node), panel, "verdict.panels",
+               (id ? "'" + id->get() + "': " : std::string()) + "no such row" +
+                   (id ? sweep::suggestion(id->get(), row_ids(spec)) : std::string()));
+        if (!seen.insert(id->get()).second)
+          fail(line_of(*node), panel, "verdict.panels", "'" + id->get() + "' is in two panels");
+        ids.push_back(id->get());
+      }
+      v.panels.emplace_back(panel, ids);
+    }
+    for (const auto& r : spec.rows)
+      if (!seen.count(r.id)) fail(v.line, "panels", "verdict", "row '" + r.id + "' is in no panel");
+  }
+
   // Every compared column has a tolerance; row and column settings do not set one key twice.
   void check_cells(const Spec& spec) const {
     for (const auto& c : spec.columns)
-      if (!c.order_only && !spec.tolerance.count(c.metric))
+      if (spec.verdict.kind == VerdictSpec::Kind::Tolerance && !c.order_only && !spec.tolerance.count(c.metric))
         fail(c.line, "metric", "column " + c.id,
              "no [tolerance] for '" + c.metric + "' (add " + c.metric + " = ...)");
     for (const auto& r : spec.rows)
@@ -366,6 +508,15 @@ Published parse_published(const std::string& text) {
     ++pos;
   }
   return p;
+}
+
+std::string kind_name(VerdictSpec::Kind k) {
+  switch (k) {
+    case VerdictSpec::Kind::Tolerance: return "tolerance";
+    case VerdictSpec::Kind::Ordering: return "ordering";
+    case VerdictSpec::Kind::Figure: return "figure";
+  }
+  return "?";
 }
 
 const Budget& Spec::budget(const std::string& name) const {

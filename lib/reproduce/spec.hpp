@@ -18,6 +18,17 @@
 //                    expected = { source = "...", <row id> = { <column id> = { mean, se, n } } }
 //   [tolerance]          <metric> = nats (paper budget: |ours - published|)
 //   [tolerance.reduced]  <metric> = nats (reduced budget: max(2 combined s.e., this))
+//   [verdict]   what the report judges (default kind = "tolerance": each cell as above):
+//     kind = "ordering": claims on one column's values, not on the values themselves:
+//       column = "<column id>", order = [<row ids>, lowest value first],
+//       signs = { <row id> = "+" | "-" }; the declaration must agree with the published
+//       values. One claim per neighbouring pair of the order and one per sign.
+//     kind = "figure": a figure without numbers: curves of per-epoch metrics against the
+//       training samples seen, one panel (PNG) per group of rows:
+//       panels = { <panel id> = [<row ids>] }, train = "-train_loss", test = "test_elbo",
+//       noise = nats; claims: every curve rises (last epoch above the first), and in each
+//       panel the last row's final test value is not below any other row's by more than
+//       max(noise, 2 combined s.e.) (more latents do not overfit).
 //
 // A cell (row, column) trains protocol + row + column + budget + budget.rows[row] settings
 // (later wins) over the seeds. Every problem is a SpecError: "file:line: key 'k': why".
@@ -77,6 +88,21 @@ struct Budget {
   int line = 0;
 };
 
+// [verdict]: see the top of this file.
+struct VerdictSpec {
+  enum class Kind { Tolerance, Ordering, Figure };
+  Kind kind = Kind::Tolerance;
+  int line = 0;
+  std::string column;                // ordering: the column ordered
+  std::vector<std::string> order;    // ordering: row ids, lowest value first
+  std::map<std::string, int> signs;  // ordering: row id -> +1 or -1
+  std::vector<std::pair<std::string, std::vector<std::string>>> panels;  // figure: id -> row ids
+  std::string train_metric, test_metric;                                 // figure: epoch metrics
+  bool train_negate = false, test_negate = false;                        // "-name": plotted as -value
+  double noise = 0;                                                      // figure: nats
+};
+std::string kind_name(VerdictSpec::Kind k);  // "tolerance", "ordering", "figure"
+
 struct Spec {
   std::string file, text;
   std::string id, title;
@@ -88,6 +114,7 @@ struct Spec {
   std::vector<Row> rows;
   std::vector<Budget> budgets;                                 // "paper" first
   std::map<std::string, double> tolerance, tolerance_reduced;  // by metric (without '-')
+  VerdictSpec verdict;
 
   const Budget& budget(const std::string& name) const;  // throws SpecError naming the choices
   const Budget& paper() const { return budgets.front(); }

@@ -145,6 +145,7 @@ void set_up(Trainer& t, const ConfigMap& config, RunResult& result) {
   t.model->reserve(std::min(t.B, t.N) * k, std::max<std::size_t>(500, std::size_t(tc.iw_chunk)));
   t.opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps,
                   t.model->num_params());
+  t.opt.weight_decay = tc.weight_decay;
   t.train_rng = stream(tc.seed, kTrainStream);
   t.order.resize(t.N);
   std::iota(t.order.begin(), t.order.end(), 0u);
@@ -284,10 +285,10 @@ void end_epoch(Trainer& t, int64_t epoch, double lr, double epoch_s, const Epoch
   if (whole && (t.best_epoch_s == 0 || epoch_s < t.best_epoch_s)) t.best_epoch_s = epoch_s;
   t.last_loss = s.loss / N;
   result.train_loss_curve.push_back(t.last_loss);
-  std::map<std::string, double> m{{"train_loss", t.last_loss},   {"train_rec", s.rec / N},
-                                  {"train_kl", s.kl / N},        {"lr", lr},
-                                  {"beta_eff", s.beta_eff},      {"epoch_s", epoch_s},
-                                  {"samples_per_s", N / epoch_s}};
+  std::map<std::string, double> m{{"train_loss", t.last_loss},    {"train_rec", s.rec / N},
+                                  {"train_kl", s.kl / N},         {"lr", lr},
+                                  {"beta_eff", s.beta_eff},       {"epoch_s", epoch_s},
+                                  {"samples_per_s", N / epoch_s}, {"samples_seen", t.samples_done}};
   bool best = false;
   if (t.data.valid.n > 0) {
     auto rng = stream(tc.seed, kEvalStream);

@@ -19,7 +19,7 @@ class RunHooks {
  public:
   virtual ~RunHooks() = default;
   // After each epoch: train_loss, valid_elbo (if a validation split), test_elbo (on
-  // eval epochs), lr, beta_eff, samples_per_s, epoch_s.
+  // eval epochs), lr, beta_eff, samples_per_s, epoch_s, samples_seen (training examples so far).
   virtual void on_epoch(int64_t /*epoch*/, const std::map<std::string, double>& /*metrics*/) {}
   // After a checkpoint was written atomically (kind: "last" or "best").
   virtual void on_checkpoint(const std::string& /*path*/, const std::string& /*kind*/, int64_t /*epoch*/) {}

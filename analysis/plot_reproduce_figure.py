@@ -4,6 +4,7 @@ test (solid) bound of each row against the training samples seen, log x axis as 
 Kingma & Welling 2013, Figure 2."""
 import argparse
 import json
+import textwrap
 
 import plotlib
 
@@ -37,7 +38,9 @@ def main():
         ax.set_ylabel("lower bound, nats per example (test solid, train dashed)")
         ax.grid(True, which="both", alpha=0.3)
         ax.legend(fontsize="small", loc="lower right")
-        ax.set_title("%s: %s\n%s" % (panel["id"], data["citation"], data["budget"]), fontsize="small")
+        # The budget's description is long: wrapped to the axes' width rather than cut off.
+        title = textwrap.fill("%s: %s" % (panel["id"], data["citation"]), 90) + "\n" + textwrap.fill(data["budget"], 90)
+        ax.set_title(title, fontsize="small")
         args.out = panel["png"]
         plotlib.save(fig, args)
         plotlib.plt.close(fig)

@@ -2,12 +2,9 @@
 // analysis/plot_<what>.py run with /usr/bin/python3 (or $VAE_PYTHON). Options other
 // than the ones below go to the script (vae plot WHAT --help lists them). For
 // `latents` this program first writes the run's test encodings (as `vae encode`).
-#include <sys/wait.h>
+
 #include <unistd.h>
 
-#include <cerrno>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -34,28 +31,6 @@ const char* kUsage =
     "           dimensions (--dims 0,1), coloured by class\n"
     "all: --out FILE.png, --width/--height pixels (640 x 480), --title, --db (default\n"
     "$VAE_DB, else results/results.db). Needs python3 with matplotlib (python3-matplotlib).";
-
-std::string python() {
-  const char* env = std::getenv("VAE_PYTHON");
-  return env && *env ? env : "/usr/bin/python3";
-}
-
-std::string script_dir() {
-  const char* env = std::getenv("VAE_ANALYSIS_DIR");
-  return env && *env ? env : VAE_SOURCE_DIR "/analysis";
-}
-
-// Runs python script args..., waits; its exit code.
-int run_script(const std::string& script, const std::vector<std::string>& args) {
-  const std::string py = python();
-  if (::access(py.c_str(), X_OK) != 0)
-    throw std::runtime_error(py + ": python3 not found (Debian: apt-get install python3 python3-matplotlib; "
-                                  "or set VAE_PYTHON)");
-  if (!std::filesystem::exists(script)) throw std::runtime_error(script + ": plot script not found");
-  std::vector<std::string> all{py, script};
-  all.insert(all.end(), args.begin(), args.end());
-  return run_and_wait(all, "vae plot");
-}
 
 bool has_option(const std::vector<std::string>& args, const std::string& name) {
   for (const auto& a : args)
@@ -113,7 +88,7 @@ int plot_latents(const std::string& script, const std::vector<std::string>& args
                                 (src.run_id ? "run " + src.run_id->substr(0, 12) : src.trained.checkpoint)});
   int rc = kExitError;
   try {
-    rc = run_script(script, rest);
+    rc = run_python_script(script, rest, "vae plot");
   } catch (...) {
     std::filesystem::remove(csv);
     throw;
@@ -130,11 +105,11 @@ int run_plot(const std::vector<std::string>& args) {
   const std::string& what = args[0];
   if (what != "metric" && what != "curves" && what != "kl" && what != "latents")
     throw report::UsageError("'" + what + "' is not one of metric, curves, kl, latents");
-  const std::string script = script_dir() + "/plot_" + what + ".py";
+  const std::string script = analysis_script("plot_" + what + ".py");
   std::vector<std::string> rest(args.begin() + 1, args.end());
   if (what == "latents") return plot_latents(script, rest);
   if (!has_option(rest, "--db")) rest.insert(rest.end(), {"--db", default_db_path()});
-  return run_script(script, rest);
+  return run_python_script(script, rest, "vae plot");
 }
 
 Register reg({"plot", "plots of the results database (metric, curves, kl, latents) via matplotlib", &run_plot});

@@ -183,16 +183,6 @@ int reproduce_list(const std::vector<std::string>& args) {
 
 // ---- a spec: run, report, slurm -------------------------------------------------------
 
-std::string python() {
-  const char* env = std::getenv("VAE_PYTHON");
-  return env && *env ? env : "/usr/bin/python3";
-}
-
-std::string script_dir() {
-  const char* env = std::getenv("VAE_ANALYSIS_DIR");
-  return env && *env ? env : VAE_SOURCE_DIR "/analysis";
-}
-
 // A figure spec: one PNG per panel with a done run, drawn from the report's curves by the
 // plot script.
 void draw_figures(reproduce::Report& rep, const std::string& dir) {
@@ -214,8 +204,8 @@ void draw_figures(reproduce::Report& rep, const std::string& dir) {
     out << reproduce::figure_json(rep);
     if (!out.flush()) throw std::runtime_error(data.string() + ": cannot write");
   }
-  const int rc = run_and_wait({python(), script_dir() + "/plot_reproduce_figure.py", "--data", data.string()},
-                              "vae reproduce");
+  const int rc = run_python_script(analysis_script("plot_reproduce_figure.py"), {"--data", data.string()},
+                                   "vae reproduce");
   std::filesystem::remove(data);
   if (rc != kExitOk) throw std::runtime_error("the figures were not drawn (plot_reproduce_figure.py failed)");
 }

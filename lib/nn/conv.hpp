@@ -48,6 +48,9 @@ struct ConvGeom {
   std::size_t hs = 0, ws = 0;  // small map: Conv2d output, ConvTranspose2d input
   std::size_t hb = 0, wb = 0;  // big map: Conv2d input, ConvTranspose2d output
   std::vector<int32_t> map;    // [hs*ws, k*k]: big pixel y*wb + x, or -1 in the padding
+  // map read the other way: big pixel p meets the patch entries (s*k*k + t) of
+  // from[from_at[p] .. from_at[p+1]), in increasing order
+  std::vector<int32_t> from_at, from;
 
   // k x k taps with stride and padding between a small map hs x ws and a big one hb x wb.
   static ConvGeom make(std::size_t k, std::size_t stride, std::size_t pad, std::size_t hs, std::size_t ws,
@@ -76,6 +79,17 @@ struct ConvGeom {
             if (by < 0 || bx < 0 || by >= long(hb) || bx >= long(wb)) continue;
             map[(y * ws + x) * taps() + ki * k + kj] = int32_t(by * long(wb) + bx);
           }
+    build_inverse();
+  }
+  void build_inverse() {
+    from_at.assign(big_pixels() + 1, 0);
+    for (int32_t p : map)
+      if (p >= 0) ++from_at[std::size_t(p) + 1];
+    for (std::size_t p = 0; p < big_pixels(); ++p) from_at[p + 1] += from_at[p];
+    from.resize(std::size_t(from_at.back()));
+    std::vector<int32_t> next(from_at.begin(), from_at.end() - 1);
+    for (std::size_t e = 0; e < map.size(); ++e)
+      if (map[e] >= 0) from[std::size_t(next[std::size_t(map[e])]++)] = int32_t(e);
   }
 };
 
@@ -137,6 +151,37 @@ void col2im(T* big, const T* col, const ConvGeom& g, std::size_t B, std::size_t 
         T* dst = img + std::size_t(m[t]) * C;
 #pragma omp simd
         for (std::size_t c = 0; c < C; ++c) dst[c] += row[c];
+      }
+    }
+  }
+}
+
+// big [B, hb*wb*C] = init + the patches col [B*hs*ws, k*k*C] summed at their pixels (init:
+// C values for every pixel, such as a bias; zeros when null). col2im into a map holding init,
+// the same sums in the same order, but as a gather: each pixel is written once, and there is
+// no pass to set the map first.
+template <class T>
+void col2im_set(T* big, const T* col, const ConvGeom& g, std::size_t B, std::size_t C, const T* init = nullptr) {
+  const std::size_t S = g.small_pixels(), KK = g.taps(), HB = g.big_pixels();
+  const int32_t* from = g.from.data();
+  for (std::size_t b = 0; b < B; ++b) {
+    T* img = big + b * HB * C;
+    const T* patches = col + b * S * KK * C;
+    for (std::size_t p = 0; p < HB; ++p) {
+      const int32_t *e = from + g.from_at[p], *end = from + g.from_at[p + 1];
+      T* dst = img + p * C;
+      if (C == 1) {  // one value per tap: a sum in a register
+        T sum = init ? init[0] : T(0);
+        for (; e < end; ++e) sum += patches[*e];
+        *dst = sum;
+        continue;
+      }
+#pragma omp simd
+      for (std::size_t c = 0; c < C; ++c) dst[c] = init ? init[c] : T(0);
+      for (; e < end; ++e) {
+        const T* src = patches + std::size_t(*e) * C;
+#pragma omp simd
+        for (std::size_t c = 0; c < C; ++c) dst[c] += src[c];
       }
     }
   }
@@ -259,20 +304,17 @@ void conv2d_backward(T* din, T* dcol, T* G, const T* dout, const T* col, const C
   }
   auto dc = mat(dcol, rows, l.patch());
   linear_backward(&dc, dW, db, d, c, l.W(P), one);
-  std::fill(din, din + B * l.in_size(), T(0));
-  col2im(din, dcol, l.g, B, l.cin);
+  col2im_set(din, dcol, l.g, B, l.cin);
 }
 
 // out [B*Ho*Wo, cout] = b + col2im(in . W), with col [B*H*W, k*k*cout] as scratch.
 template <class T>
 void conv_transpose2d_forward(T* out, T* col, const T* in, const ConvTranspose2d& l, T* P, std::size_t B) {
-  const std::size_t rows = B * l.g.small_pixels(), out_rows = B * l.out_pixels();
+  const std::size_t rows = B * l.g.small_pixels();
   auto x = mat(const_cast<T*>(in), rows, l.cin);
   auto c = mat(col, rows, l.patch());
   blas_gemm(x, l.W(P), c, false, false, T(1), T(0));
-  const T* bias = P + l.b;
-  for (std::size_t r = 0; r < out_rows; ++r) std::copy(bias, bias + l.cout, out + r * l.cout);
-  col2im(out, col, l.g, B, l.cout);
+  col2im_set(out, col, l.g, B, l.cout, P + l.b);
 }
 
 // dcol = im2col(dout) ; dW += in^T . dcol ; db += column sums of dout ;

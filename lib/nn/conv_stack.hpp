@@ -19,6 +19,10 @@ namespace vae {
 struct ConvLayer {
   bool transposed = false, relu_in = false;
   int res_from = -1;  // a(res_from) is added to the output
+  // The layer whose backward pass reaches the gradient of this layer's input a(i) first
+  // (backward runs from the last layer down): it sets that gradient, the others add to it.
+  // Layer i itself, or the last residual that reads a(i).
+  std::size_t grad_in_first = 0;
   Conv2d conv;
   ConvTranspose2d convt;
   std::size_t h_out = 0, w_out = 0, c_out = 0;
@@ -90,6 +94,8 @@ struct ConvStack {
     h = ho;
     w = wo;
     c = cout;
+    l.grad_in_first = layers.size();
+    if (l.res_from >= 0) layers[std::size_t(l.res_from)].grad_in_first = layers.size();
     layers.push_back(l);
     return layers.size() - 1;
   }
@@ -152,6 +158,12 @@ void add_relu_grad(T* x, const T* y, const T* a, std::size_t n) {
 #pragma omp simd
   for (std::size_t i = 0; i < n; ++i) x[i] += a[i] > T(0) ? y[i] : T(0);
 }
+// x = y where a > 0, else 0: add_relu_grad into a zero x, without the zeroing pass.
+template <class T>
+void set_relu_grad(T* x, const T* y, const T* a, std::size_t n) {
+#pragma omp simd
+  for (std::size_t i = 0; i < n; ++i) x[i] = a[i] > T(0) ? y[i] : T(0);
+}
 // Two channels-last maps side by side: out [N, Ca + Cb] = [a [N, Ca], b [N, Cb]] per pixel
 // (PyTorch's torch.cat along the channels), and its adjoint, which splits d [N, Ca + Cb].
 template <class T>
@@ -206,7 +218,8 @@ void layer_forward(ConvStackWork<T>& w, const ConvStack& s, const T* in, T* P, s
 }
 
 // Layer i's backward pass over images b0 .. b0 + n - 1: G += its parameters' gradient; the
-// gradient of its input (and of a residual's source) += what reaches it.
+// gradient of its input (and of a residual's source) gets what reaches it: set by the layer
+// that reaches it first (ConvLayer::grad_in_first), added by the others.
 template <class T>
 void layer_backward(ConvStackWork<T>& w, const ConvStack& s, const T* in, T* din, T* P, T* G, std::size_t i,
                     std::size_t b0, std::size_t n) {
@@ -215,17 +228,22 @@ void layer_backward(ConvStackWork<T>& w, const ConvStack& s, const T* in, T* din
   T* g_in = i == 0 ? din : w.grad[i - 1].ptr();  // d a(i)
   if (g_in) g_in += b0 * l.in_size();
   if (l.res_from >= 0) {
-    T* g_res = l.res_from == 0 ? din : w.grad[std::size_t(l.res_from) - 1].ptr();
-    if (g_res) add_to(g_res + b0 * l.out_size(), g, n * l.out_size());
+    const auto r = std::size_t(l.res_from);
+    T* g_res = r == 0 ? din : w.grad[r - 1].ptr();
+    if (g_res && s.layers[r].grad_in_first == i) std::copy(g, g + n * l.out_size(), g_res + b0 * l.out_size());
+    else if (g_res) add_to(g_res + b0 * l.out_size(), g, n * l.out_size());
   }
   const T* a = stack_input(w, in, i) + b0 * l.in_size();
-  T* dt = g_in ? w.dtmp.ptr() : nullptr;
+  const bool first = l.grad_in_first == i;
+  // the input gradient straight into g_in when nothing is there yet and no ReLU masks it
+  T* dt = !g_in ? nullptr : first && !l.relu_in ? g_in : w.dtmp.ptr();
   if (l.transposed)
     conv_transpose2d_backward(dt, w.dcol.ptr(), G, g, transposed_input(w, l, a, n), l.convt, P, n,
                               w.ones.data());
   else conv2d_backward(dt, w.dcol.ptr(), G, g, layer_patches(w, l, a, n), l.conv, P, n, w.ones.data());
-  if (!g_in) return;
-  if (l.relu_in) add_relu_grad(g_in, dt, a, n * l.in_size());
+  if (!g_in || dt == g_in) return;
+  if (l.relu_in && first) set_relu_grad(g_in, dt, a, n * l.in_size());
+  else if (l.relu_in) add_relu_grad(g_in, dt, a, n * l.in_size());
   else add_to(g_in, dt, n * l.in_size());
 }
 
@@ -238,14 +256,12 @@ void conv_stack_forward(ConvStackWork<T>& w, const ConvStack& s, const T* in, T*
 }
 
 // Given w.output_grad(): grads G += d/dparams, and din (when not null) = d/d(in), chunk by
-// chunk (the parameters' gradients add up over the chunks).
-// The inner gradients are accumulated (a layer's input feeds it and maybe a residual).
+// chunk (the parameters' gradients add up over the chunks). An inner gradient may have two
+// sources (a layer's input feeds it and maybe a residual): the first sets it, the other adds.
 template <class T>
 void conv_stack_backward(ConvStackWork<T>& w, const ConvStack& s, const T* in, T* din, T* P, T* G,
                          std::size_t B) {
   const std::size_t n = s.layers.size();
-  for (std::size_t i = 0; i + 1 < n; ++i) std::fill(w.grad[i].data.begin(), w.grad[i].data.end(), T(0));
-  if (din) std::fill(din, din + B * s.in_size(), T(0));
   for (std::size_t b0 = 0; b0 < B; b0 += w.chunk)
     for (std::size_t i = n; i-- > 0;) layer_backward(w, s, in, din, P, G, i, b0, std::min(w.chunk, B - b0));
 }

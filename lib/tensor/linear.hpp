@@ -14,7 +14,12 @@ namespace vae {
 template <class T>
 void linear_forward(MatView<T>& out, const MatView<T>& in, const MatView<T>& W, const VecView<T>& b) {
   const std::size_t B = out.shape()[0], O = out.shape()[1];
-  for (std::size_t r = 0; r < B; ++r) std::copy(b.data(), b.data() + O, out.data() + r * O);
+  const T* bias = b.data();
+  for (std::size_t r = 0; r < B; ++r) {
+    T* row = out.data() + r * O;
+#pragma omp simd  // a loop, not std::copy: a conv layer's rows are too short for a memmove call to pay
+    for (std::size_t j = 0; j < O; ++j) row[j] = bias[j];
+  }
   blas_gemm(in, W, out, false, true, T(1), T(1));
 }
 

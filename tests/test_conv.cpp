@@ -171,6 +171,34 @@ TEST_CASE("Conv2d and ConvTranspose2d gradients match finite differences with un
   }
 }
 
+TEST_CASE("col2im_set sums each pixel's patch entries as col2im does, in the same order", "[conv]") {
+  // (k, stride, pad, small h x w, big h x w): Conv2d geometries (big = input) with uneven
+  // padding and strides, and a transposed one's with output padding (a big row no tap reaches)
+  struct G {
+    std::size_t k, s, p, hs, ws, hb, wb;
+  };
+  const G cases[] = {{3, 1, 1, 5, 4, 5, 4}, {4, 2, 1, 3, 3, 7, 6}, {4, 3, 2, 3, 3, 8, 7}, {3, 2, 1, 3, 4, 7, 8}};
+  std::mt19937_64 rng(11);
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  for (const G& c : cases)
+    for (std::size_t C : {std::size_t(1), std::size_t(5)}) {
+      const ConvGeom g = ConvGeom::make(c.k, c.s, c.p, c.hs, c.ws, c.hb, c.wb);
+      const std::size_t B = 2;
+      std::vector<float> col(B * g.small_pixels() * g.taps() * C), init(C);
+      for (auto* v : {&col, &init})
+        for (float& e : *v) e = n(rng);
+      for (const float* start : {static_cast<const float*>(nullptr), static_cast<const float*>(init.data())}) {
+        std::vector<float> want(B * g.big_pixels() * C), got(want.size(), std::nanf(""));
+        for (std::size_t q = 0; q < B * g.big_pixels(); ++q)
+          for (std::size_t ch = 0; ch < C; ++ch) want[q * C + ch] = start ? start[ch] : 0.0f;
+        col2im(want.data(), col.data(), g, B, C);
+        col2im_set(got.data(), col.data(), g, B, C, start);
+        INFO("k " << c.k << " stride " << c.s << " pad " << c.p << ", C " << C << (start ? ", with init" : ""));
+        CHECK(got == want);  // bit for bit: the same additions in the same order
+      }
+    }
+}
+
 namespace {
 
 Likelihood<double> lik_of(LikelihoodKind kind, SigmaMode sigma) {

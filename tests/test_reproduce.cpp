@@ -114,9 +114,10 @@ TEST_CASE("the plan: every cell over the seeds, a run shared by two cells once",
   CHECK(q.cells[0].run_ids == q.cells[1].run_ids);
   CHECK(q.cells[0].run_ids != q.cells[2].run_ids);
   // Columns that differ only where the run identity cannot tell (the IWAE objective at k = 1
-  // is the ELBO): one run, not an error of the sweep.
+  // is the ELBO with the sampled KL): one run, not an error of the sweep.
   const Spec k1 = parse_spec_text(
-      replace(replace(kSpec, "settings = { beta = 1.0 }", "settings = { objective = \"elbo\" }"),
+      replace(replace(kSpec, "settings = { beta = 1.0 }",
+                      "settings = { objective = \"elbo\", kl-estimate = \"sampled\" }"),
               "settings = { beta = 4.0 }", "settings = { objective = \"iwae\", k = 1 }"),
       "t.toml");
   const ReproPlan r = make_plan(k1, "paper", 1, vae::testing::fake_data_files);

@@ -470,18 +470,27 @@ TEST_CASE("the flow's KL estimator counts only when there is a flow", "[store]")
   CHECK(id_of("iaf", 2, "stl") != id_of("iaf", 2, "sample"));
 }
 
-TEST_CASE("the objective: default settings keep old run ids, and iwae with k = 1 is the ELBO run", "[store]") {
-  auto id_of = [](const std::string& objective, int64_t k) {
+TEST_CASE("the objective: default settings keep old run ids, and iwae with k = 1 is the sampled-KL ELBO run",
+          "[store]") {
+  auto id_of = [](const std::string& objective, int64_t k, const std::string& kl = "analytic") {
     ConfigMap c = default_config();
     c["objective"] = objective;
     c["k"] = k;
+    c["kl-estimate"] = kl;
     return run_id_of(identity_json(canonical_config(c), {}));
   };
   CHECK(id_of("elbo", 1) == run_id_of(identity_json(canonical_config(default_config()), {})));
   CHECK(identity_json(canonical_config(default_config()), {}).find("objective") == std::string::npos);
   CHECK(identity_json(canonical_config(default_config()), {}).find("\"k\"") == std::string::npos);
-  CHECK(id_of("iwae", 1) == id_of("elbo", 1));
+  CHECK(identity_json(canonical_config(default_config()), {}).find("kl-estimate") == std::string::npos);
+  // log w of one sample: the ELBO with the single-sample KL, not the closed-form one
+  CHECK(id_of("iwae", 1) == id_of("elbo", 1, "sampled"));
+  CHECK(id_of("iwae", 1) != id_of("elbo", 1));
+  CHECK(id_of("elbo", 5, "sampled") != id_of("elbo", 5));
+  // with k > 1 the IWAE objective is sampled whatever the setting says: one run
+  CHECK(id_of("iwae", 5, "sampled") == id_of("iwae", 5));
   CHECK(id_of("iwae", 5) != id_of("elbo", 5));
+  CHECK(id_of("iwae", 5) != id_of("elbo", 5, "sampled"));
   CHECK(id_of("elbo", 5) != id_of("elbo", 1));
 }
 
@@ -509,6 +518,7 @@ TEST_CASE("defaults of settings added after the identity recipe are pinned", "[s
                                                      {"disent-eval", "5000"},
                                                      {"objective", "elbo"},
                                                      {"k", "1"},
+                                                     {"kl-estimate", "analytic"},
                                                      {"variance", "softplus"},
                                                      {"vq-codebook", "64"},
                                                      {"vq-dim", "16"},

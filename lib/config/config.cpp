@@ -86,6 +86,11 @@ std::vector<OptionSpec> make_options() {
           {"elbo", "iwae"}),
       opt("k", K::Int, I(1), "samples of z per example in training (objective elbo or iwae)", {}, 1.0,
           100000.0),
+      opt("kl-estimate", K::String, std::string("analytic"),
+          "the ELBO objective's KL term: analytic (in closed form where one exists, as Kingma & "
+          "Welling's estimator B) or sampled (log q(z|x) - log p(z) at each sampled z, the "
+          "estimator of the IWAE paper's VAE and of its code); the iwae objective is always sampled",
+          {"analytic", "sampled"}),
       // optimisation
       opt("optimizer", K::String, std::string("adam"), "optimizer", {"adam", "adagrad"}),
       opt("lr", K::Float, 1e-3, "learning rate", {}, 0.0),
@@ -350,6 +355,8 @@ TrainConfig core_train_config(const ConfigMap& c) {
   t.free_bits = f("free-bits");
   t.objective = s("objective") == "iwae" ? Objective::Iwae : Objective::Elbo;
   t.k = i("k");
+  // the IWAE bound is made of log w = log p(x, z) - log q(z|x): its KL is the sampled one
+  t.kl_sampled = s("kl-estimate") == "sampled" || t.objective == Objective::Iwae;
   t.optimizer = s("optimizer");
   t.lr = f("lr");
   t.lr_schedule = s("lr-schedule");

@@ -146,7 +146,7 @@ BatchLoss loss_and_grad(M& model, typename M::Work& w, std::size_t B, const Obje
   using T = typename std::remove_reference_t<decltype(model.params)>::value_type;
   const std::size_t R = B * p.k;
   const bool iwae = p.objective == Objective::Iwae && p.k > 1;
-  w.sampled_kl = iwae;
+  w.sampled_kl = iwae || p.sampled_kl;
   w.k = p.k;
   model.forward(w, R);
   const BatchLoss l = iwae ? iwae_objective(model, w, B, p.k) : elbo_objective(model, w, R, p);

@@ -24,6 +24,9 @@ struct ObjectiveParams {
   std::size_t k = 1;  // samples per example
   // The KL warm-up factor in [0, 1] that beta already includes (NVAE's KL balancing reads it).
   double warmup = 1.0;
+  // The ELBO's KL as the single-sample log q - log p even where it has a closed form (the
+  // IWAE paper's VAE); the IWAE objective (k > 1) always uses it.
+  bool sampled_kl = false;
 };
 
 struct BatchLoss {

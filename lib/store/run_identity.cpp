@@ -15,9 +15,13 @@ ConfigMap canonical_config(const ConfigMap& config) {
   // Settings of a family that mean nothing in this configuration (the flow's KL estimator
   // without flow steps) take their defaults (ModelFamily::canonicalize).
   canonicalize_family_settings(c);
-  // With one sample per example the IWAE bound is the ELBO, and the objective takes the
-  // ELBO's path (models/algorithms.hpp): the same run.
-  if (t.objective == Objective::Iwae && t.k == 1) c["objective"] = default_config().at("objective");
+  // With one sample per example the IWAE bound is the ELBO with the sampled KL, and the
+  // objective takes the ELBO's path (models/algorithms.hpp): the same run. With more, the
+  // IWAE objective is sampled whatever kl-estimate says.
+  if (t.objective == Objective::Iwae) {
+    if (t.k == 1) c["objective"] = default_config().at("objective");
+    c["kl-estimate"] = t.k == 1 ? std::string("sampled") : default_config().at("kl-estimate");
+  }
   return c;
 }
 

@@ -241,7 +241,7 @@ EpochSums train_epoch(Trainer& t, int64_t epoch, double lr, RunResult& result) {
     s.beta_eff = tc.beta * warmup;
     BatchLoss l = t.model->train_step_update(
         t.data.train, t.order.data() + start, rows, dynamic, t.train_rng,
-        ObjectiveParams{s.beta_eff, tc.free_bits, tc.objective, std::size_t(tc.k), warmup}, t.opt, lr);
+        ObjectiveParams{s.beta_eff, tc.free_bits, tc.objective, std::size_t(tc.k), warmup, tc.kl_sampled}, t.opt, lr);
     if (epoch + 1 == t.options.fault_nan_epoch && step == 0) l.loss = std::nan("");
     if (!std::isfinite(l.loss)) {
       std::ostringstream m;

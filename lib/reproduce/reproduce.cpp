@@ -357,11 +357,14 @@ Curve curve_of(store::Db& db, const Spec& spec, const CellReport& cell,
   }
   for (const auto& r : runs)
     for (auto e = r.rbegin(); e != r.rend(); ++e)
-      if (e->second.count(v.test_metric)) {
-        c.final_test.push_back((v.test_negate ? -1 : 1) * e->second.at(v.test_metric));
+      if (e->second.count(v.test_metric) && e->second.count(v.train_metric)) {
+        const double test = (v.test_negate ? -1 : 1) * e->second.at(v.test_metric);
+        c.final_test.push_back(test);
+        c.final_gap.push_back((v.train_negate ? -1 : 1) * e->second.at(v.train_metric) - test);
         break;
       }
   c.final_stats = report::stats_of(c.final_test);
+  c.gap_stats = report::stats_of(c.final_gap);
   return c;
 }
 
@@ -390,33 +393,36 @@ void judge_figure(Report& rep, store::Db& db, const ReproPlan& plan) {
       }
       rep.claims.push_back(cl);
     }
+    // Overfitting is the train bound pulling away from the test bound. A model that is only
+    // slower (both bounds lower, as more latents are early in training) does not overfit.
     const Curve& last = panel.curves.back();
     Claim cl;
-    cl.text = panel_id + ": more latents do not overfit (the final test bound of " + last.row->label +
-              " is not below the others' by more than the noise)";
-    bool all_done = last.final_stats.n > 0;
-    for (const auto& c : panel.curves) all_done = all_done && c.final_stats.n > 0;
+    cl.text = panel_id + ": more latents do not overfit (the final gap between the train and the test bound of " +
+              last.row->label + " is not above the others' by more than the noise)";
+    bool all_done = last.gap_stats.n > 0;
+    for (const auto& c : panel.curves) all_done = all_done && c.gap_stats.n > 0;
     if (panel.curves.size() < 2) {
       cl.detail = "one curve only";
     } else if (!all_done) {
       cl.detail = "runs not done";
     } else {
-      double worst = std::numeric_limits<double>::infinity();  // last - other + margin, smallest
+      double worst = std::numeric_limits<double>::infinity();  // other gap - last gap + margin, smallest
       std::string worst_text;
+      const auto& g = last.gap_stats;
       for (std::size_t i = 0; i + 1 < panel.curves.size(); ++i) {
-        const auto& o = panel.curves[i].final_stats;
+        const auto& o = panel.curves[i].gap_stats;
         auto se = [](const report::CellStats& s) { return std::isfinite(s.se) ? s.se : 0.0; };
-        const double margin =
-            std::max(v.noise, 2 * std::sqrt(se(o) * se(o) + se(last.final_stats) * se(last.final_stats)));
-        const double slack = last.final_stats.mean - o.mean + margin;
+        const double margin = std::max(v.noise, 2 * std::sqrt(se(o) * se(o) + se(g) * se(g)));
+        const double slack = o.mean - g.mean + margin;
         if (slack < worst) {
           worst = slack;
-          worst_text = "vs " + panel.curves[i].row->label + " " + g4(o.mean) + ": difference " +
-                       g4(last.final_stats.mean - o.mean) + ", margin " + g4(margin);
+          worst_text = "vs " + panel.curves[i].row->label + "'s " + g4(o.mean) + ": difference " +
+                       g4(g.mean - o.mean) + ", margin " + g4(margin);
         }
       }
       cl.verdict = worst >= 0 ? Verdict::Within : Verdict::Outside;
-      cl.detail = last.row->label + " " + g4(last.final_stats.mean) + "; closest " + worst_text;
+      cl.detail = last.row->label + ": gap " + g4(g.mean) + " (train " + g4(g.mean + last.final_stats.mean) +
+                  ", test " + g4(last.final_stats.mean) + "); closest " + worst_text;
     }
     rep.claims.push_back(cl);
     rep.panels.push_back(std::move(panel));

@@ -84,8 +84,8 @@ struct Claim {
 struct Curve {
   const Row* row = nullptr;
   std::vector<double> samples, train, test;
-  std::vector<double> final_test;
-  report::CellStats final_stats;
+  std::vector<double> final_test, final_gap;  // per run, at its last epoch: test, train - test
+  report::CellStats final_stats, gap_stats;
 };
 struct Panel {
   std::string id;

@@ -27,8 +27,8 @@
 //       training samples seen, one panel (PNG) per group of rows:
 //       panels = { <panel id> = [<row ids>] }, train = "-train_loss", test = "test_elbo",
 //       noise = nats; claims: every curve rises (last epoch above the first), and in each
-//       panel the last row's final test value is not below any other row's by more than
-//       max(noise, 2 combined s.e.) (more latents do not overfit).
+//       panel the last row's final gap train - test is not above any other row's by more
+//       than max(noise, 2 combined s.e.) (more latents do not overfit).
 //
 // A cell (row, column) trains protocol + row + column + budget + budget.rows[row] settings
 // (later wins) over the seeds. Every problem is a SpecError: "file:line: key 'k': why".

@@ -130,6 +130,59 @@ TEST_CASE("the plan: every cell over the seeds, a run shared by two cells once",
   for (std::size_t i = 0; i < again.runs.size(); ++i) CHECK(again.runs[i].run_id == p.plan.runs[i].run_id);
 }
 
+TEST_CASE("the paper's relations between cells: checked against the published values, judged on ours",
+          "[reproduce]") {
+  const std::string with = std::string(kSpec) + "\n[verdict]\nclaims = [[\"l10/b1\", \"<\", \"l2/b1\"], "
+                                                "[\"l2/b1\", \"<=\", \"l2/b4\"]]\n";
+  const Spec s = parse_spec_text(with, "toy.toml");
+  REQUIRE(s.verdict.relations.size() == 2);
+  CHECK(s.verdict.relations[1].op == "<=");
+  CHECK(s.verdict.kind == VerdictSpec::Kind::Tolerance);
+  // every claim is the paper's: both cells published, and the published values satisfy it
+  CHECK_THAT(spec_error(replace(with, "\"l2/b1\", \"<=\"", "\"l10/b4\", \"<=\"")),
+             Catch::Contains("key 'claims' in [verdict]") && Catch::Contains("'l10/b4' has no published value"));
+  CHECK_THAT(spec_error(replace(with, "\"<=\"", "\">\"")),
+             Catch::Contains("do not satisfy l2/b1 > l2/b4 (150.0 > 160.0)"));
+  CHECK_THAT(spec_error(replace(with, "\"<=\"", "\"=<\"")), Catch::Contains("'=<' is not one of <, <=, >, >="));
+  CHECK_THAT(spec_error(replace(with, "l2/b4", "l2/b5")), Catch::Contains("no such column"));
+  CHECK_THAT(spec_error(replace(with, "l2/b4", "l3/b4")), Catch::Contains("'l3/b4': no such row"));
+  CHECK_THAT(spec_error(replace(with, "[\"l10/b1\", \"<\", \"l2/b1\"]", "\"l10/b1 < l2/b1\"")),
+             Catch::Contains("each claim is ["));
+  // judged on our means at the paper's budget: 101 < 153, 153 <= 163
+  TempDir dir;
+  const ReproPlan p = make_plan(s, "paper", 0, vae::testing::fake_data_files);
+  fill_reproduction_db(dir.file("r.db"), p);
+  auto db = store::open_for_reading(dir.file("r.db"));
+  const Report r = build_report(*db, s, p, "gen.toml");
+  REQUIRE(r.claims.size() == 2);
+  CHECK(r.claims[0].text == "latent 10 beta 1 < latent 2 beta 1");
+  CHECK(r.claims[0].verdict == Verdict::Within);
+  CHECK(r.claims[1].verdict == Verdict::Within);
+  CHECK(r.claims_hold == 2);
+  const std::string md = render_report(r, ReportFormat::Markdown);
+  CHECK_THAT(md, Catch::Contains("- **holds** latent 10 beta 1 < latent 2 beta 1: ours 101 vs 153 (paper 100.5 vs 150.0)"));
+  CHECK_THAT(md, Catch::Contains("the paper's relations: 2 hold, 0 fail, 0 undecided"));
+  // a relation the paper has and ours has not: it fails, and the report is not ok
+  const Spec flipped = parse_spec_text(
+      replace(replace(with, "published = { b1 = 100.5 }", "published = { b1 = \"155\" }"),
+              "[\"l10/b1\", \"<\", \"l2/b1\"]", "[\"l2/b1\", \"<\", \"l10/b1\"]"),
+      "toy.toml");
+  const Report f = build_report(*db, flipped, make_plan(flipped, "paper", 0, vae::testing::fake_data_files), "g");
+  REQUIRE(f.claims.size() == 2);
+  CHECK(f.claims[0].verdict == Verdict::Outside);
+  CHECK(f.claims_fail == 1);
+  CHECK_FALSE(f.ok());
+  // runs not done: undecided, not held
+  TempDir part;
+  fill_reproduction_db(part.file("r.db"), p, 6);
+  auto pdb = store::open_for_reading(part.file("r.db"));
+  const Report u = build_report(*pdb, s, p, "gen.toml");
+  CHECK(u.claims_hold + u.claims_fail < 2);
+  bool undecided = false;
+  for (const auto& c : u.claims) undecided = undecided || c.detail == "runs not done";
+  CHECK(undecided);
+}
+
 TEST_CASE("report at the paper's budget: within, outside, not published", "[reproduce]") {
   TempDir dir;
   const Spec s = parse_spec_text(kSpec, "toy.toml");

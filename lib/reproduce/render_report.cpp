@@ -78,6 +78,9 @@ std::string summary_line(const Report& r) {
   }
   s << r.within << " within tolerance, " << r.outside << " outside, " << r.not_comparable << " not comparable, "
     << r.missing << " missing";
+  if (!r.claims.empty())
+    s << "; the paper's relations: " << r.claims_hold << " hold, " << r.claims_fail << " fail, "
+      << r.claims.size() - std::size_t(r.claims_hold + r.claims_fail) << " undecided";
   return s.str();
 }
 
@@ -165,10 +168,10 @@ std::string render_text(const Report& r, bool markdown) {
   }
   o << "\n" << (markdown ? "Cells:\n\n" : "cells:\n");
   for (const auto& c : r.cells) o << (markdown ? "- " : "  ") << detail_line(c, r.by_claims()) << "\n";
-  if (r.by_claims()) {
-    o << "\n"
-      << (markdown ? "Claims (verdict kind " : "claims (verdict kind ") << kind_name(r.spec->verdict.kind)
-      << "):" << (markdown ? "\n\n" : "\n");
+  if (!r.claims.empty()) {
+    const std::string what =
+        r.by_claims() ? "verdict kind " + kind_name(r.spec->verdict.kind) : std::string("the paper's relations");
+    o << "\n" << (markdown ? "Claims (" : "claims (") << what << "):" << (markdown ? "\n\n" : "\n");
     for (const auto& c : r.claims)
       o << (markdown ? "- **" : "  ") << claim_mark(c.verdict) << (markdown ? "**" : "") << " " << c.text
         << ": " << c.detail << "\n";
@@ -200,7 +203,7 @@ std::string render_latex(const Report& r) {
     o << " \\\\\n";
   }
   o << "\\bottomrule\n\\end{tabular}\n";
-  if (r.by_claims()) {
+  if (!r.claims.empty()) {
     o << "\\begin{itemize}\n";
     for (const auto& c : r.claims)
       o << "\\item \\textbf{" << claim_mark(c.verdict) << "} " << report::latex_escape(c.text + ": " + c.detail)

@@ -315,6 +315,30 @@ void judge_ordering(Report& rep) {
   }
 }
 
+// [verdict] claims: the paper's relations between two cells, on our means.
+void judge_relations(Report& rep) {
+  auto cell_of = [&](const std::string& row, const std::string& col) -> const CellReport* {
+    for (const auto& c : rep.cells)
+      if (c.row->id == row && c.col->id == col) return &c;
+    return nullptr;
+  };
+  for (const auto& r : rep.spec->verdict.relations) {
+    const CellReport* a = cell_of(r.a_row, r.a_col);
+    const CellReport* b = cell_of(r.b_row, r.b_col);
+    Claim cl;
+    cl.text = a->row->label + " " + a->col->label + " " + r.op + " " + b->row->label + " " + b->col->label;
+    if (a->stats.n == 0 || b->stats.n == 0 || !a->missing_runs.empty() || !b->missing_runs.empty()) {
+      cl.detail = "runs not done";
+    } else {
+      const bool holds = relation_holds(a->stats.mean, r.op, b->stats.mean);
+      cl.verdict = holds ? Verdict::Within : Verdict::Outside;
+      cl.detail = "ours " + g4(a->stats.mean) + " vs " + g4(b->stats.mean) + " (paper " + a->published->text +
+                  " vs " + b->published->text + ")";
+    }
+    rep.claims.push_back(cl);
+  }
+}
+
 // Per-epoch values of done runs: [epoch] -> name -> value.
 std::map<int64_t, std::map<std::string, double>> epoch_values(store::Db& db, const std::string& run_id) {
   std::map<int64_t, std::map<std::string, double>> out;
@@ -486,6 +510,7 @@ Report build_report(store::Db& db, const Spec& spec, const ReproPlan& plan, cons
   }
   if (spec.verdict.kind == VerdictSpec::Kind::Ordering) judge_ordering(rep);
   if (spec.verdict.kind == VerdictSpec::Kind::Figure) judge_figure(rep, db, plan);
+  judge_relations(rep);
   for (const auto& c : rep.claims) {
     rep.claims_hold += c.verdict == Verdict::Within;
     rep.claims_fail += c.verdict == Verdict::Outside;

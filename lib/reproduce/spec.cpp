@@ -333,10 +333,11 @@ class Parser {
       else if (key == "train") train = string(*node, key, sec);
       else if (key == "test") test = string(*node, key, sec);
       else if (key == "noise") v.noise = non_negative(*node, key, sec), has_noise = true;
+      else if (key == "claims") read_relations(*node, spec);
       else
         fail(line_of(*node), key, sec,
              "unknown key" + sweep::suggestion(key, {"kind", "column", "order", "signs", "panels", "train",
-                                                     "test", "noise"}));
+                                                     "test", "noise", "claims"}));
     }
     using K = VerdictSpec::Kind;
     auto only_for = [&](bool present, const char* key, K kind) {
@@ -361,6 +362,45 @@ class Parser {
       metric("train", train, v.train_metric, v.train_negate);
       metric("test", test, v.test_metric, v.test_negate);
       read_panels(*panels, spec);
+    }
+  }
+
+  // claims = [["row/column", "<", "row/column"], ...]; each must hold for the published values.
+  void read_relations(const toml::node& n, Spec& spec) const {
+    const std::string sec = "verdict", key = "claims";
+    const int line = line_of(n);
+    auto a = n.as_array();
+    if (!a) fail(line, key, sec, "expected [[\"<row>/<column>\", \"<\", \"<row>/<column>\"], ...]");
+    auto cell = [&](const std::string& text, std::string& row, std::string& col) -> const Published* {
+      const auto slash = text.find('/');
+      row = text.substr(0, slash);
+      col = slash == std::string::npos ? "" : text.substr(slash + 1);
+      const Row* r = row_of(spec, row);
+      if (!r) fail(line, key, sec, "'" + text + "': no such row" + sweep::suggestion(row, row_ids(spec)));
+      if (!column_of(spec, col))
+        fail(line, key, sec,
+             "'" + text + "': expected <row>/<column>, no such column" + sweep::suggestion(col, column_ids(spec)));
+      auto p = r->published.find(col);
+      if (p == r->published.end())
+        fail(line, key, sec, "'" + text + "' has no published value: a claim is the paper's");
+      return &p->second;
+    };
+    for (const auto& e : *a) {
+      auto t = e.as_array();
+      if (!t || t->size() != 3 || !(*t)[0].is_string() || !(*t)[1].is_string() || !(*t)[2].is_string())
+        fail(line, key, sec, "each claim is [\"<row>/<column>\", \"<\" | \"<=\" | \">\" | \">=\", \"<row>/<column>\"]");
+      VerdictSpec::Relation r;
+      r.line = line;
+      r.op = (*t)[1].as_string()->get();
+      if (r.op != "<" && r.op != "<=" && r.op != ">" && r.op != ">=")
+        fail(line, key, sec, "'" + r.op + "' is not one of <, <=, >, >=");
+      const Published* pa = cell((*t)[0].as_string()->get(), r.a_row, r.a_col);
+      const Published* pb = cell((*t)[2].as_string()->get(), r.b_row, r.b_col);
+      if (!relation_holds(pa->value, r.op, pb->value))
+        fail(line, key, sec,
+             "the published values do not satisfy " + r.a_row + "/" + r.a_col + " " + r.op + " " + r.b_row + "/" +
+                 r.b_col + " (" + pa->text + " " + r.op + " " + pb->text + ")");
+      spec.verdict.relations.push_back(r);
     }
   }
 
@@ -508,6 +548,13 @@ Published parse_published(const std::string& text) {
     ++pos;
   }
   return p;
+}
+
+bool relation_holds(double a, const std::string& op, double b) {
+  if (op == "<") return a < b;
+  if (op == "<=") return a <= b;
+  if (op == ">") return a > b;
+  return a >= b;
 }
 
 std::string kind_name(VerdictSpec::Kind k) {

@@ -30,6 +30,11 @@
 //       panel the last row's final gap train - test is not above any other row's by more
 //       than max(noise, 2 combined s.e.) (more latents do not overfit).
 //
+//   claims = [["<row>/<column>", "<" | "<=" | ">" | ">=", "<row>/<column>"], ...]: in any
+//     kind, relations between two cells' means that the paper's table shows (IWAE's NLL
+//     below the VAE's at k = 5), judged at every budget; each must hold for the published
+//     values of both cells.
+//
 // A cell (row, column) trains protocol + row + column + budget + budget.rows[row] settings
 // (later wins) over the seeds. Every problem is a SpecError: "file:line: key 'k': why".
 #pragma once
@@ -100,7 +105,14 @@ struct VerdictSpec {
   std::string train_metric, test_metric;                                 // figure: epoch metrics
   bool train_negate = false, test_negate = false;                        // "-name": plotted as -value
   double noise = 0;                                                      // figure: nats
+  struct Relation {
+    std::string a_row, a_col, op, b_row, b_col;  // a op b, op one of < <= > >=
+    int line = 0;
+  };
+  std::vector<Relation> relations;  // claims = [...]
 };
+// Whether a op b, op one of < <= > >=.
+bool relation_holds(double a, const std::string& op, double b);
 std::string kind_name(VerdictSpec::Kind k);  // "tolerance", "ordering", "figure"
 
 struct Spec {

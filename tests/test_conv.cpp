@@ -177,7 +177,8 @@ TEST_CASE("col2im_set sums each pixel's patch entries as col2im does, in the sam
   struct G {
     std::size_t k, s, p, hs, ws, hb, wb;
   };
-  const G cases[] = {{3, 1, 1, 5, 4, 5, 4}, {4, 2, 1, 3, 3, 7, 6}, {4, 3, 2, 3, 3, 8, 7}, {3, 2, 1, 3, 4, 7, 8}};
+  const G cases[] = {
+      {3, 1, 1, 5, 4, 5, 4}, {4, 2, 1, 3, 3, 7, 6}, {4, 3, 2, 3, 3, 8, 7}, {3, 2, 1, 3, 4, 7, 8}};
   std::mt19937_64 rng(11);
   std::normal_distribution<float> n(0.0f, 1.0f);
   for (const G& c : cases)

@@ -115,11 +115,11 @@ TEST_CASE("the plan: every cell over the seeds, a run shared by two cells once",
   CHECK(q.cells[0].run_ids != q.cells[2].run_ids);
   // Columns that differ only where the run identity cannot tell (the IWAE objective at k = 1
   // is the ELBO with the sampled KL): one run, not an error of the sweep.
-  const Spec k1 = parse_spec_text(
-      replace(replace(kSpec, "settings = { beta = 1.0 }",
-                      "settings = { objective = \"elbo\", kl-estimate = \"sampled\" }"),
-              "settings = { beta = 4.0 }", "settings = { objective = \"iwae\", k = 1 }"),
-      "t.toml");
+  const Spec k1 =
+      parse_spec_text(replace(replace(kSpec, "settings = { beta = 1.0 }",
+                                      "settings = { objective = \"elbo\", kl-estimate = \"sampled\" }"),
+                              "settings = { beta = 4.0 }", "settings = { objective = \"iwae\", k = 1 }"),
+                      "t.toml");
   const ReproPlan r = make_plan(k1, "paper", 1, vae::testing::fake_data_files);
   CHECK(r.plan.runs.size() == 2);
   CHECK(r.cells[0].run_ids == r.cells[1].run_ids);
@@ -140,7 +140,8 @@ TEST_CASE("the paper's relations between cells: checked against the published va
   CHECK(s.verdict.kind == VerdictSpec::Kind::Tolerance);
   // every claim is the paper's: both cells published, and the published values satisfy it
   CHECK_THAT(spec_error(replace(with, "\"l2/b1\", \"<=\"", "\"l10/b4\", \"<=\"")),
-             Catch::Contains("key 'claims' in [verdict]") && Catch::Contains("'l10/b4' has no published value"));
+             Catch::Contains("key 'claims' in [verdict]") &&
+                 Catch::Contains("'l10/b4' has no published value"));
   CHECK_THAT(spec_error(replace(with, "\"<=\"", "\">\"")),
              Catch::Contains("do not satisfy l2/b1 > l2/b4 (150.0 > 160.0)"));
   CHECK_THAT(spec_error(replace(with, "\"<=\"", "\"=<\"")), Catch::Contains("'=<' is not one of <, <=, >, >="));
@@ -160,14 +161,16 @@ TEST_CASE("the paper's relations between cells: checked against the published va
   CHECK(r.claims[1].verdict == Verdict::Within);
   CHECK(r.claims_hold == 2);
   const std::string md = render_report(r, ReportFormat::Markdown);
-  CHECK_THAT(md, Catch::Contains("- **holds** latent 10 beta 1 < latent 2 beta 1: ours 101 vs 153 (paper 100.5 vs 150.0)"));
+  CHECK_THAT(md, Catch::Contains(
+                     "- **holds** latent 10 beta 1 < latent 2 beta 1: ours 101 vs 153 (paper 100.5 vs 150.0)"));
   CHECK_THAT(md, Catch::Contains("the paper's relations: 2 hold, 0 fail, 0 undecided"));
   // a relation the paper has and ours has not: it fails, and the report is not ok
-  const Spec flipped = parse_spec_text(
-      replace(replace(with, "published = { b1 = 100.5 }", "published = { b1 = \"155\" }"),
-              "[\"l10/b1\", \"<\", \"l2/b1\"]", "[\"l2/b1\", \"<\", \"l10/b1\"]"),
-      "toy.toml");
-  const Report f = build_report(*db, flipped, make_plan(flipped, "paper", 0, vae::testing::fake_data_files), "g");
+  const Spec flipped =
+      parse_spec_text(replace(replace(with, "published = { b1 = 100.5 }", "published = { b1 = \"155\" }"),
+                              "[\"l10/b1\", \"<\", \"l2/b1\"]", "[\"l2/b1\", \"<\", \"l10/b1\"]"),
+                      "toy.toml");
+  const Report f = build_report(*db, flipped, make_plan(flipped, "paper", 0, vae::testing::fake_data_files),
+                                "g");
   REQUIRE(f.claims.size() == 2);
   CHECK(f.claims[0].verdict == Verdict::Outside);
   CHECK(f.claims_fail == 1);

@@ -126,11 +126,11 @@ struct TrainConfig {
   double init_std;
   // objective
   double beta;
-  int64_t warmup;       // epochs of linear KL warm-up (0: none)
-  double free_bits;     // nats per latent dimension (0: off)
-  Objective objective;  // elbo | iwae
+  int64_t warmup;           // epochs of linear KL warm-up (0: none)
+  double free_bits;         // nats per latent dimension (0: off)
+  Objective objective;      // elbo | iwae
   bool kl_sampled = false;  // kl-estimate = sampled, or objective = iwae
-  int64_t k;            // samples of z per example
+  int64_t k;                // samples of z per example
   // optimisation
   std::string optimizer;  // adam | adagrad
   double lr;

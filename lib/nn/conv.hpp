@@ -161,7 +161,8 @@ void col2im(T* big, const T* col, const ConvGeom& g, std::size_t B, std::size_t 
 // the same sums in the same order, but as a gather: each pixel is written once, and there is
 // no pass to set the map first.
 template <class T>
-void col2im_set(T* big, const T* col, const ConvGeom& g, std::size_t B, std::size_t C, const T* init = nullptr) {
+void col2im_set(T* big, const T* col, const ConvGeom& g, std::size_t B, std::size_t C,
+                const T* init = nullptr) {
   const std::size_t S = g.small_pixels(), KK = g.taps(), HB = g.big_pixels();
   const int32_t* from = g.from.data();
   for (std::size_t b = 0; b < B; ++b) {

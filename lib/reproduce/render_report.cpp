@@ -169,8 +169,8 @@ std::string render_text(const Report& r, bool markdown) {
   o << "\n" << (markdown ? "Cells:\n\n" : "cells:\n");
   for (const auto& c : r.cells) o << (markdown ? "- " : "  ") << detail_line(c, r.by_claims()) << "\n";
   if (!r.claims.empty()) {
-    const std::string what =
-        r.by_claims() ? "verdict kind " + kind_name(r.spec->verdict.kind) : std::string("the paper's relations");
+    const std::string what = r.by_claims() ? "verdict kind " + kind_name(r.spec->verdict.kind)
+                                           : std::string("the paper's relations");
     o << "\n" << (markdown ? "Claims (" : "claims (") << what << "):" << (markdown ? "\n\n" : "\n");
     for (const auto& c : r.claims)
       o << (markdown ? "- **" : "  ") << claim_mark(c.verdict) << (markdown ? "**" : "") << " " << c.text

@@ -421,7 +421,8 @@ void judge_figure(Report& rep, store::Db& db, const ReproPlan& plan) {
     // slower (both bounds lower, as more latents are early in training) does not overfit.
     const Curve& last = panel.curves.back();
     Claim cl;
-    cl.text = panel_id + ": more latents do not overfit (the final gap between the train and the test bound of " +
+    cl.text = panel_id +
+              ": more latents do not overfit (the final gap between the train and the test bound of " +
               last.row->label + " is not above the others' by more than the noise)";
     bool all_done = last.gap_stats.n > 0;
     for (const auto& c : panel.curves) all_done = all_done && c.gap_stats.n > 0;

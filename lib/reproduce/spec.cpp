@@ -379,7 +379,8 @@ class Parser {
       if (!r) fail(line, key, sec, "'" + text + "': no such row" + sweep::suggestion(row, row_ids(spec)));
       if (!column_of(spec, col))
         fail(line, key, sec,
-             "'" + text + "': expected <row>/<column>, no such column" + sweep::suggestion(col, column_ids(spec)));
+             "'" + text + "': expected <row>/<column>, no such column" +
+                 sweep::suggestion(col, column_ids(spec)));
       auto p = r->published.find(col);
       if (p == r->published.end())
         fail(line, key, sec, "'" + text + "' has no published value: a claim is the paper's");
@@ -388,7 +389,8 @@ class Parser {
     for (const auto& e : *a) {
       auto t = e.as_array();
       if (!t || t->size() != 3 || !(*t)[0].is_string() || !(*t)[1].is_string() || !(*t)[2].is_string())
-        fail(line, key, sec, "each claim is [\"<row>/<column>\", \"<\" | \"<=\" | \">\" | \">=\", \"<row>/<column>\"]");
+        fail(line, key, sec,
+             "each claim is [\"<row>/<column>\", \"<\" | \"<=\" | \">\" | \">=\", \"<row>/<column>\"]");
       VerdictSpec::Relation r;
       r.line = line;
       r.op = (*t)[1].as_string()->get();
@@ -398,8 +400,8 @@ class Parser {
       const Published* pb = cell((*t)[2].as_string()->get(), r.b_row, r.b_col);
       if (!relation_holds(pa->value, r.op, pb->value))
         fail(line, key, sec,
-             "the published values do not satisfy " + r.a_row + "/" + r.a_col + " " + r.op + " " + r.b_row + "/" +
-                 r.b_col + " (" + pa->text + " " + r.op + " " + pb->text + ")");
+             "the published values do not satisfy " + r.a_row + "/" + r.a_col + " " + r.op + " " + r.b_row +
+                 "/" + r.b_col + " (" + pa->text + " " + r.op + " " + pb->text + ")");
       spec.verdict.relations.push_back(r);
     }
   }

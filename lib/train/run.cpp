@@ -239,9 +239,10 @@ EpochSums train_epoch(Trainer& t, int64_t epoch, double lr, RunResult& result) {
     const double progress_epochs = double(epoch) + double(step + 1) / double(t.steps_per_epoch);
     const double warmup = tc.warmup > 0 ? std::min(1.0, progress_epochs / double(tc.warmup)) : 1.0;
     s.beta_eff = tc.beta * warmup;
-    BatchLoss l = t.model->train_step_update(
-        t.data.train, t.order.data() + start, rows, dynamic, t.train_rng,
-        ObjectiveParams{s.beta_eff, tc.free_bits, tc.objective, std::size_t(tc.k), warmup, tc.kl_sampled}, t.opt, lr);
+    BatchLoss l = t.model->train_step_update(t.data.train, t.order.data() + start, rows, dynamic, t.train_rng,
+                                             ObjectiveParams{s.beta_eff, tc.free_bits, tc.objective,
+                                                             std::size_t(tc.k), warmup, tc.kl_sampled},
+                                             t.opt, lr);
     if (epoch + 1 == t.options.fault_nan_epoch && step == 0) l.loss = std::nan("");
     if (!std::isfinite(l.loss)) {
       std::ostringstream m;

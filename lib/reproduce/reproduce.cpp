@@ -275,14 +275,17 @@ std::string g4(double v) {
   return s.str();
 }
 
+// The report's cell (row, column); the spec reader checked that both exist.
+const CellReport* cell_at(const Report& rep, const std::string& row, const std::string& col) {
+  for (const auto& c : rep.cells)
+    if (c.row->id == row && c.col->id == col) return &c;
+  return nullptr;
+}
+
 // kind = "ordering": neighbouring pairs of the declared order, then the signs.
 void judge_ordering(Report& rep) {
   const VerdictSpec& v = rep.spec->verdict;
-  auto cell_of = [&](const std::string& row) -> const CellReport* {
-    for (const auto& c : rep.cells)
-      if (c.row->id == row && c.col->id == v.column) return &c;
-    return nullptr;
-  };
+  auto cell_of = [&](const std::string& row) { return cell_at(rep, row, v.column); };
   for (std::size_t i = 0; i + 1 < v.order.size(); ++i) {
     const CellReport* a = cell_of(v.order[i]);
     const CellReport* b = cell_of(v.order[i + 1]);
@@ -317,14 +320,9 @@ void judge_ordering(Report& rep) {
 
 // [verdict] claims: the paper's relations between two cells, on our means.
 void judge_relations(Report& rep) {
-  auto cell_of = [&](const std::string& row, const std::string& col) -> const CellReport* {
-    for (const auto& c : rep.cells)
-      if (c.row->id == row && c.col->id == col) return &c;
-    return nullptr;
-  };
   for (const auto& r : rep.spec->verdict.relations) {
-    const CellReport* a = cell_of(r.a_row, r.a_col);
-    const CellReport* b = cell_of(r.b_row, r.b_col);
+    const CellReport* a = cell_at(rep, r.a_row, r.a_col);
+    const CellReport* b = cell_at(rep, r.b_row, r.b_col);
     Claim cl;
     cl.text = a->row->label + " " + a->col->label + " " + r.op + " " + b->row->label + " " + b->col->label;
     if (a->stats.n == 0 || b->stats.n == 0 || !a->missing_runs.empty() || !b->missing_runs.empty()) {

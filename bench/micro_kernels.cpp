@@ -20,6 +20,7 @@
 #include "prob/likelihood.hpp"
 #include "tensor/activation.hpp"
 #include "tensor/linear.hpp"
+#include "tensor/weight_grad.hpp"
 
 using namespace vae;
 
@@ -218,7 +219,8 @@ __attribute__((target("avx512f,prefer-vector-width=512"))) void adam_avx512(Adam
 // One layer's part of the fused training step (models/algorithms.hpp, train_step_update):
 // the weight gradient's gemm at batch B (dW += dout^T in, into the zeroed gradient), then
 // variant 0: Adam on the layer as the step applies it (apply<true>); 1: the gemm alone;
-// 2: the gemm and adam_traffic_only; 3: the gemm and adam_avx512. Args {B, in, out,
+// 2: the gemm and adam_traffic_only; 3: the gemm and adam_avx512; 4: the weight-gradient
+// kernel with Adam on each strip (tensor/weight_grad.hpp, the fused step). Args {B, in, out,
 // variant}. Variant 0 minus variant 1 is what Adam adds to a step; variant 2 shows how
 // much of that is the divider's, variant 3 what wider vectors would change.
 void BM_adam_after_gemm(benchmark::State& st) {
@@ -235,6 +237,10 @@ void BM_adam_after_gemm(benchmark::State& st) {
     return;
   }
 #endif
+  if (variant == 4 && !kWeightGradKernel<float>) {
+    st.SkipWithError("no weight-gradient kernel in this build");
+    return;
+  }
   const std::size_t n = O * I;
   auto in = random_buffer(B * I, 0, 1, 1), dout = random_buffer(B * O, -1e-3f, 1e-3f, 3);
   auto p = random_buffer(n, -0.05f, 0.05f, 2);
@@ -243,22 +249,54 @@ void BM_adam_after_gemm(benchmark::State& st) {
   opt.configure("adam", 0.9, 0.999, 1e-8, 1e-10, n);
   auto vin = mat(in.data(), B, I), vdout = mat(dout.data(), B, O), vg = mat(g.data(), O, I);
   for (auto _ : st) {
-    blas_gemm(vdout, vin, vg, true, false, 1.0f, 1.0f);
+    if (variant != 4) blas_gemm(vdout, vin, vg, true, false, 1.0f, 1.0f);
     opt.begin_step(1e-3);
     if (variant == 0) opt.apply_and_clear(p.data(), g.data(), 0, n);
     // variant 1: g keeps growing by a bounded dW a step, far from overflow in any run
     else if (variant == 2) adam_traffic_only(opt.adam, p.data(), g.data(), n);
+    else if (variant == 4) {
+      if constexpr (kWeightGradKernel<float>)
+        weight_grad_strips(vdout, vin, [&](std::size_t start, std::size_t len, float* tile) {
+          opt.apply_given(p.data(), tile, start, len);
+        });
+    }
 #ifdef VAE_BENCH_AVX512
-    else if (variant == 3) adam_avx512(opt.adam, p.data(), g.data(), n);
+    else if (variant == 3)
+      adam_avx512(opt.adam, p.data(), g.data(), n);
 #endif
     benchmark::DoNotOptimize(p.data());
   }
   st.SetItemsProcessed(int64_t(st.iterations()) * int64_t(n));
 }
 BENCHMARK(BM_adam_after_gemm)
-    ->ArgsProduct({{20}, {kD}, {kH}, {0, 1, 2, 3}})
-    ->ArgsProduct({{20}, {kH}, {kD}, {0, 1, 2, 3}})
-    ->ArgsProduct({{20}, {kH}, {kL}, {0, 1, 2, 3}});
+    ->ArgsProduct({{20}, {kD}, {kH}, {0, 1, 2, 3, 4}})
+    ->ArgsProduct({{20}, {kH}, {kD}, {0, 1, 2, 3, 4}})
+    ->ArgsProduct({{20}, {kH}, {kL}, {0, 1, 2, 3, 4}});
+
+// A layer's weight gradient dW += dout^T in at batch B: 0, OpenBLAS's gemm; 1, the strips of
+// tensor/weight_grad.hpp added into dW (where the build has them). Args {B, in, out, impl}.
+void BM_weight_grad(benchmark::State& st) {
+  const std::size_t B = std::size_t(st.range(0)), I = std::size_t(st.range(1)), O = std::size_t(st.range(2));
+  const bool kernel = st.range(3) == 1;
+  if (kernel && !kWeightGradKernel<float>) {
+    st.SkipWithError("no weight-gradient kernel in this build");
+    return;
+  }
+  auto in = random_buffer(B * I, 0, 1, 1), dout = random_buffer(B * O, -1e-3f, 1e-3f, 3);
+  Buffer<float> g(O * I, 0.0f);
+  auto vin = mat(in.data(), B, I), vdout = mat(dout.data(), B, O), vg = mat(g.data(), O, I);
+  for (auto _ : st) {
+    if (!kernel) blas_gemm(vdout, vin, vg, true, false, 1.0f, 1.0f);
+    else if constexpr (kWeightGradKernel<float>) weight_grad_add(vdout, vin, vg);
+    benchmark::DoNotOptimize(g.data());
+  }
+  st.counters["GFLOPS"] = benchmark::Counter(2.0 * double(B * I * O),
+                                             benchmark::Counter::kIsIterationInvariantRate,
+                                             benchmark::Counter::kIs1000);
+}
+BENCHMARK(BM_weight_grad)
+    ->ArgsProduct({{20, 128, 1000}, {kD}, {kH}, {0, 1}})
+    ->ArgsProduct({{20, 100, 1000}, {200}, {kD}, {0, 1}});
 
 // Filling a batch of 128 MNIST-sized images: intensities, or a fresh binarization; and
 // the batch's N(0, 1) noise [128, 20].

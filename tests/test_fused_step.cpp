@@ -47,6 +47,9 @@ struct FusedCase {
   const char* optimizer;
   Objective objective;
   std::size_t k;
+  std::size_t side = 6;     // images side x side
+  std::size_t hidden = 10;  // the first hidden layer's width
+  double weight_decay = 0;
 };
 
 }  // namespace
@@ -60,14 +63,18 @@ TEST_CASE("a fused training step gives the numbers of train_step and opt.step", 
        Objective::Iwae, 2},
       {"gaussian per-pixel sigma, adam, elbo k=2", LikelihoodKind::Gaussian, SigmaMode::PerPixel, "adam",
        Objective::Elbo, 2},
+      // Rows longer than a strip of the weight-gradient kernel (1156 > 1024 columns), a row
+      // count that leaves 4 for the last strip, and weight decay added to the strips.
+      {"bernoulli, adam with weight decay, elbo, 34 x 34 images", LikelihoodKind::Bernoulli, SigmaMode::Fixed,
+       "adam", Objective::Elbo, 1, 34, 70, 1e-3},
   };
-  const auto images = small_images(22, 6);
   for (const FusedCase& c : cases) {
     DYNAMIC_SECTION(c.name) {
+      const auto images = small_images(22, c.side);
       VaeShape shape;
-      shape.data_dim = 36;
+      shape.data_dim = c.side * c.side;
       shape.latent = 3;
-      shape.hidden = {10, 7};
+      shape.hidden = {c.hidden, 7};
       shape.activation = Activation::Tanh;
       Likelihood<float> lik;
       lik.kind = c.kind;
@@ -84,6 +91,7 @@ TEST_CASE("a fused training step gives the numbers of train_step and opt.step", 
       Optimizer<float> of, op;
       of.configure(c.optimizer, 0.9, 0.999, 1e-8, 1e-10, fused.num_params());
       op.configure(c.optimizer, 0.9, 0.999, 1e-8, 1e-10, plain.num_params());
+      of.weight_decay = op.weight_decay = c.weight_decay;
       std::vector<uint32_t> order(images.n);
       for (std::size_t i = 0; i < order.size(); ++i) order[i] = uint32_t((i * 7) % order.size());
       std::mt19937_64 rf(11), rp(11);

@@ -199,9 +199,16 @@ struct OptimizerSink final : GradSink<T> {
   bool begun = false;
   OptimizerSink(Optimizer<T>& o, T* p, T* g, double rate) : opt(o), params(p), grads(g), lr(rate) {}
   void ready(std::size_t offset, std::size_t n) override {
+    begin();
+    opt.apply_and_clear(params, grads, offset, n);
+  }
+  void ready_given(std::size_t offset, std::size_t n, T* g) override {
+    begin();
+    opt.apply_given(params, g, offset, n);
+  }
+  void begin() {
     if (!begun) opt.begin_step(lr);
     begun = true;
-    opt.apply_and_clear(params, grads, offset, n);
   }
 };
 

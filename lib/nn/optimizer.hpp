@@ -152,6 +152,14 @@ struct Optimizer {
     if (is_adam) adam.template apply<true>(p + offset, g + offset, offset, n);
     else adagrad.template apply<true>(p + offset, g + offset, offset, n);
   }
+  // The same with the gradient of [offset, offset + n) given apart, in g[0..n) (a kernel's
+  // strip, tensor/weight_grad.hpp): the same numbers as apply_and_clear on a buffer holding
+  // it. Weight decay is added into g.
+  void apply_given(T* p, T* g, std::size_t offset, std::size_t n) {
+    if (weight_decay != 0) add_weight_decay_grad(g, p + offset, n, weight_decay);
+    if (is_adam) adam.template apply<false>(p + offset, g, offset, n);
+    else adagrad.template apply<false>(p + offset, g, offset, n);
+  }
 };
 
 }  // namespace vae

@@ -39,9 +39,13 @@ struct ParamLayout {
 // Told by backward() that the gradient of params[offset, offset + n) is final and that
 // the rest of backward reads neither it nor those parameters (the optimizer may apply
 // them now, while they are in cache: models/algorithms.hpp, train_step_update).
+// ready_given: the same, with the gradient of [offset, offset + n) in g instead of in the
+// gradient buffer, which holds zeros there and keeps them (a kernel's strip, made in
+// registers: tensor/weight_grad.hpp); the sink may change g.
 template <class T>
 struct GradSink {
   virtual void ready(std::size_t offset, std::size_t n) = 0;
+  virtual void ready_given(std::size_t offset, std::size_t n, T* g) = 0;
 
  protected:
   ~GradSink() = default;

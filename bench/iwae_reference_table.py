@@ -9,6 +9,7 @@ script is how those expected values are made:
   run       trains and evaluates each distinct (layers, objective, k, seed) of the spec at
             the budget, one reference process at a time, and appends its JSON line to OUT.
             Cells already in OUT are skipped, so a stopped run goes on where it stopped.
+            --shard I/N runs every N-th of them, so one process per free core fills OUT.
   expected  prints the budget's `expected = {...}` table for the spec: mean, standard error
             and count over the seeds of test_nll and active_units per row and column, with
             the source (this script, the reference's commit, the torch version, OUT).
@@ -81,13 +82,18 @@ def read_out(path):
 def run(a):
     _, cells, common = load_cells(a.spec, a.budget)
     done = read_out(a.out)
-    todo = []
+    jobs = []
     for seed in range(a.seeds):
         for _, _, _, c in cells:
             job = dict(c, seed=seed, **common)
-            if key_of(job) not in done and job not in todo:
-                todo.append(job)
-    print(f"iwae_reference_table: {len(todo)} runs to do, {len(done)} in {a.out}", flush=True)
+            if job not in jobs:
+                jobs.append(job)
+    # Shards are cut from the whole list, not from what is left, so that a shard started later
+    # takes the same share; they share the output file (each line is one append).
+    index, count = a.shard
+    todo = [job for job in jobs[index::count] if key_of(job) not in done]
+    print(f"iwae_reference_table: {len(todo)} runs to do (shard {index + 1} of {count}), {len(done)} in {a.out}",
+          flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     for job in todo:
         cmd = [sys.executable, os.path.join(HERE, "iwae_reference.py"), "--mnist", a.mnist,
@@ -136,12 +142,25 @@ def expected(a):
         print(f"{json.dumps(row_id)} = {{ {', '.join(parts)} }}")
 
 
+def shard_of(text):
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: expected I/N, e.g. 1/2")
+    if not 1 <= i <= n:
+        raise argparse.ArgumentTypeError(f"--shard {text!r}: I must be between 1 and N")
+    return i - 1, n
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("command", choices=["run", "expected"])
     ap.add_argument("spec", help="the reproduction spec, e.g. experiments/iwae/table1.toml")
     ap.add_argument("--budget", required=True, help="a reduced budget of the spec, e.g. stage3")
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--shard", type=shard_of, default=(0, 1), metavar="I/N",
+                    help="run only the I-th of N interleaved shares of the runs to do (1-based), "
+                         "so that N processes fill one output file: one per free core")
     ap.add_argument("--out", required=True, help="JSON lines file of the reference's runs")
     ap.add_argument("--mnist", default=os.path.join(HERE, "..", "..", "shared", "data", "mnist"))
     a = ap.parse_args()

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """A/B timing of two `vae` binaries on one training command, interleaved: each repetition
 runs A then B (B then A on odd repetitions), so that both see the same machine load; prints
-each side's best-epoch samples/s per repetition, the best of each and the ratio B/A, with
-the load average before and after.
+each side's best-epoch samples/s per repetition, the best of each and the ratio B/A, the
+geometric mean of the pairs' ratios (the estimate to read: use an even --reps), with the
+load average before and after.
 
   bench/ab.py --a /tmp/vae-before --b build-perf/vae --reps 5 --threads 1 -- \\
       --hidden 400 --latent 20 --batch 20 --epochs 1
@@ -10,7 +11,7 @@ the load average before and after.
 Everything after -- is passed to `vae train` after the fixed part (--dataset mnist
 --binarize dynamic --iw-samples 0 --json --quiet); OPENBLAS_NUM_THREADS and --threads
 are pinned to --threads."""
-import argparse, json, os, subprocess, sys
+import argparse, json, math, os, subprocess, sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MNIST = os.path.join(os.path.dirname(ROOT), "shared", "data", "mnist")
@@ -45,8 +46,13 @@ def main():
         print(f"rep {r + 1}: A {res['a'][-1]:9.0f}  B {res['b'][-1]:9.0f}  B/A {res['b'][-1] / res['a'][-1]:.3f}",
               file=sys.stderr, flush=True)
     ratios = sorted(b / a_ for a_, b in zip(res["a"], res["b"]))
+    # The side that runs first in a pair can be faster or slower on this VM (10-15% seen), and
+    # the order alternates: over an even number of pairs the geometric mean cancels it, where
+    # the median picks one order's pair.
+    geo = math.exp(sum(math.log(r) for r in ratios) / len(ratios))
     print(json.dumps({"args": extra, "threads": a.threads, "a_best": max(res["a"]), "b_best": max(res["b"]),
                       "best_ratio": max(res["b"]) / max(res["a"]), "median_pair_ratio": ratios[len(ratios) // 2],
+                      "geomean_pair_ratio": geo,
                       "load_avg": [load0, os.getloadavg()[0]], "a": res["a"], "b": res["b"]}))
 
 

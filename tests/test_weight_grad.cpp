@@ -26,7 +26,7 @@ struct Shape {
 
 // Batch, inputs (columns of dW), outputs (rows of dW): strips of 6 rows and 1 to 5 left, a
 // row of 64 columns exactly, 16-column tails of every length, rows longer than one strip
-// (1024 columns), a last strip of 1 column, and more rows than the kernel takes (300 > 256:
+// (1024 columns), a last strip of 1 column, and more rows than the kernel takes (300 > 64:
 // OpenBLAS in every build).
 const Shape kShapes[] = {{1, 1, 1},    {3, 15, 7},   {20, 64, 6},    {20, 65, 13},  {5, 17, 11}, {20, 784, 400},
                          {2, 1025, 5}, {7, 2100, 3}, {128, 200, 50}, {20, 50, 200}, {300, 40, 9}};

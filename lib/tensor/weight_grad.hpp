@@ -8,8 +8,8 @@
 // buffer in L1 and handed to f, which applies the optimizer to it (nn/linear.hpp) or adds it
 // into dW (weight_grad_add): in a fused step the gradient buffer is not touched. The kernel
 // alone is about as fast as OpenBLAS 0.3.21's (Cooperlake kernels, 1 thread, 784 x 400, CPU
-// time: 89 against 80 us at B = 20, 430 against 442 us at B = 128, but 4.4 against 3.8 ms
-// at B = 1000, where it is not used: weight_grad_fits); with Adam after it, a 784 x 400
+// time: 89 against 80 us at B = 20, 430 against 442 us at B = 128, 4.4 against 3.8 ms at
+// B = 1000; it is used up to 64 rows: weight_grad_fits); with Adam after it, a 784 x 400
 // layer's part of the step is 5 to 14% shorter (bench/micro_kernels: BM_weight_grad,
 // BM_adam_after_gemm variant 4 against 0).
 //
@@ -89,12 +89,13 @@ constexpr StripFn kStrips[kRows + 1] = {nullptr, strip<1>, strip<2>, strip<3>, s
 }  // namespace weight_grad_detail
 
 // Whether the kernel pays for this input [B, I]: each strip of kRows rows reads all of in
-// again, so in must stay in L2 (256K floats, 1 MiB), and past a few hundred rows OpenBLAS's
-// packed gemm is faster than the fusion saves (the IWAE k = 50 decoder's 1000 rows, a conv
-// layer's im2col columns go to OpenBLAS).
+// again, so in must stay in L2 (256K floats, 1 MiB); and from about a hundred rows OpenBLAS's
+// packed gemm is faster by more than the fusion saves (interleaved A/B, bench/ab.py: the
+// IWAE k = 5 step, whose decoder has 100 rows, was 4% slower with the kernel there). So the
+// small batches of the protocols: 20 rows, or 20 x k for k <= 3.
 template <class T>
 bool weight_grad_fits(const MatView<T>& in) {
-  return in.shape()[0] <= 256 && in.size() <= (std::size_t(1) << 18);
+  return in.shape()[0] <= 64 && in.size() <= (std::size_t(1) << 18);
 }
 
 // dW = dout^T . in, strip by strip: f(start, n, g) receives g[0..n) = the n values of dW

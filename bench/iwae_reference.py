@@ -176,6 +176,22 @@ def evaluate(model, test, k_nll, chunk, n_nll, au_samples):
     return float(np.mean(nll)), float(elbo.mean()), active
 
 
+def run_args(a):
+    """The settings that make a run: a checkpoint resumes only the run it was written by (a
+    --max-passes stop may be continued with another)."""
+    return {k: v for k, v in sorted(vars(a).items()) if k not in ("checkpoint", "mnist", "threads", "max_passes")}
+
+
+def save_checkpoint(a, model, opt, passes, train_s, total_s):
+    """After each pass: the model, Adam's state, the RNG (so that a resumed run draws what
+    the uninterrupted one would) and the clocks; written aside, then renamed over the old one,
+    so that a stop during the write leaves the previous checkpoint whole."""
+    tmp = a.checkpoint + ".tmp"
+    torch.save({"args": run_args(a), "model": model.state_dict(), "opt": opt.state_dict(),
+                "rng": torch.get_rng_state(), "passes": passes, "train_s": train_s, "total_s": total_s}, tmp)
+    os.replace(tmp, a.checkpoint)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--mnist", required=True, help="folder with the MNIST IDX files")
@@ -196,6 +212,7 @@ def main():
     ap.add_argument("--kl", choices=["sampled", "analytic"], default="sampled",
                     help="the VAE objective's KL: single-sample log q - log p as the paper's code "
                          "(default), or in closed form (1 layer only)")
+    ap.add_argument("--checkpoint", help="save the run here after each pass, and resume from it when it exists")
     a = ap.parse_args()
     if a.kl == "analytic" and (a.layers != 1 or a.objective != "vae"):
         sys.exit("iwae_reference: --kl analytic is for the 1-layer VAE objective only")
@@ -207,13 +224,26 @@ def main():
     test = torch.bernoulli(test, generator=torch.Generator().manual_seed(0))
     model = Model(a.layers)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-4)
-    passes, t0, train_s = 0, time.time(), 0.0
+    passes, t0, train_s, before_s = 0, time.time(), 0.0, 0.0
+    done = 0  # passes restored from --checkpoint
+    if a.checkpoint and os.path.exists(a.checkpoint):
+        state = torch.load(a.checkpoint)
+        if state["args"] != run_args(a):
+            sys.exit(f"iwae_reference: {a.checkpoint} is of another run: {state['args']}")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        torch.set_rng_state(state["rng"])
+        done, train_s, before_s = state["passes"], state["train_s"], state["total_s"]
+        print(f"iwae_reference: resumed from {a.checkpoint} after {done} passes", file=sys.stderr, flush=True)
     for i in range(a.stages):
         for g in opt.param_groups:
             g["lr"] = 1e-3 * 10 ** (-i / 7)
         for _ in range(3 ** i):
             if a.max_passes and passes >= a.max_passes:
                 break
+            if passes < done:  # trained before the stop: the RNG state restored is the one after it
+                passes += 1
+                continue
             t = time.time()
             xb = torch.bernoulli(train)
             for idx in torch.randperm(len(train)).split(a.batch):
@@ -226,6 +256,8 @@ def main():
                 opt.step()
             train_s += time.time() - t
             passes += 1
+            if a.checkpoint:
+                save_checkpoint(a, model, opt, passes, train_s, before_s + time.time() - t0)
     out = {"layers": a.layers, "objective": a.objective, "kl": a.kl, "k": a.k, "stages": a.stages, "passes": passes,
            "batch": a.batch, "seed": a.seed, "threads": a.threads, "train_s": train_s,
            "samples_per_s": passes * len(train) / train_s if train_s else None,
@@ -239,7 +271,7 @@ def main():
                                         "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     except OSError:
         pass
-    out["total_s"] = time.time() - t0
+    out["total_s"] = before_s + time.time() - t0
     print(json.dumps(out))
 
 

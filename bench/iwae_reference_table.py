@@ -8,7 +8,9 @@ script is how those expected values are made:
 
   run       trains and evaluates each distinct (layers, objective, k, seed) of the spec at
             the budget, one reference process at a time, and appends its JSON line to OUT.
-            Cells already in OUT are skipped, so a stopped run goes on where it stopped.
+            Cells already in OUT are skipped, and the run under way at a stop goes on from
+            its last pass: each run saves a checkpoint after every pass in OUT.ckpt/
+            (removed when its line is written).
             --shard I/N runs every N-th of them, so one process per free core fills OUT.
   expected  prints the budget's `expected = {...}` table for the spec: mean, standard error
             and count over the seeds of test_nll and active_units per row and column, with
@@ -101,13 +103,17 @@ def run(a):
                "--stages", str(job["stages"]), "--seed", str(job["seed"]), "--batch", str(job["batch"]),
                "--nll-samples", str(job["nll_samples"]), "--nll-examples", str(job["nll_examples"]),
                "--threads", "1"]
+        ckpt = os.path.join(a.out + ".ckpt", "l{layers}-{objective}-k{k}-s{seed}-st{stages}.pt".format(**job))
+        os.makedirs(os.path.dirname(ckpt), exist_ok=True)
+        cmd += ["--checkpoint", ckpt]
         print("iwae_reference_table:", " ".join(cmd[1:]), flush=True)
         out = subprocess.run(cmd, capture_output=True, text=True)
         if out.returncode != 0:
             sys.exit(f"iwae_reference_table: the run failed (exit {out.returncode}): {out.stderr.strip()[-500:]}")
         result = json.loads(out.stdout.strip().splitlines()[-1])
-        with open(a.out, "a") as f:  # one line per finished run: a stop loses the run under way only
+        with open(a.out, "a") as f:  # one line per finished run
             f.write(json.dumps(result) + "\n")
+        os.remove(ckpt)
         print(f"iwae_reference_table: NLL {result['test_nll']:.3f}, AU {result['active_units']}, "
               f"{result['total_s']:.0f} s", flush=True)
 

@@ -175,6 +175,49 @@ TEST_CASE("the paper's relations between cells: checked against the published va
   CHECK(f.claims[0].verdict == Verdict::Outside);
   CHECK(f.claims_fail == 1);
   CHECK_FALSE(f.ok());
+  // Below the paper's budget, beside the reference's values there: a relation ours breaks and
+  // the reference breaks too is not comparable (not a failure of ours); one the reference
+  // keeps and ours breaks fails.
+  {
+    const ReproPlan ps = make_plan(s, "short", 0, vae::testing::fake_data_files);
+    TempDir shortdir;
+    fill_reproduction_db(shortdir.file("r.db"), ps);
+    auto sdb = store::open_for_reading(shortdir.file("r.db"));
+    const auto with_l2 = [&](const std::string& spec, double l2_mean) {
+      return parse_spec_text(replace(spec, "l10 = { b1 = { mean = 104.0, se = 0.5, n = 2 } }",
+                                     "l10 = { b1 = { mean = 104.0, se = 0.5, n = 2 } }, l2 = { b1 = { mean = " +
+                                         std::to_string(l2_mean) + ", se = 0.5, n = 2 } }"),
+                             "toy.toml");
+    };
+    const Spec kept = with_l2(with, 170);  // the reference keeps l10 < l2 at this budget
+    const Report k = build_report(*sdb, kept, make_plan(kept, "short", 0, vae::testing::fake_data_files), "g");
+    REQUIRE(k.claims.size() == 2);
+    CHECK(k.claims[0].verdict == Verdict::Within);
+    CHECK_THAT(k.claims[0].detail, Catch::EndsWith("; reference at this budget 104 vs 170"));
+    // the flipped claim (l2 < l10), which ours breaks: the reference at 170 vs 104 breaks it too
+    const std::string flipped_text =
+        replace(replace(with, "published = { b1 = 100.5 }", "published = { b1 = \"155\" }"),
+                "[\"l10/b1\", \"<\", \"l2/b1\"]", "[\"l2/b1\", \"<\", \"l10/b1\"]");
+    const Spec both = with_l2(flipped_text, 170);
+    const Report nc = build_report(*sdb, both, make_plan(both, "short", 0, vae::testing::fake_data_files), "g");
+    CHECK(nc.claims[0].verdict == Verdict::NotComparable);
+    CHECK_THAT(nc.claims[0].detail,
+               Catch::EndsWith("; reference at this budget 170 vs 104, which breaks it too"));
+    CHECK(nc.claims_not_comparable == 1);
+    CHECK(nc.claims_fail == 0);
+    const std::string text = render_report(nc, ReportFormat::Markdown);
+    CHECK_THAT(text, Catch::Contains("- **not comparable** latent 2 beta 1 < latent 10 beta 1"));
+    CHECK_THAT(text, Catch::Contains("1 not comparable (the reference at this budget breaks them too)"));
+    CHECK(nlohmann::json::parse(render_report(nc, ReportFormat::Json))["summary"]["claims_not_comparable"] ==
+          1);
+    // the reference keeps it (l2 at 90 < l10 at 104) and ours breaks it: ours fails
+    const Spec ours_only = with_l2(flipped_text, 90);
+    const Report o = build_report(*sdb, ours_only,
+                                  make_plan(ours_only, "short", 0, vae::testing::fake_data_files), "g");
+    CHECK(o.claims[0].verdict == Verdict::Outside);
+    CHECK(o.claims_fail == 1);
+    CHECK_FALSE(o.ok());
+  }
   // runs not done: undecided, not held
   TempDir part;
   fill_reproduction_db(part.file("r.db"), p, 6);

@@ -65,22 +65,31 @@ std::string reference_text(const CellReport& c) {
 }
 
 std::string claim_mark(Verdict v) {
+  if (v == Verdict::NotComparable) return "not comparable";  // the reference breaks it too
   return v == Verdict::Within ? "holds" : v == Verdict::Outside ? "FAILS" : "missing";
+}
+
+// "3 hold, 1 fail, 2 undecided", with the claims the reference breaks too where there are any.
+std::string claim_counts(const Report& r) {
+  std::ostringstream s;
+  const int decided = r.claims_hold + r.claims_fail + r.claims_not_comparable;
+  s << r.claims_hold << " hold, " << r.claims_fail << " fail, ";
+  if (r.claims_not_comparable > 0)
+    s << r.claims_not_comparable << " not comparable (the reference at this budget breaks them too), ";
+  s << r.claims.size() - std::size_t(decided) << " undecided";
+  return s.str();
 }
 
 std::string summary_line(const Report& r) {
   std::ostringstream s;
   if (r.by_claims()) {
-    s << "verdict by " << kind_name(r.spec->verdict.kind) << " claims: " << r.claims_hold << " hold, "
-      << r.claims_fail << " fail, " << r.claims.size() - std::size_t(r.claims_hold + r.claims_fail)
-      << " undecided; " << r.missing << " cells with runs missing";
+    s << "verdict by " << kind_name(r.spec->verdict.kind) << " claims: " << claim_counts(r) << "; " << r.missing
+      << " cells with runs missing";
     return s.str();
   }
   s << r.within << " within tolerance, " << r.outside << " outside, " << r.not_comparable << " not comparable, "
     << r.missing << " missing";
-  if (!r.claims.empty())
-    s << "; the paper's relations: " << r.claims_hold << " hold, " << r.claims_fail << " fail, "
-      << r.claims.size() - std::size_t(r.claims_hold + r.claims_fail) << " undecided";
+  if (!r.claims.empty()) s << "; the paper's relations: " << claim_counts(r);
   return s.str();
 }
 
@@ -258,8 +267,13 @@ std::string render_json(const Report& r) {
     j["claims"].push_back({{"claim", c.text}, {"verdict", claim_mark(c.verdict)}, {"detail", c.detail}});
   j["figures"] = nlohmann::json::array();
   for (const auto& p : r.panels) j["figures"].push_back({{"panel", p.id}, {"png", p.png}});
-  j["summary"] = {{"within", r.within},   {"outside", r.outside},         {"not_comparable", r.not_comparable},
-                  {"missing", r.missing}, {"claims_hold", r.claims_hold}, {"claims_fail", r.claims_fail},
+  j["summary"] = {{"within", r.within},
+                  {"outside", r.outside},
+                  {"not_comparable", r.not_comparable},
+                  {"missing", r.missing},
+                  {"claims_hold", r.claims_hold},
+                  {"claims_fail", r.claims_fail},
+                  {"claims_not_comparable", r.claims_not_comparable},
                   {"ok", r.ok()}};
   return j.dump(2) + "\n";
 }

@@ -103,6 +103,7 @@ struct Report {
   std::vector<Claim> claims;  // ordering and figure specs
   std::vector<Panel> panels;  // figure specs
   int claims_hold = 0, claims_fail = 0;
+  int claims_not_comparable = 0;  // broken by ours and by the reference at a reduced budget
   bool by_claims() const { return spec->verdict.kind != VerdictSpec::Kind::Tolerance; }
   bool ok() const { return outside == 0 && missing == 0 && claims_fail == 0; }
 };

@@ -11,7 +11,8 @@ script is how those expected values are made:
             Cells already in OUT are skipped, and the run under way at a stop goes on from
             its last pass: each run saves a checkpoint after every pass in OUT.ckpt/
             (removed when its line is written).
-            --shard I/N runs every N-th of them, so one process per free core fills OUT.
+            --jobs N runs N of them at a time, longest first (one per free core); --shard I/N
+            runs every N-th of them, so that processes on several machines fill one OUT.
   expected  prints the budget's `expected = {...}` table for the spec: mean, standard error
             and count over the seeds of test_nll and active_units per row and column, with
             the source (this script, the reference's commit, the torch version, OUT).
@@ -26,7 +27,7 @@ IWAE objectives are the same function: one run serves both columns, as in the sp
   /usr/bin/python3 bench/iwae_reference_table.py expected experiments/iwae/table1.toml \\
       --budget stage3 --out results/reference/x.jsonl
 """
-import argparse, json, math, os, statistics, subprocess, sys, tomllib
+import argparse, concurrent.futures, json, math, os, statistics, subprocess, sys, threading, tomllib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 OBJECTIVES = {"elbo": "vae", "iwae": "iwae"}  # our --objective -> the reference's
@@ -97,25 +98,38 @@ def run(a):
     print(f"iwae_reference_table: {len(todo)} runs to do (shard {index + 1} of {count}), {len(done)} in {a.out}",
           flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    for job in todo:
-        cmd = [sys.executable, os.path.join(HERE, "iwae_reference.py"), "--mnist", a.mnist,
-               "--layers", str(job["layers"]), "--objective", job["objective"], "--k", str(job["k"]),
-               "--stages", str(job["stages"]), "--seed", str(job["seed"]), "--batch", str(job["batch"]),
-               "--nll-samples", str(job["nll_samples"]), "--nll-examples", str(job["nll_examples"]),
-               "--threads", "1"]
-        ckpt = os.path.join(a.out + ".ckpt", "l{layers}-{objective}-k{k}-s{seed}-st{stages}.pt".format(**job))
-        os.makedirs(os.path.dirname(ckpt), exist_ok=True)
-        cmd += ["--checkpoint", ckpt]
-        print("iwae_reference_table:", " ".join(cmd[1:]), flush=True)
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode != 0:
-            sys.exit(f"iwae_reference_table: the run failed (exit {out.returncode}): {out.stderr.strip()[-500:]}")
-        result = json.loads(out.stdout.strip().splitlines()[-1])
-        with open(a.out, "a") as f:  # one line per finished run
-            f.write(json.dumps(result) + "\n")
-        os.remove(ckpt)
-        print(f"iwae_reference_table: NLL {result['test_nll']:.3f}, AU {result['active_units']}, "
-              f"{result['total_s']:.0f} s", flush=True)
+    # Longest first (the decoder's work grows with k and the layers), so that N workers finish
+    # close together instead of one core running the last k = 50 cell alone.
+    todo.sort(key=lambda job: (job["k"], job["layers"]), reverse=True)
+    lock = threading.Lock()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=a.jobs) as pool:
+        failures = [f.exception() for f in [pool.submit(run_one, a, job, lock) for job in todo]]
+    failures = [str(e) for e in failures if e is not None]
+    if failures:
+        sys.exit(failures[0])
+
+
+def run_one(a, job, lock):
+    """Trains and evaluates one reference run (resuming its checkpoint) and appends its line."""
+    cmd = [sys.executable, os.path.join(HERE, "iwae_reference.py"), "--mnist", a.mnist,
+           "--layers", str(job["layers"]), "--objective", job["objective"], "--k", str(job["k"]),
+           "--stages", str(job["stages"]), "--seed", str(job["seed"]), "--batch", str(job["batch"]),
+           "--nll-samples", str(job["nll_samples"]), "--nll-examples", str(job["nll_examples"]),
+           "--threads", "1"]
+    ckpt = os.path.join(a.out + ".ckpt", "l{layers}-{objective}-k{k}-s{seed}-st{stages}.pt".format(**job))
+    os.makedirs(os.path.dirname(ckpt), exist_ok=True)
+    cmd += ["--checkpoint", ckpt]
+    print("iwae_reference_table:", " ".join(cmd[1:]), flush=True)
+    out = subprocess.run(cmd, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"iwae_reference_table: the run {os.path.basename(ckpt)} failed "
+                           f"(exit {out.returncode}): {out.stderr.strip()[-500:]}")
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    with lock, open(a.out, "a") as f:  # one line per finished run
+        f.write(json.dumps(result) + "\n")
+    os.remove(ckpt)
+    print(f"iwae_reference_table: NLL {result['test_nll']:.3f}, AU {result['active_units']}, "
+          f"{result['total_s']:.0f} s ({os.path.basename(ckpt)})", flush=True)
 
 
 def expected(a):
@@ -164,12 +178,15 @@ def main():
     ap.add_argument("spec", help="the reproduction spec, e.g. experiments/iwae/table1.toml")
     ap.add_argument("--budget", required=True, help="a reduced budget of the spec, e.g. stage3")
     ap.add_argument("--seeds", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=1, help="reference processes at a time (one per free core)")
     ap.add_argument("--shard", type=shard_of, default=(0, 1), metavar="I/N",
                     help="run only the I-th of N interleaved shares of the runs to do (1-based), "
-                         "so that N processes fill one output file: one per free core")
+                         "so that N processes (on several machines) fill one output file")
     ap.add_argument("--out", required=True, help="JSON lines file of the reference's runs")
     ap.add_argument("--mnist", default=os.path.join(HERE, "..", "..", "shared", "data", "mnist"))
     a = ap.parse_args()
+    if a.jobs < 1:
+        ap.error(f"--jobs {a.jobs}: expected at least 1")
     run(a) if a.command == "run" else expected(a)
 
 

@@ -186,7 +186,7 @@ TEST_CASE("a NaN loss stops the run as diverged and keeps the last good checkpoi
 
 TEST_CASE("vae train exits 3 when the run diverges", "[e2e][cli]") {
   const Shell r = shell(kVae + " train --train-size 1000 --test-size 100 --hidden 32 --latent 4 --batch 50 "
-                               "--epochs 2 --iw-samples 0 --lr 10 --quiet 2>&1 >/dev/null");
+                               "--epochs 2 --iw-samples 0 --lr 1e6 --quiet 2>&1 >/dev/null");
   CHECK(r.status == 3);
   CHECK_THAT(r.out, Catch::Contains("diverged") && Catch::Contains("epoch 1"));
 }

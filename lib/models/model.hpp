@@ -13,6 +13,7 @@
 #include "config/config.hpp"
 #include "data/dataset.hpp"
 #include "nn/optimizer.hpp"
+#include "prob/noise.hpp"
 #include "tensor/view.hpp"
 
 namespace vae {
@@ -98,8 +99,7 @@ class Model {
   // default is N(0, I), the prior of the MLP VAE (with or without IAF, whose z_T it is).
   virtual std::vector<float> sample_prior(std::size_t n, std::mt19937_64& rng) {
     std::vector<float> z(n * latent_dim());
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    for (float& v : z) v = normal(rng);
+    fill_normal(z.data(), z.size(), rng);
     return z;
   }
   // Final facts worth recording (e.g. the learned sigma).

@@ -1,8 +1,11 @@
 // fill_normal (prob/noise.hpp), the Box-Muller draws of every model's noise: its moments,
 // its distribution function (Kolmogorov-Smirnov against Phi), the independence of the two
 // halves of a pair and of neighbours, its tail, both the SIMD blocks and the one-pair-at-a-
-// time tail, in float and double. Fixed seeds: each check is deterministic, and its bound is
-// several standard errors wide, so it fails only if the transform is wrong.
+// time tail, in float and double. Fixed seeds: each check is deterministic, but its sample
+// differs with the SIMD width (the CPU the build targets) and the build's rounding, so every
+// bound is set where a correct generator falls outside it with probability ~1e-6: 5
+// standard errors for the moments, 2.69 / sqrt(n) for the Kolmogorov-Smirnov statistic (at
+// the usual 1% level, 1.63, a correct generator failed on 4 of 200 seeds, as it should).
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -17,6 +20,9 @@ namespace test_noise {
 using namespace vae;
 
 namespace {
+
+// sqrt(-log(alpha / 2) / 2) at alpha = 1e-6: the asymptotic critical value of sqrt(n) D_n.
+constexpr double kKs = 2.69;
 
 struct Moments {
   double mean = 0, var = 0, kurtosis = 0, tail3 = 0, max_abs = 0;
@@ -77,8 +83,8 @@ void check_standard_normal(std::size_t n, std::uint64_t seed) {
   CHECK(std::abs(m.kurtosis - 3) < 5 * std::sqrt(24.0) * se);
   // P(|z| > 3) = 0.0026998; its binomial standard error at n.
   CHECK(std::abs(m.tail3 - 0.0026998) < 5 * std::sqrt(0.0027 / double(n)));
-  CHECK(m.max_abs <= 6.77);            // u1 >= 2^-33
-  CHECK(ks_statistic(v) < 1.63 * se);  // the 1% critical value
+  CHECK(m.max_abs <= 6.77);  // u1 >= 2^-33
+  CHECK(ks_statistic(v) < kKs * se);
   // Lag W pairs a cosine with the sine of the same (r, theta); lag 1 neighbours a pair.
   constexpr std::size_t W = xsimd::batch<T>::size;
   for (std::size_t lag : {std::size_t(1), W, 2 * W}) CHECK(std::abs(lag_correlation(v, lag)) < 5 * se);
@@ -108,7 +114,7 @@ TEST_CASE("fill_normal: the scalar tail (n not a multiple of the SIMD block) is 
   const double se = 1.0 / std::sqrt(double(v.size()));
   CHECK(std::abs(m.mean) < 5 * se);
   CHECK(std::abs(m.var - 1) < 5 * std::sqrt(2.0) * se);
-  CHECK(ks_statistic(v) < 1.63 * se);
+  CHECK(ks_statistic(v) < kKs * se);
 }
 
 TEST_CASE("fill_normal: the same generator state gives the same draws, and advances it", "[noise]") {

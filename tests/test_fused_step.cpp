@@ -50,6 +50,7 @@ struct FusedCase {
   std::size_t side = 6;     // images side x side
   std::size_t hidden = 10;  // the first hidden layer's width
   double weight_decay = 0;
+  bool sampled_kl = false;  // the ELBO's KL as the single-sample log q - log p (the IWAE paper's VAE)
 };
 
 }  // namespace
@@ -67,6 +68,11 @@ TEST_CASE("a fused training step gives the numbers of train_step and opt.step", 
       // count that leaves 4 for the last strip, and weight decay added to the strips.
       {"bernoulli, adam with weight decay, elbo, 34 x 34 images", LikelihoodKind::Bernoulli, SigmaMode::Fixed,
        "adam", Objective::Elbo, 1, 34, 70, 1e-3},
+      // The IWAE paper's VAE column: the sampled KL's gradient reaches the heads through dz too.
+      {"bernoulli, adam, elbo, sampled KL", LikelihoodKind::Bernoulli, SigmaMode::Fixed, "adam",
+       Objective::Elbo, 1, 6, 10, 0, true},
+      {"bernoulli, adam, elbo k=5, sampled KL", LikelihoodKind::Bernoulli, SigmaMode::Fixed, "adam",
+       Objective::Elbo, 5, 6, 10, 0, true},
   };
   for (const FusedCase& c : cases) {
     DYNAMIC_SECTION(c.name) {
@@ -95,7 +101,8 @@ TEST_CASE("a fused training step gives the numbers of train_step and opt.step", 
       std::vector<uint32_t> order(images.n);
       for (std::size_t i = 0; i < order.size(); ++i) order[i] = uint32_t((i * 7) % order.size());
       std::mt19937_64 rf(11), rp(11);
-      const ObjectiveParams p{1.0, 0.0, c.objective, c.k};
+      ObjectiveParams p{1.0, 0.0, c.objective, c.k};
+      p.sampled_kl = c.sampled_kl;
       for (int epoch = 0; epoch < 2; ++epoch)
         for (std::size_t start = 0; start < images.n; start += B) {
           const std::size_t rows = std::min(B, images.n - start);  // 8, 8, then 6
@@ -154,9 +161,15 @@ TEST_CASE("a fused step with a non-finite loss leaves the parameters as they wer
 }
 
 TEST_CASE("encoding once per example gives the loss and gradient of encoding all k copies", "[fused][iwae]") {
-  for (const Objective o : {Objective::Iwae, Objective::Elbo}) {
+  // The ELBO with either KL estimate: the sampled one's gradient reaches mu and logvar through z.
+  for (const int variant : {0, 1, 2}) {
+    const Objective o = variant == 0 ? Objective::Iwae : Objective::Elbo;
+    const bool sampled = variant != 1;
     for (const bool iaf : {false, true}) {
-      DYNAMIC_SECTION((o == Objective::Iwae ? "iwae" : "elbo") << " k = 5" << (iaf ? ", IAF posterior" : "")) {
+      DYNAMIC_SECTION((o == Objective::Iwae ? "iwae"
+                       : sampled            ? "elbo, sampled KL"
+                                            : "elbo")
+                      << " k = 5" << (iaf ? ", IAF posterior" : "")) {
         VaeShape shape;
         shape.data_dim = 36;
         shape.latent = 4;
@@ -177,14 +190,15 @@ TEST_CASE("encoding once per example gives the loss and gradient of encoding all
         const auto images = small_images(B, 6);
         const std::vector<uint32_t> order{0, 1, 2};
         std::mt19937_64 rng(9);
-        const ObjectiveParams p{1.0, 0.0, o, k};
+        ObjectiveParams p{1.0, 0.0, o, k};
+        p.sampled_kl = sampled;
         fill_batch(m, w, images, order.data(), B, true, rng, p);
         const BatchLoss once = loss_and_grad(m, w, B, p);
         const std::vector<double> g_once(m.grads.begin(), m.grads.end());
         // The same rows with w.k = 1: every copy encoded (what forward does outside training).
         std::fill(m.grads.begin(), m.grads.end(), 0.0);
         const bool iwae = o == Objective::Iwae;
-        w.sampled_kl = iwae;
+        w.sampled_kl = sampled;
         m.forward(w, R);
         const BatchLoss all = iwae ? iwae_objective(m, w, B, k) : elbo_objective(m, w, R, p);
         m.backward(w, R, iwae ? 1.0 : 1.0 / double(R));

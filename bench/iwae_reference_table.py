@@ -16,6 +16,8 @@ script is how those expected values are made:
   expected  prints the budget's `expected = {...}` table for the spec: mean, standard error
             and count over the seeds of test_nll and active_units per row and column, with
             the source (this script, the reference's commit, the torch version, OUT).
+  --also FILE (repeatable) adds the runs of other JSON lines files, read only: `run` skips
+            them and `expected` uses them (more seeds of a few cells beside a table's file).
 
 The budget's schedule is the IWAE schedule's first S stages (epochs 1, 4, 13, 40, 121, ...);
 its NLL settings (iw-samples, iw-examples) are the spec's, so both sides evaluate the same
@@ -82,9 +84,22 @@ def read_out(path):
     return {key_of(r): r for r in runs}
 
 
+def read_all(a):
+    """The runs of --out and of every --also file (read only): one result per run."""
+    done = read_out(a.out)
+    for path in a.also:
+        if not os.path.exists(path):
+            sys.exit(f"iwae_reference_table: --also {path}: no such file")
+        for key, r in read_out(path).items():
+            if key in done:
+                sys.exit(f"iwae_reference_table: {path}: a run also in {a.out} or an earlier --also file: {r}")
+            done[key] = r
+    return done
+
+
 def run(a):
     _, cells, common = load_cells(a.spec, a.budget)
-    done = read_out(a.out)
+    done = read_all(a)
     jobs = []
     for seed in range(a.seeds):
         for _, _, _, c in cells:
@@ -95,7 +110,7 @@ def run(a):
     # takes the same share; they share the output file (each line is one append).
     index, count = a.shard
     todo = [job for job in jobs[index::count] if key_of(job) not in done]
-    print(f"iwae_reference_table: {len(todo)} runs to do (shard {index + 1} of {count}), {len(done)} in {a.out}",
+    print(f"iwae_reference_table: {len(todo)} runs to do (shard {index + 1} of {count}), {len(done)} done",
           flush=True)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     # Longest first (the decoder's work grows with k and the layers), so that N workers finish
@@ -134,14 +149,14 @@ def run_one(a, job, lock):
 
 def expected(a):
     spec, cells, common = load_cells(a.spec, a.budget)
-    done = read_out(a.out)
+    done = read_all(a)
     rows, commits, torches, seeds_seen = {}, set(), set(), set()
     for row_id, col_id, metric, c in cells:
         values = []
         for seed in range(a.seeds):
             r = done.get(key_of(dict(c, seed=seed, **common)))
             if r is None:
-                sys.exit(f"iwae_reference_table: {a.out}: no run for {row_id} / {col_id}, seed {seed}: "
+                sys.exit(f"iwae_reference_table: {' + '.join([a.out] + a.also)}: no run for {row_id} / {col_id}, seed {seed}: "
                          f"run the `run` command first")
             commits.add(r.get("commit", "?"))
             torches.add(r.get("torch", "?"))
@@ -155,7 +170,7 @@ def expected(a):
     source = (f"bench/iwae_reference.py (PyTorch {', '.join(sorted(torches))}, commit "
               f"{', '.join(sorted(commits))}), {len(seeds_seen)} seeds, {common['stages']} stages, "
               f"NLL over the first {common['nll_examples']} test images with k = {common['nll_samples']}: "
-              f"{os.path.relpath(a.out)}")
+              f"{', '.join(os.path.relpath(p) for p in [a.out] + a.also)}")
     print(f"[budget.{a.budget}.expected]")
     print(f"source = {json.dumps(source)}")
     for row_id, parts in rows.items():
@@ -183,6 +198,9 @@ def main():
                     help="run only the I-th of N interleaved shares of the runs to do (1-based), "
                          "so that N processes (on several machines) fill one output file")
     ap.add_argument("--out", required=True, help="JSON lines file of the reference's runs")
+    ap.add_argument("--also", action="append", default=[], metavar="FILE",
+                    help="more JSON lines files of the reference's runs (read only; e.g. earlier seeds): "
+                         "their runs count as done, and `expected` uses them")
     ap.add_argument("--mnist", default=os.path.join(HERE, "..", "..", "shared", "data", "mnist"))
     a = ap.parse_args()
     if a.jobs < 1:

@@ -162,14 +162,17 @@ TEST_CASE("a fused step with a non-finite loss leaves the parameters as they wer
 
 TEST_CASE("encoding once per example gives the loss and gradient of encoding all k copies", "[fused][iwae]") {
   // The ELBO with either KL estimate: the sampled one's gradient reaches mu and logvar through z.
-  for (const int variant : {0, 1, 2}) {
-    const Objective o = variant == 0 ? Objective::Iwae : Objective::Elbo;
-    const bool sampled = variant != 1;
+  struct Variant {
+    const char* name;
+    Objective objective;
+    bool sampled_kl;
+  };
+  for (const Variant v : {Variant{"iwae", Objective::Iwae, true}, Variant{"elbo", Objective::Elbo, false},
+                          Variant{"elbo, sampled KL", Objective::Elbo, true}}) {
+    const Objective o = v.objective;
+    const bool sampled = v.sampled_kl;
     for (const bool iaf : {false, true}) {
-      DYNAMIC_SECTION((o == Objective::Iwae ? "iwae"
-                       : sampled            ? "elbo, sampled KL"
-                                            : "elbo")
-                      << " k = 5" << (iaf ? ", IAF posterior" : "")) {
+      DYNAMIC_SECTION(v.name << " k = 5" << (iaf ? ", IAF posterior" : "")) {
         VaeShape shape;
         shape.data_dim = 36;
         shape.latent = 4;

@@ -145,6 +145,12 @@ void for_each_family(F&& f) {
       "vae mlp gaussian per-pixel sigma",
       [] { return initialised(std::make_unique<V>(small_vae_shape(), gaussian(SigmaMode::PerPixel)), 3); },
       false});
+  // The IWAE paper's code's posterior head: sigma = exp(a) (vae/encoder.hpp).
+  f(FamilyCase<V>{"vae mlp bernoulli log-sigma head", [] {
+                    VaeShape s = small_vae_shape();
+                    s.log_sigma_head = true;
+                    return initialised(std::make_unique<V>(s, bernoulli()), 11);
+                  }});
   f(FamilyCase<V>{"vae conv bernoulli",
                   [] { return initialised(std::make_unique<V>(small_conv_shape(), bernoulli()), 4); }, true,
                   true, true});
@@ -170,6 +176,13 @@ void for_each_family(F&& f) {
                       s.batchnorm = false;
                       s.variance = VarianceHead::Exp;
                       return initialised(std::make_unique<Lad>(s, bernoulli()), 9);
+                    }});
+  // The same with the paper's code's heads: sigma = exp(a), var = exp(2a).
+  f(FamilyCase<Lad>{"hierarchical iwae-code exp-sigma variance", [] {
+                      LadderShape s = small_ladder_shape(Inference::BottomUp);
+                      s.batchnorm = false;
+                      s.variance = VarianceHead::ExpSigma;
+                      return initialised(std::make_unique<Lad>(s, bernoulli()), 12);
                     }});
   // NVAE's smallest groups (enc2.main.2.W, |grad| ~3.5e-5, under gradcheck.hpp's 1e-4 floor)
   // are at the loss's rounding noise: the worst error of its six contract cases falls as 1/h,

@@ -19,6 +19,7 @@ struct Case {
   SigmaMode sigma;
   Activation act;
   bool sigmoid_mean;
+  bool log_sigma_head = false;  // the posterior's scale head gives log sigma (--posterior-head)
 };
 
 Likelihood<double> make_lik(const Case& c) {
@@ -48,6 +49,8 @@ TEST_CASE("whole VAE gradient matches finite differences for every activation an
       {"gaussian learned", LikelihoodKind::Gaussian, SigmaMode::Learned, Activation::Tanh, true},
       {"gaussian optimal", LikelihoodKind::Gaussian, SigmaMode::Optimal, Activation::Tanh, true},
       {"gaussian per-pixel", LikelihoodKind::Gaussian, SigmaMode::PerPixel, Activation::Softplus, true},
+      {"bernoulli tanh log-sigma head", LikelihoodKind::Bernoulli, SigmaMode::Fixed, Activation::Tanh, true,
+       true},
   };
   for (const Case& c : cases) {
     for (double free_bits : {0.0, 0.3}) {
@@ -57,6 +60,7 @@ TEST_CASE("whole VAE gradient matches finite differences for every activation an
         shape.latent = 3;
         shape.hidden = {6, 5};
         shape.activation = c.act;
+        shape.log_sigma_head = c.log_sigma_head;
         Vae<double> model(shape, make_lik(c));
         std::mt19937_64 rng(42);
         model.initialize(Init::Uniform, 0, rng);
@@ -92,6 +96,43 @@ TEST_CASE("whole VAE gradient matches finite differences for every activation an
         CHECK(err <= 1e-6);
       }
     }
+  }
+}
+
+TEST_CASE("posterior-head log-sigma: the scale head's output a is log sigma, so logvar = 2a and z = mu + "
+          "exp(a) eps",
+          "[vae][posterior-head]") {
+  VaeShape shape;
+  shape.data_dim = 7;
+  shape.latent = 3;
+  shape.hidden = {6, 5};
+  shape.activation = Activation::Tanh;
+  VaeShape sigma_shape = shape;
+  sigma_shape.log_sigma_head = true;
+  Vae<double> log_var(shape, Likelihood<double>{}), log_sigma(sigma_shape, Likelihood<double>{});
+  REQUIRE(log_var.num_params() == log_sigma.num_params());  // the same layout and the same draws
+  std::mt19937_64 r1(5), r2(5);
+  log_var.initialize(Init::Glorot, 0, r1);
+  log_sigma.initialize(Init::Glorot, 0, r2);
+  REQUIRE(log_var.params == log_sigma.params);
+  const std::size_t B = 4;
+  typename Vae<double>::Work wv, ws;
+  log_var.reserve(wv, B);
+  log_sigma.reserve(ws, B);
+  std::mt19937_64 rng(9);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::normal_distribution<double> n(0.0, 1.0);
+  for (std::size_t i = 0; i < B * shape.data_dim; ++i) wv.x.data[i] = ws.x.data[i] = double(u(rng) < 0.4);
+  for (std::size_t i = 0; i < B * shape.latent; ++i) wv.eps.data[i] = ws.eps.data[i] = n(rng);
+  log_var.forward(wv, B);
+  log_sigma.forward(ws, B);
+  for (std::size_t i = 0; i < B * shape.latent; ++i) {
+    const double a = wv.logvar.data[i];  // the head's output, read as a log variance by the other model
+    INFO("element " << i << ", a = " << a);
+    CHECK(ws.mu.data[i] == wv.mu.data[i]);
+    CHECK(ws.logvar.data[i] == Approx(2 * a).epsilon(1e-14));
+    CHECK(ws.z.data[i] == Approx(wv.mu.data[i] + std::exp(a) * wv.eps.data[i]).epsilon(1e-12));
+    CHECK(wv.z.data[i] == Approx(wv.mu.data[i] + std::exp(a / 2) * wv.eps.data[i]).epsilon(1e-12));
   }
 }
 

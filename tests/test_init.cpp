@@ -4,7 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <random>
 
+#include "models/model.hpp"
+#include "models/settings.hpp"
 #include "nn/conv.hpp"
 #include "nn/params.hpp"
 
@@ -69,4 +72,55 @@ TEST_CASE("glorot fans of convolutions are PyTorch's: channels times k^2", "[ini
   CHECK(m > 0.9 * a);  // 270 draws reach 0.9 a with probability 1 - 0.9^270
   for (std::size_t i = 0; i < 5; ++i) CHECK(p[c.b + i] == 0.0);
   for (std::size_t i = 0; i < 3; ++i) CHECK(p[t.b + i] == 0.0);
+}
+
+TEST_CASE(
+    "output-bias data-logit: the Bernoulli decoder's output bias at the training images' clipped log-odds",
+    "[init][config]") {
+  // 3 images of 4 pixels; per-pixel means 0, 1, 447/765 and 2/3
+  data::Images im;
+  im.n = 3;
+  im.rows = 1;
+  im.cols = 4;
+  im.pixels = {0, 255, 128, 255, 0, 255, 64, 0, 0, 255, 255, 255};
+  const double logit[] = {std::log(0.001 / 0.999), std::log(0.999 / 0.001), std::log(447.0 / 318.0),
+                          std::log(2.0)};
+  const std::pair<const char*, std::vector<std::pair<std::string, Value>>> models[] = {
+      {"dec_out.b",
+       {{"model", std::string("vae")}, {"hidden", std::vector<int64_t>{5}}, {"latent", int64_t(2)}}},
+      {"dec.out.b",
+       {{"model", std::string("hierarchical")},
+        {"layers", std::vector<int64_t>{2}},
+        {"det-layers", std::vector<int64_t>{3}}}},
+  };
+  for (const auto& [group, settings] : models) {
+    DYNAMIC_SECTION(group) {
+      ConfigMap c = default_config();
+      for (const auto& [k, v] : settings) c[k] = v;
+      c["output-bias"] = std::string("data-logit");
+      std::mt19937_64 rng(1);
+      auto model = make_model(to_train_config(c), im.rows, im.cols, rng);
+      const std::vector<float> before(model->params().begin(), model->params().end());
+      set_output_bias_to_data_logit(*model, im);
+      std::size_t found = 0;
+      for (const ParamRange& g : model->param_groups()) {
+        for (std::size_t j = 0; j < g.size; ++j) {
+          const float p = model->params()[g.offset + j];
+          if (g.name != group) CHECK(p == before[g.offset + j]);  // nothing else moves
+          else CHECK(p == Approx(logit[j]).epsilon(1e-6));
+        }
+        found += g.name == group;
+      }
+      CHECK(found == 1);
+    }
+  }
+  // configurations where it means nothing are refused when read
+  ConfigMap c = default_config();
+  c["output-bias"] = std::string("data-logit");
+  c["arch"] = std::string("conv");
+  CHECK_THROWS_WITH(to_train_config(c), Catch::Contains("key 'output-bias'"));
+  c["arch"] = std::string("mlp");
+  c["likelihood"] = std::string("gaussian");
+  c["binarize"] = std::string("none");
+  CHECK_THROWS_WITH(to_train_config(c), Catch::Contains("key 'output-bias'"));
 }

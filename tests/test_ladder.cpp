@@ -72,26 +72,34 @@ TEST_CASE("precision-weighted merge equals the formula on known numbers", "[ladd
   CHECK(out[0] == Approx(0.5).epsilon(1e-15));
 }
 
-TEST_CASE("variance heads: softplus and exp on known numbers, their derivatives against finite differences",
+TEST_CASE("variance heads: softplus, exp and exp-sigma on known numbers, their derivatives against finite "
+          "differences",
           "[ladder][variance]") {
   const std::vector<double> a{-3.0, -0.5, 0.0, std::log(2.0), 1.7};
   const std::size_t n = a.size();
   auto A = mat(const_cast<double*>(a.data()), n, 1);
-  for (VarianceHead h : {VarianceHead::Softplus, VarianceHead::Exp}) {
-    const bool ex = h == VarianceHead::Exp;
-    DYNAMIC_SECTION((ex ? "exp" : "softplus")) {
+  for (VarianceHead h : {VarianceHead::Softplus, VarianceHead::Exp, VarianceHead::ExpSigma}) {
+    const bool ex = h == VarianceHead::Exp, sig = h == VarianceHead::ExpSigma;
+    DYNAMIC_SECTION((ex ? "exp" : sig ? "exp-sigma" : "softplus")) {
       std::vector<double> var(n), dvar(n), da(n);
       auto V = mat(var.data(), n, 1), DV = mat(dvar.data(), n, 1), DA = mat(da.data(), n, 1);
       variance_forward(h, V, A);
       for (std::size_t i = 0; i < n; ++i) {
         INFO("a = " << a[i]);
-        const double want = ex ? std::exp(a[i]) : std::log1p(std::exp(a[i])) + kVarFloor;
+        // exp-sigma: a is log sigma, so the variance is sigma^2 = exp(a)^2
+        const double want = ex    ? std::exp(a[i])
+                            : sig ? std::exp(a[i]) * std::exp(a[i])
+                                  : std::log1p(std::exp(a[i])) + kVarFloor;
         CHECK(var[i] == Approx(want).epsilon(1e-14));
         dvar[i] = 0.3 + double(i);  // an upstream gradient
       }
       if (ex) {
         CHECK(var[2] == 1.0);
         CHECK(var[3] == Approx(2.0).epsilon(1e-15));
+      }
+      if (sig) {
+        CHECK(var[2] == 1.0);
+        CHECK(var[3] == Approx(4.0).epsilon(1e-15));  // sigma = 2
       }
       variance_backward(h, DA, DV, A, V);
       for (std::size_t i = 0; i < n; ++i) {
@@ -121,6 +129,7 @@ struct GradCase {
   LikelihoodKind kind;
   SigmaMode sigma;
   double free_bits;  // > 0: free bits on, lambda chosen between the units' KLs
+  VarianceHead variance = VarianceHead::Softplus;
 };
 
 LadderShape small_shape(const GradCase& c) {
@@ -132,6 +141,7 @@ LadderShape small_shape(const GradCase& c) {
   s.act = parse_nonlinearity(c.act);
   s.batchnorm = c.batchnorm;
   s.inference = c.inference;
+  s.variance = c.variance;
   return s;
 }
 
@@ -152,6 +162,11 @@ TEST_CASE("2-layer Ladder and hierarchical VAE gradients match finite difference
       {"hierarchical bn eval elu", H, true, false, "elu", Bern, SigmaMode::Fixed, 0.0},
       {"hierarchical no bn softplus free bits", H, false, true, "softplus", Bern, SigmaMode::Fixed, 1.0},
       {"hierarchical bn gaussian per-pixel", H, true, true, "tanh", Gauss, SigmaMode::PerPixel, 0.0},
+      {"hierarchical no bn tanh exp", H, false, true, "tanh", Bern, SigmaMode::Fixed, 0.0, VarianceHead::Exp},
+      {"hierarchical no bn tanh exp-sigma", H, false, true, "tanh", Bern, SigmaMode::Fixed, 0.0,
+       VarianceHead::ExpSigma},
+      {"ladder no bn tanh exp-sigma", L, false, true, "tanh", Bern, SigmaMode::Fixed, 0.0,
+       VarianceHead::ExpSigma},
   };
   for (const GradCase& c : cases) {
     DYNAMIC_SECTION(c.name) {

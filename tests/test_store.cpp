@@ -543,7 +543,10 @@ TEST_CASE("defaults of settings added after the identity recipe are pinned", "[s
                                                      {"vq-top-codebook", "64"},
                                                      {"time-budget", "0"},
                                                      {"time-budget-clock", "wall"},
-                                                     {"weight-decay", "0"}};
+                                                     {"weight-decay", "0"},
+                                                     {"adam-v0", "0"},
+                                                     {"output-bias", "init"},
+                                                     {"posterior-head", "log-var"}};
   for (const auto& [key, value] : pinned) {
     INFO("setting " << key);
     const OptionSpec* s = find_option(key);

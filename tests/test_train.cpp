@@ -222,6 +222,15 @@ TEST_CASE("the IWAE schedule: stage i lasts 3^i epochs at lr 10^(-i/7)", "[train
   CHECK(stage_of(3279) == Approx(7));
   CHECK(stage_of(3280) == Approx(8));
   CHECK(scheduled_lr("iwae", 1e-3, 1.0, 3279) == Approx(1e-4));
+  // The paper's code rounds each stage's factor to two digits (yburda/iwae experiments.py:
+  // 1e-4 * round(10^(1 - (i-1)/7), 1) for stages i = 1..8), at the same stage boundaries.
+  const std::pair<int64_t, double> rounded[] = {{0, 1e-3},      {1, 7.2e-4},  {3, 7.2e-4},   {4, 5.2e-4},
+                                                {13, 3.7e-4},   {40, 2.7e-4}, {121, 1.9e-4}, {364, 1.4e-4},
+                                                {1092, 1.4e-4}, {1093, 1e-4}, {3279, 1e-4}};
+  for (const auto& [epoch, lr] : rounded) {
+    INFO("epoch " << epoch);
+    CHECK(scheduled_lr("iwae-rounded", 1e-3, 1.0, epoch) == Approx(lr).epsilon(1e-12));
+  }
   CHECK(scheduled_lr("constant", 1e-3, 0.5, 7) == 1e-3);
   CHECK(scheduled_lr("exponential", 1e-3, 0.5, 2) == Approx(2.5e-4));
   // and in a run: the lr recorded per epoch

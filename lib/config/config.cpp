@@ -74,6 +74,11 @@ std::vector<OptionSpec> make_options() {
           "U(-a, a), a = sqrt(6/(fan_in + fan_out)), zero biases (Glorot & Bengio 2010; the IWAE paper's)",
           {"uniform", "normal", "glorot"}),
       opt("init-std", K::Float, 0.01, "standard deviation for --init normal", {}, 0.0),
+      opt("output-bias", K::String, std::string("init"),
+          "the Bernoulli decoder's output bias at the start: init (drawn as --init says) or data-logit: "
+          "the training images' per-pixel log-odds log(m / (1 - m)), m their mean clipped to "
+          "[0.001, 0.999] (the IWAE paper's code); model = vae (arch = mlp), ladder or hierarchical",
+          {"init", "data-logit"}),
       // objective
       opt("beta", K::Float, 1.0, "weight of the KL term (beta-VAE)", {}, 0.0),
       opt("warmup", K::Int, I(0), "linear KL warm-up from 0 to beta over N epochs", {}, 0.0),
@@ -96,12 +101,17 @@ std::vector<OptionSpec> make_options() {
       opt("lr", K::Float, 1e-3, "learning rate", {}, 0.0),
       opt("lr-schedule", K::String, std::string("constant"),
           "constant; exponential: lr * lr-decay^epoch; iwae: stages i = 0, 1, ... of 3^i epochs at "
-          "lr * 10^(-i/7) (Burda et al. 2016: 3280 epochs are stages 0..7)",
-          {"constant", "exponential", "iwae"}),
+          "lr * 10^(-i/7) (Burda et al. 2016: 3280 epochs are stages 0..7); iwae-rounded: the same "
+          "with 10^(-i/7) rounded to two digits (0.72, 0.52, ...), as the paper's code",
+          {"constant", "exponential", "iwae", "iwae-rounded"}),
       opt("lr-decay", K::Float, 1.0, "learning-rate factor per epoch (exponential schedule)", {}, 0.0, 1.0),
       opt("adam-beta1", K::Float, 0.9, "Adam beta1", {}, 0.0, 1.0),
       opt("adam-beta2", K::Float, 0.999, "Adam beta2", {}, 0.0, 1.0),
       opt("adam-eps", K::Float, 1e-8, "Adam epsilon", {}, 0.0),
+      opt("adam-v0", K::Float, 0.0,
+          "start of Adam's second moment v (0: torch.optim's; 1: the IWAE paper's code, whose sqrt(v) "
+          "near 1 scales the first thousands of steps down, a built-in warm-up)",
+          {}, 0.0),
       opt("adagrad-eps", K::Float, 1e-10, "Adagrad epsilon", {}, 0.0),
       opt("weight-decay", K::Float, 0.0,
           "L2 weight decay lambda: (lambda / 2) |theta|^2 is added to the per-example loss of every "
@@ -317,6 +327,17 @@ void validate_core(const ConfigMap& c) {
   if (num("warmup") > 0 && num("warmup") > num("epochs") && num("epochs") > 0) {
     // allowed: warm-up longer than training is a legitimate (if odd) setting
   }
+  if (str("output-bias") == "data-logit") {
+    if (likelihood != "bernoulli")
+      throw ConfigError("key 'output-bias': data-logit sets a Bernoulli decoder's log-odds: use likelihood = "
+                        "bernoulli");
+    const std::string model = str("model");
+    if (model != "vae" && model != "ladder" && model != "hierarchical")
+      throw ConfigError("key 'output-bias': model = " + model + " has no per-pixel output bias to set");
+    if (model == "vae" && str("arch") != "mlp")
+      throw ConfigError(
+          "key 'output-bias': the conv decoder's bias is per channel: data-logit needs arch = mlp");
+  }
   if (str("objective") == "iwae") {
     if (std::get<double>(c.at("beta")) != 1.0 || num("warmup") > 0 || std::get<double>(c.at("free-bits")) > 0)
       throw ConfigError("key 'objective': iwae is the bound on log p(x) itself: use beta = 1, warmup = 0, "
@@ -350,6 +371,7 @@ TrainConfig core_train_config(const ConfigMap& c) {
   t.gaussian_mean = s("gaussian-mean");
   t.init = s("init");
   t.init_std = f("init-std");
+  t.output_bias = s("output-bias");
   t.beta = f("beta");
   t.warmup = i("warmup");
   t.free_bits = f("free-bits");
@@ -364,6 +386,7 @@ TrainConfig core_train_config(const ConfigMap& c) {
   t.adam_beta1 = f("adam-beta1");
   t.adam_beta2 = f("adam-beta2");
   t.adam_eps = f("adam-eps");
+  t.adam_v0 = f("adam-v0");
   t.adagrad_eps = f("adagrad-eps");
   t.weight_decay = f("weight-decay");
   t.batch = i("batch");

@@ -123,6 +123,7 @@ struct TrainConfig {
   double min_log_sigma;       // soft lower bound of log sigma
   std::string gaussian_mean;  // sigmoid | identity
   std::string init;           // uniform (PyTorch's default) | normal | glorot
+  std::string output_bias;    // init | data-logit (models/model.hpp)
   double init_std;
   // objective
   double beta;
@@ -134,9 +135,10 @@ struct TrainConfig {
   // optimisation
   std::string optimizer;  // adam | adagrad
   double lr;
-  std::string lr_schedule;  // constant | exponential | iwae
+  std::string lr_schedule;  // constant | exponential | iwae | iwae-rounded
   double lr_decay;          // factor per epoch for exponential
   double adam_beta1, adam_beta2, adam_eps, adagrad_eps;
+  double adam_v0;           // start of Adam's v (nn/optimizer.hpp)
   double weight_decay = 0;  // lambda of (lambda / 2) |theta|^2 per example
   int64_t batch, epochs, seed, threads;
   double time_budget;    // seconds of training steps; 0: train all epochs

@@ -27,6 +27,7 @@ class FamilyModel final : public Model {
   M& family() { return m_; }
   Buffer<float>& params() override { return m_.params; }
   Buffer<float>& grads() override { return m_.grads; }
+  std::vector<ParamRange> param_groups() const override { return m_.param_groups(); }
   std::vector<float> state() const override { return std::vector<float>(m_.state.begin(), m_.state.end()); }
   void load_state(const std::vector<float>& s) override {
     if (s.size() != m_.state.size())

@@ -11,7 +11,8 @@ namespace vae {
 namespace {
 
 const Choices<Inference> kInference{{{"ladder", Inference::Ladder}, {"hierarchical", Inference::BottomUp}}};
-const Choices<VarianceHead> kVariance{{{"softplus", VarianceHead::Softplus}, {"exp", VarianceHead::Exp}}};
+const Choices<VarianceHead> kVariance{
+    {{"softplus", VarianceHead::Softplus}, {"exp", VarianceHead::Exp}, {"exp-sigma", VarianceHead::ExpSigma}}};
 
 using K = ValueKind;
 using I = int64_t;
@@ -33,7 +34,8 @@ std::vector<OptionSpec> ladder_options() {
              "in training, running averages with momentum 0.1 in evaluation)"),
       option("variance", K::String, std::string("softplus"),
              "ladder/hierarchical: variance of every Gaussian from its linear head a: softplus "
-             "(softplus(a) + 1e-6, the Ladder paper's) or exp (exp(a), the IWAE paper's)",
+             "(softplus(a) + 1e-6, the Ladder paper's), exp (exp(a), the IWAE paper's text) or exp-sigma "
+             "(sigma = exp(a), var = exp(2a), the IWAE paper's code)",
              kVariance.names()),
   };
 }

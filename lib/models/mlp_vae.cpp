@@ -17,6 +17,7 @@ namespace {
 const Choices<Arch> kArch{{{"mlp", Arch::Mlp}, {"conv", Arch::Conv}}};
 const Choices<PosteriorKind> kPosterior{{{"gaussian", PosteriorKind::Gaussian}, {"iaf", PosteriorKind::Iaf}}};
 const Choices<FlowKl> kIafKl{{{"sample", FlowKl::Sample}, {"stl", FlowKl::Stl}}};
+const Choices<bool> kPosteriorHead{{{"log-var", false}, {"log-sigma", true}}};  // true: log sigma
 
 using K = ValueKind;
 using I = int64_t;
@@ -39,6 +40,11 @@ std::vector<OptionSpec> vae_options() {
              "approximate posterior: gaussian (diagonal), or iaf: the diagonal Gaussian followed by "
              "--iaf-steps inverse autoregressive flow steps (Kingma et al. 2016)",
              kPosterior.names()),
+      option("posterior-head", K::String, std::string("log-var"),
+             "model = vae: what the posterior's scale head a gives: log-var (var = exp(a), the VAE "
+             "paper's and the IWAE paper's text) or log-sigma (sigma = exp(a), var = exp(2a), the IWAE "
+             "paper's code)",
+             kPosteriorHead.names()),
       option("iaf-steps", K::Int, I(2), "IAF: flow steps T (0: the diagonal Gaussian, analytic KL)", {}, 0.0,
              64.0),
       option("iaf-hidden", K::Int, I(320), "IAF: hidden width of each step's MADE", {}, 1.0, 65536.0),
@@ -66,6 +72,13 @@ void validate_vae(const ConfigMap& c) {
     throw ConfigError("key 'free-bits': not defined for posterior = iaf (with iaf-steps > 0): the "
                       "flow mixes latent dimensions, so its single-sample KL has no per-dimension "
                       "parts to clamp; use free-bits = 0");
+}
+
+// With another model: the posterior head is this family's (the ladder family has --variance).
+void validate_not_vae(const ConfigMap& c) {
+  if (kPosteriorHead.of(c, "posterior-head"))
+    throw ConfigError("key 'posterior-head': only model = vae has this head (model = " +
+                      setting<std::string>(c, "model") + ": see --variance)");
 }
 
 // The KL gradient estimator of the flow means nothing without flow steps.
@@ -113,6 +126,7 @@ VaeShape vae_shape(const ConfigMap& c, std::size_t rows, std::size_t cols) {
   shape.hidden = size_list(c, "hidden");
   shape.activation = parse_activation(setting<std::string>(c, "activation"));
   shape.posterior = kPosterior.of(c, "posterior");
+  shape.log_sigma_head = kPosteriorHead.of(c, "posterior-head");
   if (shape.posterior == PosteriorKind::Iaf) {
     shape.iaf.steps = size_setting(c, "iaf-steps");
     shape.iaf.hidden = size_setting(c, "iaf-hidden");
@@ -126,8 +140,8 @@ VaeShape vae_shape(const ConfigMap& c, std::size_t rows, std::size_t cols) {
 
 const ModelFamily& vae_family() {
   static const ModelFamily family({{"vae", "one stochastic layer; MLP or conv, Gaussian or IAF posterior"}},
-                                  vae_options(), &make_vae, &validate_vae, &summary_vae,
-                                  /*validate_other=*/nullptr, &canonicalize_vae);
+                                  vae_options(), &make_vae, &validate_vae, &summary_vae, &validate_not_vae,
+                                  &canonicalize_vae);
   return family;
 }
 

@@ -13,6 +13,7 @@
 #include "config/config.hpp"
 #include "data/dataset.hpp"
 #include "nn/optimizer.hpp"
+#include "nn/params.hpp"
 #include "prob/noise.hpp"
 #include "tensor/view.hpp"
 
@@ -64,6 +65,8 @@ class Model {
   virtual Buffer<float>& params() = 0;
   virtual Buffer<float>& grads() = 0;
   std::size_t num_params() { return params().size(); }
+  // Every parameter range by name, in layout order (the family's param_groups()).
+  virtual std::vector<ParamRange> param_groups() const = 0;
   // State saved in checkpoints beside the parameters (batch-norm running statistics).
   virtual std::vector<float> state() const { return {}; }
   virtual void load_state(const std::vector<float>& /*state*/) {}
@@ -114,5 +117,12 @@ class Model {
 // The model a configuration asks for, initialised from init_rng.
 std::unique_ptr<Model> make_model(const TrainConfig& tc, std::size_t rows, std::size_t cols,
                                   std::mt19937_64& init_rng);
+
+// --output-bias data-logit: the Bernoulli decoder's output bias set to the training images'
+// per-pixel log-odds, log(m / (1 - m)) with m their mean intensity clipped to [0.001, 0.999]
+// (the IWAE paper's code, yburda/iwae datasets.py get_train_bias_np): the untrained decoder
+// then draws the average image, not grey. The bias is the group dec_out.b (model = vae) or
+// dec.out.b (ladder, hierarchical); a ConfigError for a model without one of D values.
+void set_output_bias_to_data_logit(Model& model, const data::Images& train);
 
 }  // namespace vae

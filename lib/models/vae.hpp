@@ -45,7 +45,8 @@ struct VaeShape {
   PosteriorKind posterior = PosteriorKind::Gaussian;
   IafShape iaf;  // read only when posterior == Iaf
   Arch arch = Arch::Mlp;
-  ConvShape conv;  // read only when arch == Conv (rows * cols == data_dim)
+  ConvShape conv;               // read only when arch == Conv (rows * cols == data_dim)
+  bool log_sigma_head = false;  // the scale head gives log sigma, not log var (vae/encoder.hpp)
 };
 
 template <class T>
@@ -70,6 +71,7 @@ class Vae {
       decoder_ = std::make_unique<MlpDecoder<T>>(layout, s.latent, s.hidden, s.data_dim, lik.per_pixel(),
                                                  s.activation);
     }
+    encoder_->set_log_sigma_head(s.log_sigma_head);
     lik.take_param(layout);
     // The flow's parameters come last, so the Gaussian part has the same layout (and, from
     // the same seed, the same initial values) as the Gaussian VAE.

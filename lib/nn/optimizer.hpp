@@ -15,12 +15,16 @@ namespace vae {
 //   exponential: lr * decay^epoch
 //   iwae:        stage i = 0, 1, ... lasts 3^i epochs at lr * 10^(-i/7) (Burda et al. 2016,
 //                section 5: epochs 0 | 1-3 | 4-12 | ...; stages 0..7 are 3280 epochs)
+//   iwae-rounded: the same stages at lr * round(10^(1-i/7), 1) / 10, the factor rounded to
+//                one decimal as the paper's code does (yburda/iwae, experiments.py:
+//                1e-4 * round(10^(1-(i-1)/7), 1)): 1, 0.72, 0.52, 0.37, 0.27, 0.19, 0.14, 0.1
 inline double scheduled_lr(const std::string& schedule, double lr, double decay, int64_t epoch) {
   if (schedule == "exponential") return lr * std::pow(decay, double(epoch));
-  if (schedule != "iwae") return lr;
+  if (schedule != "iwae" && schedule != "iwae-rounded") return lr;
   int stage = 0;
   for (int64_t end = 1, len = 1; epoch >= end; ++stage) end += (len *= 3);  // end = (3^(i+1) - 1) / 2
-  return lr * std::pow(10.0, -double(stage) / 7.0);
+  const double factor = std::pow(10.0, -double(stage) / 7.0);
+  return schedule == "iwae" ? lr * factor : lr * std::round(100.0 * factor) / 100.0;
 }
 
 // Weight decay: the term (lambda / 2) |p|^2 added to the per-example loss, so its gradient
@@ -50,15 +54,19 @@ void add_weight_decay_grad(T* __restrict g, const T* __restrict p, std::size_t n
 // Adam (Kingma & Ba 2015), as torch.optim.Adam:
 //   m = b1 m + (1-b1) g ; v = b2 v + (1-b2) g^2
 //   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)
+// m starts at 0 and v at v0: 0 as torch.optim, or 1 as the IWAE paper's code (yburda/iwae,
+// optimizers.py: shared_ones_like) with the same bias corrections. With v0 = 1, sqrt(v) stays
+// near 1 until the b2^t of the start has decayed (v = b2^t + ...): the first thousands of
+// steps are scaled down by it, a warm-up built into the optimizer.
 template <class T>
 struct Adam {
-  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, v0 = 0;
   int64_t t = 0;
   Buffer<T> m, v;
   T step_size = 0, inv_c2 = 0;  // of the current step (begin_step)
   void reset(std::size_t n) {
     m.assign(n, T(0));
-    v.assign(n, T(0));
+    v.assign(n, T(v0));
     t = 0;
   }
   void begin_step(double lr) {
@@ -126,12 +134,13 @@ struct Optimizer {
   Adam<T> adam;
   Adagrad<T> adagrad;
   void configure(const std::string& k, double beta1, double beta2, double adam_eps, double adagrad_eps,
-                 std::size_t n) {
+                 std::size_t n, double adam_v0 = 0) {
     kind = k;
     is_adam = kind == "adam";
     adam.beta1 = beta1;
     adam.beta2 = beta2;
     adam.eps = adam_eps;
+    adam.v0 = adam_v0;
     adagrad.eps = adagrad_eps;
     if (kind == "adam") adam.reset(n);
     else adagrad.reset(n);

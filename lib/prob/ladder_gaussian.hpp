@@ -4,7 +4,8 @@
 //      var = softplus(a) + kVarFloor
 //    (the floor keeps 1/var and log var finite in float when softplus underflows), or exp,
 //      var = exp(a)
-//    ("diagonal Gaussians with exp on the variances", the IWAE paper's, Burda et al. 2016);
+//    ("diagonal Gaussians with exp on the variances", the IWAE paper's text, Burda et al. 2016),
+//    or exp-sigma, sigma = exp(a), var = exp(2a) (the IWAE paper's code, yburda/iwae);
 //  - sampling z = mu + sqrt(var) * eps, eps given by the caller;
 //  - the precision-weighted merge of a bottom-up estimate (mu_hat, var_hat) with the
 //    top-down prior (mu_p, var_p):
@@ -53,11 +54,23 @@ void exp_var_backward(MatView<T>& da, const MatView<T>& dvar, const MatView<T>& 
   xt::noalias(da) = dvar * var;
 }
 
+// var = exp(2a): a is log sigma
+template <class T>
+void exp_sigma_var_forward(MatView<T>& var, const MatView<T>& a) {
+  xt::noalias(var) = xt::exp(T(2) * a);
+}
+// da = dvar * 2 exp(2a) = 2 dvar var; da may alias dvar.
+template <class T>
+void exp_sigma_var_backward(MatView<T>& da, const MatView<T>& dvar, const MatView<T>& var) {
+  xt::noalias(da) = T(2) * dvar * var;
+}
+
 // The variance head of the ladder and hierarchical families (--variance).
-enum class VarianceHead { Softplus, Exp };
+enum class VarianceHead { Softplus, Exp, ExpSigma };
 template <class T>
 void variance_forward(VarianceHead h, MatView<T>& var, const MatView<T>& a) {
   if (h == VarianceHead::Exp) exp_var_forward(var, a);
+  else if (h == VarianceHead::ExpSigma) exp_sigma_var_forward(var, a);
   else softplus_var_forward(var, a);
 }
 // da from dvar, given the head's input a and output var; da may alias dvar.
@@ -65,6 +78,7 @@ template <class T>
 void variance_backward(VarianceHead h, MatView<T>& da, const MatView<T>& dvar, const MatView<T>& a,
                        const MatView<T>& var) {
   if (h == VarianceHead::Exp) exp_var_backward(da, dvar, var);
+  else if (h == VarianceHead::ExpSigma) exp_sigma_var_backward(da, dvar, var);
   else softplus_var_backward(da, dvar, a);
 }
 

@@ -135,6 +135,7 @@ void set_up(Trainer& t, const ConfigMap& config, RunResult& result) {
     auto init_rng = stream(tc.seed, kInitStream);
     t.model = make_model(tc, t.data.train.rows, t.data.train.cols, init_rng);
   }
+  if (tc.output_bias == "data-logit") set_output_bias_to_data_logit(*t.model, t.data.train);
   result.metrics["n_params"] = double(t.model->num_params());
   t.total_epochs = tc.epochs + t.model->stage2_epochs();
   t.N = t.data.train.n;
@@ -144,7 +145,7 @@ void set_up(Trainer& t, const ConfigMap& config, RunResult& result) {
   const std::size_t k = std::size_t(tc.k);  // rows per example in training
   t.model->reserve(std::min(t.B, t.N) * k, std::max<std::size_t>(500, std::size_t(tc.iw_chunk)));
   t.opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps,
-                  t.model->num_params());
+                  t.model->num_params(), tc.adam_v0);
   t.opt.weight_decay = tc.weight_decay;
   t.train_rng = stream(tc.seed, kTrainStream);
   t.order.resize(t.N);
@@ -383,7 +384,7 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
     if (epoch == tc.epochs && total_epochs > tc.epochs) {
       t.model->set_stage(2);
       t.opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps,
-                      t.model->num_params());
+                      t.model->num_params(), tc.adam_v0);
     }
     const int64_t stage_epoch = epoch < tc.epochs ? epoch : epoch - tc.epochs;
     const double lr = scheduled_lr(tc.lr_schedule, tc.lr, tc.lr_decay, stage_epoch);

@@ -1,5 +1,9 @@
 // The encoder of the VAE family: x -> features h -> the Gaussian posterior's parameters
-// (mu, logvar) by two Linear heads. The body is an MLP (MlpEncoder) or the convolutional
+// (mu, logvar) by two Linear heads. The scale head a is the log-variance, or with a
+// log-sigma head (set_log_sigma_head, --posterior-head log-sigma) the log standard
+// deviation, logvar = 2a: the IWAE paper's code (yburda/iwae: sigma = exp(a)). Both give the
+// same family; with Adam, whose steps in a do not scale with the gradient, the log-sigma
+// head moves logvar twice as far per step. The body is an MLP (MlpEncoder) or the convolutional
 // stack of nn/conv_net.hpp (ConvVaeEncoder); the heads and their backward are shared.
 // A posterior that reads h too (the IAF's context head, vae/posterior.hpp) adds its
 // gradient into dh between backward_heads() and backward_body().
@@ -9,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+#include <xtensor/xnoalias.hpp>
 
 #include "models/vae/part.hpp"
 #include "nn/conv_net.hpp"
@@ -33,7 +38,9 @@ class VaeEncoder : public VaePart<T> {
     body_forward(h, pw, gather(w, x, E, stride), P, S, E, training);
     linear_layer_forward(mu, h, mu_head, P);
     linear_layer_forward(logvar, h, logvar_head, P);
+    if (log_sigma_) logvar *= T(2);
   }
+  void set_log_sigma_head(bool on) { log_sigma_ = on; }
   std::size_t h_size() const { return mu_head.in; }
   MatView<T> h(PartWork& pw, std::size_t E) const { return work_of<Work>(pw).h.view(E); }
   MatView<T> dh(PartWork& pw, std::size_t E) const { return work_of<Work>(pw).dh.view(E); }
@@ -45,7 +52,13 @@ class VaeEncoder : public VaePart<T> {
     auto ones = vec(w.ones.data(), E);
     auto h = w.h.view(E), dh = w.dh.view(E);
     linear_layer_backward(&dh, dmu, h, mu_head, P, G, ones, T(0), sink);
-    linear_layer_backward(&dh, dlogvar, h, logvar_head, P, G, ones, T(1), sink);
+    if (log_sigma_) {  // d/da = 2 d/dlogvar
+      auto da = w.da.view(E);
+      xt::noalias(da) = T(2) * dlogvar;
+      linear_layer_backward(&dh, da, h, logvar_head, P, G, ones, T(1), sink);
+    } else {
+      linear_layer_backward(&dh, dlogvar, h, logvar_head, P, G, ones, T(1), sink);
+    }
   }
   // dh [E, H] (overwritten) -> the body's gradients; x, E, stride and the mode of the forward.
   void backward_body(PartWork& pw, const MatView<T>& x, T* P, T* G, std::size_t E, std::size_t stride,
@@ -64,15 +77,18 @@ class VaeEncoder : public VaePart<T> {
 
  protected:
   Linear mu_head, logvar_head;
+  bool log_sigma_ = false;
 
   struct Work : PartWork {
     Activation2<T> h, dh;   // [B, H]
     Activation2<T> x_once;  // stride > 1: the encoded rows of x, [B, D] (D = 0: never)
+    Activation2<T> da;      // a log-sigma head's gradient, [B, L]
     Buffer<T> ones;         // [B]
   };
   void reserve_heads(Work& w, std::size_t B, std::size_t D) const {
     w.h.reserve(B, mu_head.in);
     w.dh.reserve(B, mu_head.in);
+    w.da.reserve(log_sigma_ ? B : 0, logvar_head.out);
     w.x_once.reserve(B, D);
     w.ones.assign(B, T(1));
   }

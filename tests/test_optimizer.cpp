@@ -65,6 +65,42 @@ TEST_CASE("Adam with v starting at 1 (the IWAE paper's code): the torch formula 
   for (std::size_t i = 0; i < 2; ++i) CHECK(std::abs(p[i] - p0[i]) < 0.5 * std::abs(q[i] - p0[i]));
 }
 
+TEST_CASE("Adam's iwae-code update: the step from the moments before this gradient, eps on the "
+          "uncorrected sqrt(v)",
+          "[optimizer]") {
+  // The IWAE paper's optimizers.py as Theano runs it: the updates of the timestep, m, v and
+  // the parameters are all computed from the values before the call, t from 1.
+  const double b1 = 0.99, b2 = 0.999, eps = 1e-4, lr = 1e-3;
+  const std::vector<double> p0 = {0.5, -0.25, 0.0, 1.5};
+  const std::vector<std::vector<double>> grads = {
+      {0.2, -3.0, 1e-3, 0.0}, {-0.1, 2.0, 0.5, 4.0}, {0.3, 0.0, -0.5, 1.0}, {1.0, 1.0, 1.0, -1.0}};
+  for (const double v0 : {1.0, 0.0}) {
+    DYNAMIC_SECTION("v0 = " << v0) {
+      Optimizer<double> opt;
+      opt.configure("adam", b1, b2, eps, 0.0, p0.size(), v0);
+      opt.adam.delayed = true;
+      Buffer<double> p(p0.begin(), p0.end()), g(p0.size());
+      std::vector<double> param = p0, m(p0.size(), 0.0), v(p0.size(), v0);
+      double timestep = 1;
+      for (std::size_t s = 0; s < grads.size(); ++s) {
+        std::copy(grads[s].begin(), grads[s].end(), g.begin());
+        opt.step(p, g, lr);
+        const double alpha = lr * std::sqrt(1 - std::pow(b2, timestep)) / (1 - std::pow(b1, timestep));
+        for (std::size_t i = 0; i < p0.size(); ++i) {
+          const double new_param = param[i] - alpha * m[i] / (std::sqrt(v[i]) + eps);  // old m, v
+          m[i] = b1 * m[i] + (1 - b1) * g[i];
+          v[i] = b2 * v[i] + (1 - b2) * g[i] * g[i];
+          param[i] = new_param;
+          INFO("step " << s + 1 << " index " << i);
+          CHECK(p[i] == Approx(param[i]).epsilon(1e-13).margin(1e-15));
+        }
+        timestep += 1;
+        if (s == 0) CHECK(std::vector<double>(p.begin(), p.end()) == p0);  // m_0 = 0: no move
+      }
+    }
+  }
+}
+
 TEST_CASE("weight decay: the gradient of (lambda / 2) |p|^2, read by the optimizer as g + lambda p",
           "[optimizer][gradcheck]") {
   const std::vector<double> p0 = {0.3, -1.2, 2.5, 0.0, -0.07};

@@ -546,7 +546,9 @@ TEST_CASE("defaults of settings added after the identity recipe are pinned", "[s
                                                      {"weight-decay", "0"},
                                                      {"adam-v0", "0"},
                                                      {"output-bias", "init"},
-                                                     {"posterior-head", "log-var"}};
+                                                     {"posterior-head", "log-var"},
+                                                     {"adam-update", "torch"},
+                                                     {"shuffle", "true"}};
   for (const auto& [key, value] : pinned) {
     INFO("setting " << key);
     const OptionSpec* s = find_option(key);

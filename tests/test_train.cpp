@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <numeric>
+#include <random>
 
 #include "models/settings.hpp"
 #include "nn/optimizer.hpp"
@@ -243,6 +245,25 @@ TEST_CASE("the IWAE schedule: stage i lasts 3^i epochs at lr 10^(-i/7)", "[train
   REQUIRE(train_and_evaluate(c, RunOptions{"", false, true, nullptr}, &rec).status == "done");
   const double l1 = 1e-3 * std::pow(10.0, -1.0 / 7), l2 = 1e-3 * std::pow(10.0, -2.0 / 7);
   CHECK(rec.lr == std::vector<double>{1e-3, l1, l1, l1, l2});
+}
+
+TEST_CASE("epoch order: a fresh permutation from the RNG, or with shuffle false the file's order",
+          "[train][shuffle]") {
+  std::vector<uint32_t> order(50), identity(50);
+  std::iota(identity.begin(), identity.end(), 0u);
+  std::mt19937_64 rng(3), same(3);
+  epoch_order(order, false, rng);
+  CHECK(order == identity);
+  CHECK(rng == same);  // nothing drawn: the noise of the steps is as it would be
+  epoch_order(order, true, rng);
+  std::vector<uint32_t> want = identity;
+  std::shuffle(want.begin(), want.end(), same);
+  CHECK(order == want);  // the order runs always had
+  CHECK(order != identity);
+  std::vector<uint32_t> sorted = order;
+  std::sort(sorted.begin(), sorted.end());
+  CHECK(sorted == identity);  // a permutation
+  CHECK(default_config().at("shuffle") == Value(true));
 }
 
 TEST_CASE("a checkpoint stays resumable when settings are added to the program", "[train][resume]") {

@@ -112,6 +112,12 @@ std::vector<OptionSpec> make_options() {
           "start of Adam's second moment v (0: torch.optim's; 1: the IWAE paper's code, whose sqrt(v) "
           "near 1 scales the first thousands of steps down, a built-in warm-up)",
           {}, 0.0),
+      opt("adam-update", K::String, std::string("torch"),
+          "Adam's step: torch (with this step's moments, eps added to the corrected sqrt(v), as "
+          "torch.optim) or iwae-code (with the moments before this step's gradient, eps added to the "
+          "uncorrected sqrt(v): the IWAE paper's Theano code, whose updates all read the values "
+          "before the step)",
+          {"torch", "iwae-code"}),
       opt("adagrad-eps", K::Float, 1e-10, "Adagrad epsilon", {}, 0.0),
       opt("weight-decay", K::Float, 0.0,
           "L2 weight decay lambda: (lambda / 2) |theta|^2 is added to the per-example loss of every "
@@ -119,6 +125,9 @@ std::vector<OptionSpec> make_options() {
           "on the parameters, as Kingma & Welling 2013, is lambda = 1/N for N training examples. 0: off",
           {}, 0.0),
       opt("batch", K::Int, I(128), "minibatch size", {}, 1.0, 1e6),
+      opt("shuffle", K::Bool, true,
+          "draw each epoch's order of the training images afresh; false: the same minibatches in the "
+          "file's order every epoch (the IWAE paper's code)"),
       opt("epochs", K::Int, I(10), "training epochs", {}, 0.0, 1e6),
       opt("time-budget", K::Float, 0.0,
           "seconds of training (wall clock, evaluation not counted): stop after the step that "
@@ -387,6 +396,8 @@ TrainConfig core_train_config(const ConfigMap& c) {
   t.adam_beta2 = f("adam-beta2");
   t.adam_eps = f("adam-eps");
   t.adam_v0 = f("adam-v0");
+  t.adam_update = s("adam-update");
+  t.shuffle = std::get<bool>(c.at("shuffle"));
   t.adagrad_eps = f("adagrad-eps");
   t.weight_decay = f("weight-decay");
   t.batch = i("batch");

@@ -139,6 +139,8 @@ struct TrainConfig {
   double lr_decay;          // factor per epoch for exponential
   double adam_beta1, adam_beta2, adam_eps, adagrad_eps;
   double adam_v0;           // start of Adam's v (nn/optimizer.hpp)
+  std::string adam_update;  // torch | iwae-code (nn/optimizer.hpp)
+  bool shuffle = true;      // a fresh order of the training images each epoch
   double weight_decay = 0;  // lambda of (lambda / 2) |theta|^2 per example
   int64_t batch, epochs, seed, threads;
   double time_budget;    // seconds of training steps; 0: train all epochs

@@ -58,9 +58,15 @@ void add_weight_decay_grad(T* __restrict g, const T* __restrict p, std::size_t n
 // optimizers.py: shared_ones_like) with the same bias corrections. With v0 = 1, sqrt(v) stays
 // near 1 until the b2^t of the start has decayed (v = b2^t + ...): the first thousands of
 // steps are scaled down by it, a warm-up built into the optimizer.
+// delayed (--adam-update iwae-code): the step of that code as Theano evaluates it, every
+// update read from the values before the call, so the parameter moves with the moments
+// before this step's gradient, and eps is added to the uncorrected sqrt(v):
+//   p -= lr sqrt(1 - b2^t) / (1 - b1^t) * m_{t-1} / (sqrt(v_{t-1}) + eps)
+// (its first step does not move p: m_0 = 0).
 template <class T>
 struct Adam {
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8, v0 = 0;
+  bool delayed = false;
   int64_t t = 0;
   Buffer<T> m, v;
   T step_size = 0, inv_c2 = 0;  // of the current step (begin_step)
@@ -78,6 +84,11 @@ struct Adam {
   // array expressions would stream them through memory twice as often.
   template <bool Clear>
   void apply(T* __restrict p, T* __restrict g, std::size_t offset, std::size_t n) {
+    if (delayed) apply_delayed<Clear>(p, g, offset, n);
+    else apply_current<Clear>(p, g, offset, n);
+  }
+  template <bool Clear>
+  void apply_current(T* __restrict p, T* __restrict g, std::size_t offset, std::size_t n) {
     const T b1 = T(beta1), b2 = T(beta2), c1 = T(1) - b1, c2 = T(1) - b2;
     const T step = step_size, ic2 = inv_c2, e = T(eps);
     T* __restrict M = m.data() + offset;
@@ -90,6 +101,21 @@ struct Adam {
       M[i] = mi;
       V[i] = vi;
       p[i] -= step * mi / (std::sqrt(vi) * ic2 + e);
+      if constexpr (Clear) g[i] = T(0);
+    }
+  }
+  template <bool Clear>
+  void apply_delayed(T* __restrict p, T* __restrict g, std::size_t offset, std::size_t n) {
+    const T b1 = T(beta1), b2 = T(beta2), c1 = T(1) - b1, c2 = T(1) - b2;
+    const T step = step_size, ic2 = inv_c2, e = T(eps);
+    T* __restrict M = m.data() + offset;
+    T* __restrict V = v.data() + offset;
+#pragma omp simd
+    for (std::size_t i = 0; i < n; ++i) {
+      const T gi = g[i];
+      p[i] -= step * M[i] / ((std::sqrt(V[i]) + e) * ic2);  // step / ic2 is the code's alpha
+      M[i] = b1 * M[i] + c1 * gi;
+      V[i] = b2 * V[i] + c2 * gi * gi;
       if constexpr (Clear) g[i] = T(0);
     }
   }

@@ -85,6 +85,11 @@ eval::DisentangleOptions disentangle_options(const TrainConfig& tc) {
   return o;
 }
 
+void epoch_order(std::vector<uint32_t>& order, bool shuffle, std::mt19937_64& rng) {
+  std::iota(order.begin(), order.end(), 0u);
+  if (shuffle) std::shuffle(order.begin(), order.end(), rng);
+}
+
 std::vector<DataFile> data_files_for(const ConfigMap& config) {
   const TrainConfig tc = to_train_config(config);
   std::vector<DataFile> files;
@@ -146,6 +151,7 @@ void set_up(Trainer& t, const ConfigMap& config, RunResult& result) {
   t.model->reserve(std::min(t.B, t.N) * k, std::max<std::size_t>(500, std::size_t(tc.iw_chunk)));
   t.opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps,
                   t.model->num_params(), tc.adam_v0);
+  t.opt.adam.delayed = tc.adam_update == "iwae-code";
   t.opt.weight_decay = tc.weight_decay;
   t.train_rng = stream(tc.seed, kTrainStream);
   t.order.resize(t.N);
@@ -221,14 +227,13 @@ bool budget_spent(const Trainer& t, double epoch_seconds, double epoch_cpu_secon
   return spent >= t.tc.time_budget;
 }
 
-// One pass over the shuffled training set, cut short when the time budget is spent; on a
-// NaN/Inf loss, fills result and stops.
+// One pass over the training set (shuffled unless --shuffle false), cut short when the
+// time budget is spent; on a NaN/Inf loss, fills result and stops.
 EpochSums train_epoch(Trainer& t, int64_t epoch, double lr, RunResult& result) {
   const TrainConfig& tc = t.tc;
   const bool dynamic = tc.binarize == "dynamic";
   // Each epoch's order is a function of the RNG state alone, so a resumed run sees the same.
-  std::iota(t.order.begin(), t.order.end(), 0u);
-  std::shuffle(t.order.begin(), t.order.end(), t.train_rng);
+  epoch_order(t.order, tc.shuffle, t.train_rng);
   const auto t_epoch = Clock::now();
   const double cpu_epoch = cpu_seconds();
   auto t_report = t_epoch;

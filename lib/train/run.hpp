@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,10 @@ std::string training_identity(const ConfigMap& config);
 // The identity checkpoints were written with before that rule (every identity setting
 // hashed): accepted when resuming them.
 std::string legacy_training_identity(const ConfigMap& config);
+
+// An epoch's order of the N training images (order.size() = N): a fresh permutation drawn
+// from rng, or with shuffle false the file's order 0..N-1 and rng untouched (--shuffle).
+void epoch_order(std::vector<uint32_t>& order, bool shuffle, std::mt19937_64& rng);
 
 // The data files a configuration reads, with their checksums (for run identity).
 std::vector<DataFile> data_files_for(const ConfigMap& config);

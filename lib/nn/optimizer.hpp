@@ -84,11 +84,11 @@ struct Adam {
   // array expressions would stream them through memory twice as often.
   template <bool Clear>
   void apply(T* __restrict p, T* __restrict g, std::size_t offset, std::size_t n) {
-    if (delayed) apply_delayed<Clear>(p, g, offset, n);
-    else apply_current<Clear>(p, g, offset, n);
+    if (delayed) apply_form<Clear, true>(p, g, offset, n);
+    else apply_form<Clear, false>(p, g, offset, n);
   }
-  template <bool Clear>
-  void apply_current(T* __restrict p, T* __restrict g, std::size_t offset, std::size_t n) {
+  template <bool Clear, bool Delayed>
+  void apply_form(T* __restrict p, T* __restrict g, std::size_t offset, std::size_t n) {
     const T b1 = T(beta1), b2 = T(beta2), c1 = T(1) - b1, c2 = T(1) - b2;
     const T step = step_size, ic2 = inv_c2, e = T(eps);
     T* __restrict M = m.data() + offset;
@@ -98,24 +98,11 @@ struct Adam {
       const T gi = g[i];
       const T mi = b1 * M[i] + c1 * gi;
       const T vi = b2 * V[i] + c2 * gi * gi;
+      if constexpr (Delayed)
+        p[i] -= step * M[i] / ((std::sqrt(V[i]) + e) * ic2);  // step / ic2: the code's alpha
+      else p[i] -= step * mi / (std::sqrt(vi) * ic2 + e);
       M[i] = mi;
       V[i] = vi;
-      p[i] -= step * mi / (std::sqrt(vi) * ic2 + e);
-      if constexpr (Clear) g[i] = T(0);
-    }
-  }
-  template <bool Clear>
-  void apply_delayed(T* __restrict p, T* __restrict g, std::size_t offset, std::size_t n) {
-    const T b1 = T(beta1), b2 = T(beta2), c1 = T(1) - b1, c2 = T(1) - b2;
-    const T step = step_size, ic2 = inv_c2, e = T(eps);
-    T* __restrict M = m.data() + offset;
-    T* __restrict V = v.data() + offset;
-#pragma omp simd
-    for (std::size_t i = 0; i < n; ++i) {
-      const T gi = g[i];
-      p[i] -= step * M[i] / ((std::sqrt(V[i]) + e) * ic2);  // step / ic2 is the code's alpha
-      M[i] = b1 * M[i] + c1 * gi;
-      V[i] = b2 * V[i] + c2 * gi * gi;
       if constexpr (Clear) g[i] = T(0);
     }
   }

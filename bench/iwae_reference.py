@@ -100,32 +100,35 @@ def log_standard(z):
 class Model(nn.Module):
     """The paper's 1- or 2-stochastic-layer model; sizes as in section 5."""
 
-    def __init__(self, layers):
+    def __init__(self, layers, data=784, hidden=(200, 100), latent=None):
+        """The paper's sizes by default; tests/golden/make_golden_iwae.py builds small ones."""
         super().__init__()
         self.layers = layers
+        latent = latent or ((50,) if layers == 1 else (100, 50))
         if layers == 1:
-            self.q1 = GaussianLayer(784, 200, 50)
-            self.px = nn.Sequential(mlp([50, 200, 200]), nn.Linear(200, 784))
+            self.q1 = GaussianLayer(data, hidden[0], latent[0])
+            self.px = nn.Sequential(mlp([latent[0], hidden[0], hidden[0]]), nn.Linear(hidden[0], data))
         else:
-            self.q1 = GaussianLayer(784, 200, 100)
-            self.q2 = GaussianLayer(100, 100, 50)
-            self.p1 = GaussianLayer(50, 100, 100)
-            self.px = nn.Sequential(mlp([100, 200, 200]), nn.Linear(200, 784))
+            self.q1 = GaussianLayer(data, hidden[0], latent[0])
+            self.q2 = GaussianLayer(latent[0], hidden[1], latent[1])
+            self.p1 = GaussianLayer(latent[1], hidden[1], latent[0])
+            self.px = nn.Sequential(mlp([latent[0], hidden[0], hidden[0]]), nn.Linear(hidden[0], data))
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
 
-    def log_weights(self, x, k):
-        """x [B, 784] -> log w [k, B]: log p(x, z) - log q(z | x) of k samples each."""
+    def log_weights(self, x, k, noise=None):
+        """x [B, 784] -> log w [k, B]: log p(x, z) - log q(z | x) of k samples each. noise:
+        the standard normal draws of each layer, [k, B, latent] (default: drawn here)."""
         mu1, lv1 = self.q1(x)
-        z1 = mu1 + (0.5 * lv1).exp() * torch.randn((k,) + mu1.shape)
+        z1 = mu1 + (0.5 * lv1).exp() * (torch.randn((k,) + mu1.shape) if noise is None else noise[0])
         log_q = log_normal(z1, mu1, lv1)
         if self.layers == 1:
             log_p = log_standard(z1)
         else:
             mu2, lv2 = self.q2(z1)
-            z2 = mu2 + (0.5 * lv2).exp() * torch.randn_like(mu2)
+            z2 = mu2 + (0.5 * lv2).exp() * (torch.randn_like(mu2) if noise is None else noise[1])
             log_q = log_q + log_normal(z2, mu2, lv2)
             mp, lp = self.p1(z2)
             log_p = log_standard(z2) + log_normal(z1, mp, lp)

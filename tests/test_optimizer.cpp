@@ -77,8 +77,7 @@ TEST_CASE("Adam's iwae-code update: the step from the moments before this gradie
   for (const double v0 : {1.0, 0.0}) {
     DYNAMIC_SECTION("v0 = " << v0) {
       Optimizer<double> opt;
-      opt.configure("adam", b1, b2, eps, 0.0, p0.size(), v0);
-      opt.adam.delayed = true;
+      opt.configure("adam", b1, b2, eps, 0.0, p0.size(), v0, /*adam_delayed=*/true);
       Buffer<double> p(p0.begin(), p0.end()), g(p0.size());
       std::vector<double> param = p0, m(p0.size(), 0.0), v(p0.size(), v0);
       double timestep = 1;

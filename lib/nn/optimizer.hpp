@@ -146,14 +146,16 @@ struct Optimizer {
   double weight_decay = 0;  // lambda: the gradient read is g + lambda p (g itself is changed)
   Adam<T> adam;
   Adagrad<T> adagrad;
+  // adam_v0 and adam_delayed: Adam's start and step form above (--adam-v0, --adam-update).
   void configure(const std::string& k, double beta1, double beta2, double adam_eps, double adagrad_eps,
-                 std::size_t n, double adam_v0 = 0) {
+                 std::size_t n, double adam_v0 = 0, bool adam_delayed = false) {
     kind = k;
     is_adam = kind == "adam";
     adam.beta1 = beta1;
     adam.beta2 = beta2;
     adam.eps = adam_eps;
     adam.v0 = adam_v0;
+    adam.delayed = adam_delayed;
     adagrad.eps = adagrad_eps;
     if (kind == "adam") adam.reset(n);
     else adagrad.reset(n);

@@ -123,6 +123,14 @@ struct Trainer {
   bool progress = false, tty = false;
 };
 
+// A fresh optimizer of the run's settings for the model's parameters (the run's start, and
+// a second stage's).
+void configure_optimizer(Trainer& t) {
+  const TrainConfig& tc = t.tc;
+  t.opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps,
+                  t.model->num_params(), tc.adam_v0, tc.adam_update == "iwae-code");
+}
+
 // Data, model (from the init stream), optimizer and paths; no training state yet.
 void set_up(Trainer& t, const ConfigMap& config, RunResult& result) {
   const TrainConfig& tc = t.tc;
@@ -149,9 +157,7 @@ void set_up(Trainer& t, const ConfigMap& config, RunResult& result) {
   t.steps_per_epoch = (t.N + t.B - 1) / t.B;
   const std::size_t k = std::size_t(tc.k);  // rows per example in training
   t.model->reserve(std::min(t.B, t.N) * k, std::max<std::size_t>(500, std::size_t(tc.iw_chunk)));
-  t.opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps,
-                  t.model->num_params(), tc.adam_v0);
-  t.opt.adam.delayed = tc.adam_update == "iwae-code";
+  configure_optimizer(t);
   t.opt.weight_decay = tc.weight_decay;
   t.train_rng = stream(tc.seed, kTrainStream);
   t.order.resize(t.N);
@@ -388,8 +394,7 @@ RunResult train_and_evaluate(const ConfigMap& config, const RunOptions& options,
   for (int64_t epoch = t.start_epoch; epoch < total_epochs && !budget_spent(t, 0, 0); ++epoch) {
     if (epoch == tc.epochs && total_epochs > tc.epochs) {
       t.model->set_stage(2);
-      t.opt.configure(tc.optimizer, tc.adam_beta1, tc.adam_beta2, tc.adam_eps, tc.adagrad_eps,
-                      t.model->num_params(), tc.adam_v0);
+      configure_optimizer(t);
     }
     const int64_t stage_epoch = epoch < tc.epochs ? epoch : epoch - tc.epochs;
     const double lr = scheduled_lr(tc.lr_schedule, tc.lr, tc.lr_decay, stage_epoch);

@@ -120,6 +120,12 @@ TEST_CASE(
   c["arch"] = std::string("conv");
   CHECK_THROWS_WITH(to_train_config(c), Catch::Contains("key 'output-bias'"));
   c["arch"] = std::string("mlp");
+  for (const char* model : {"nvae", "vqvae"}) {
+    ConfigMap m = c;
+    m["model"] = std::string(model);
+    m["batch"] = int64_t(16);  // within nvae's rows per step
+    CHECK_THROWS_WITH(to_train_config(m), Catch::Contains("key 'output-bias'"));
+  }
   c["likelihood"] = std::string("gaussian");
   c["binarize"] = std::string("none");
   CHECK_THROWS_WITH(to_train_config(c), Catch::Contains("key 'output-bias'"));

@@ -336,17 +336,10 @@ void validate_core(const ConfigMap& c) {
   if (num("warmup") > 0 && num("warmup") > num("epochs") && num("epochs") > 0) {
     // allowed: warm-up longer than training is a legitimate (if odd) setting
   }
-  if (str("output-bias") == "data-logit") {
-    if (likelihood != "bernoulli")
-      throw ConfigError("key 'output-bias': data-logit sets a Bernoulli decoder's log-odds: use likelihood = "
-                        "bernoulli");
-    const std::string model = str("model");
-    if (model != "vae" && model != "ladder" && model != "hierarchical")
-      throw ConfigError("key 'output-bias': model = " + model + " has no per-pixel output bias to set");
-    if (model == "vae" && str("arch") != "mlp")
-      throw ConfigError(
-          "key 'output-bias': the conv decoder's bias is per channel: data-logit needs arch = mlp");
-  }
+  // Whether the model has a per-pixel output bias is its family's rule (its validate hook).
+  if (str("output-bias") == "data-logit" && likelihood != "bernoulli")
+    throw ConfigError("key 'output-bias': data-logit sets a Bernoulli decoder's log-odds: use likelihood = "
+                      "bernoulli");
   if (str("objective") == "iwae") {
     if (std::get<double>(c.at("beta")) != 1.0 || num("warmup") > 0 || std::get<double>(c.at("free-bits")) > 0)
       throw ConfigError("key 'objective': iwae is the bound on log p(x) itself: use beta = 1, warmup = 0, "

@@ -72,6 +72,8 @@ void validate_vae(const ConfigMap& c) {
     throw ConfigError("key 'free-bits': not defined for posterior = iaf (with iaf-steps > 0): the "
                       "flow mixes latent dimensions, so its single-sample KL has no per-dimension "
                       "parts to clamp; use free-bits = 0");
+  if (setting<std::string>(c, "output-bias") == "data-logit" && setting<std::string>(c, "arch") != "mlp")
+    throw ConfigError("key 'output-bias': the conv decoder's bias is per channel: data-logit needs arch = mlp");
 }
 
 // With another model: the posterior head is this family's (the ladder family has --variance).

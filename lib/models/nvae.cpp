@@ -55,6 +55,9 @@ void validate_nvae(const ConfigMap& c) {
   if (variance != "softplus" || setting<std::string>(c, "activation") == "leaky-relu")
     throw ConfigError(std::string("key '") + (variance != "softplus" ? "variance" : "activation") +
                       "': model = nvae has its own (exp(soft-clamped log sigma), Swish)");
+  if (setting<std::string>(c, "output-bias") != "init")
+    throw ConfigError(
+        "key 'output-bias': model = nvae has no per-pixel output bias to set (its decoder is conv)");
 }
 
 // "nvae, 2 scales x 2 groups of 8 channels"

@@ -65,6 +65,9 @@ void validate_vq(const ConfigMap& c) {
     throw ConfigError("key 'sigma': model = vqvae has no per-pixel sigma head");
   if (setting<std::string>(c, "posterior") != "gaussian" || setting<std::string>(c, "arch") != "mlp")
     throw ConfigError("key 'posterior'/'arch': model = vqvae has its own conv encoder and discrete codes");
+  if (setting<std::string>(c, "output-bias") != "init")
+    throw ConfigError(
+        "key 'output-bias': model = vqvae has no per-pixel output bias to set (its decoder is conv)");
   if (setting<int64_t>(c, "vq-levels") == 1 &&
       std::size_t(setting<int64_t>(c, "vq-top-codebook")) != VqShape{}.top_codebook)
     throw ConfigError("key 'vq-top-codebook': the top level's codebook needs vq-levels = 2");

@@ -21,6 +21,23 @@ using vae::testing::expect_near;
 using vae::testing::load_golden;
 using vae::testing::put;
 
+// The golden case's parameters into the model's flat layout, group by group by name; every
+// group of the model is in the file and every group of the file is in the model.
+template <class M>
+void put_params(M& model, const json& c) {
+  std::size_t filled = 0;
+  const auto groups = model.param_groups();
+  for (const auto& g : groups) {
+    INFO("group " << g.name);
+    REQUIRE(c["params"].contains(g.name));
+    REQUIRE(c["params"][g.name].size() == g.size);
+    put(model.params, g.offset, c["params"][g.name]);
+    filled += g.size;
+  }
+  REQUIRE(filled == model.num_params());
+  REQUIRE(c["params"].size() == groups.size());
+}
+
 TEST_CASE("VAE forward, loss and gradients equal PyTorch's", "[golden][vae]") {
   const json golden = load_golden("vae_small.json");
   REQUIRE(golden["cases"].size() == 7);
@@ -40,16 +57,8 @@ TEST_CASE("VAE forward, loss and gradients equal PyTorch's", "[golden][vae]") {
 
       // Our flat layout by its group names (enc<i>, enc_mu, ..., dec_out, [dec_logsig],
       // [log_sigma], .W and .b), named as the script names its tensors.
-      std::size_t filled = 0;
+      put_params(model, c);
       const auto groups = model.param_groups();
-      for (const auto& g : groups) {
-        REQUIRE(c["params"].contains(g.name));
-        REQUIRE(c["params"][g.name].size() == g.size);
-        put(model.params, g.offset, c["params"][g.name]);
-        filled += g.size;
-      }
-      REQUIRE(filled == model.num_params());
-      REQUIRE(c["params"].size() == groups.size());
 
       const std::size_t B = c["batch"];
       typename Vae<double>::Work w;
@@ -74,23 +83,6 @@ TEST_CASE("VAE forward, loss and gradients equal PyTorch's", "[golden][vae]") {
         expect_near(model.grads.data() + g.offset, c["grads"][g.name], tol, "grad " + g.name);
     }
   }
-}
-
-// The golden case's parameters into the model's flat layout, group by group by name; every
-// group of the model is in the file and every group of the file is in the model.
-template <class M>
-void put_params(M& model, const json& c) {
-  std::size_t filled = 0;
-  const auto groups = model.param_groups();
-  for (const auto& g : groups) {
-    INFO("group " << g.name);
-    REQUIRE(c["params"].contains(g.name));
-    REQUIRE(c["params"][g.name].size() == g.size);
-    put(model.params, g.offset, c["params"][g.name]);
-    filled += g.size;
-  }
-  REQUIRE(filled == model.num_params());
-  REQUIRE(c["params"].size() == groups.size());
 }
 
 // One case of iwae_models.json on our model: x replicated k times (row b k + j is sample j of

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""Golden values for tests/test_golden_iwae.cpp: the PyTorch reference of the IWAE paper's
-protocol (bench/iwae_reference.py, its own Model and loss_fn) in float64, on small sizes.
+"""Golden values for tests/test_golden.cpp ([golden][iwae]): the PyTorch reference of the IWAE
+paper's protocol (bench/iwae_reference.py, its own Model and loss_fn) in float64, on small sizes.
 
 The 1- and 2-stochastic-layer models of Burda et al. (2016) with fixed parameters, a fixed
 binary batch and fixed noise, k samples per example: every log weight, the VAE objective
